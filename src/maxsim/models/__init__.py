@@ -1,0 +1,7 @@
+"""Models: the MultiVectorEncoder, its modules, and layout translation."""
+
+from maxsim.models.encoder import MultiVectorEncoder
+from maxsim.models.errors import ModelLoadError
+from maxsim.models.modules import Dense, MultiVectorMask, Normalize, Transformer
+
+__all__ = ["Dense", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "Transformer"]

@@ -1,0 +1,211 @@
+"""MultiVectorEncoder: text -> one vector per token; load, encode, score, save."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from maxsim.models import formats
+from maxsim.models.builder import build_modules
+from maxsim.models.hub import resolve_model_folder
+from maxsim.models.modules import Dense, MultiVectorMask, Normalize, Transformer
+from maxsim.scoring import maxsim, maxsim_pairwise
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TASKS = ("query", "document")
+
+
+class MultiVectorEncoder(torch.nn.Module):
+    """A late-interaction model: ``Transformer`` then token-level steps (Dense, MultiVectorMask, Normalize).
+
+    ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
+    ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
+    ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype``: "float32",
+    "bfloat16" or "float16" for the forward pass; outputs are always float32.
+    """
+
+    def __init__(self, model_name_or_path: str | os.PathLike | None = None, *, modules: list | None = None,
+                 prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "float32",
+                 revision: str | None = None, token: str | None = None, cache_folder: str | None = None,
+                 local_files_only: bool = False, trust_remote_code: bool = False):
+        super().__init__()
+        if (model_name_or_path is None) == (modules is None):
+            raise ValueError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
+        self.layout = "modules"
+        if model_name_or_path is not None:
+            folder = resolve_model_folder(model_name_or_path, revision, token, cache_folder, local_files_only)
+            spec = formats.read_layout(folder)
+            modules = build_modules(spec, trust_remote_code=trust_remote_code)
+            prompts = {**spec.prompts, **(prompts or {})}
+            self.layout = spec.layout
+        if not modules or not isinstance(modules[0], Transformer):
+            raise ValueError("the first module must be a maxsim Transformer.")
+        self.transformer: Transformer = modules[0]
+        self.steps = torch.nn.ModuleList(modules[1:])
+        self.prompts = {k: v for k, v in (prompts or {}).items() if v}
+        for step in self.steps:
+            if isinstance(step, MultiVectorMask):
+                step.bind_tokenizer(self.tokenizer)
+        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.set_dtype(dtype)
+        self.eval()
+
+    @classmethod
+    def default(cls, **kwargs) -> "MultiVectorEncoder":
+        """The embedded default: all-MiniLM-L6-v2 token vectors (384-dim), no projection, no markers,
+        no query expansion, punctuation skipped on documents, L2-normalised. Fully offline."""
+        from maxsim.models.default import default_modules
+
+        return cls(modules=default_modules(), **kwargs)
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return self.transformer.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the output token vectors."""
+        dims = [s.out_features for s in self.steps if isinstance(s, Dense)]
+        return dims[-1] if dims else self.transformer.hidden_size
+
+    def set_dtype(self, dtype: str | torch.dtype) -> None:
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}.")
+            dtype = DTYPES[dtype]
+        self.to(dtype)
+
+    # -- preprocessing and forward (shared by inference and training) -------------------
+    def tokenize(self, texts, task: str | None) -> list[list[int]]:
+        """Validate texts, prepend the task's prompt, tokenize -> unpadded id lists."""
+        _check_task(task)
+        texts = _check_texts(texts)
+        prompt = self.prompts.get(task, "") if task else ""
+        return self.transformer.tokenize([prompt + t for t in texts], task)
+
+    def preprocess(self, texts, task: str | None) -> dict[str, torch.Tensor]:
+        """Texts -> padded features dict (``input_ids``, ``attention_mask`` (B, T), ...)."""
+        return self.transformer.collate(self.tokenize(texts, task), task)
+
+    def forward(self, features: dict, task: str | None = None) -> dict:
+        """Features -> ``token_embeddings`` (B, T, dim) and scoring ``attention_mask`` (B, T) bool."""
+        features = self.transformer(features, task)
+        for step in self.steps:
+            features = step(features, task)
+        if features["attention_mask"].dtype != torch.bool:
+            features["attention_mask"] = features["attention_mask"].bool()
+        return features
+
+    # -- encoding --------------------------------------------------------------------------
+    def encode_query(self, texts, **kwargs):
+        """Queries -> list of float32 arrays (n_tokens_i, dim); see ``encode`` for options."""
+        return self.encode(texts, task="query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        """Documents -> list of float32 arrays (n_tokens_i, dim); see ``encode`` for options."""
+        return self.encode(texts, task="document", **kwargs)
+
+    @torch.inference_mode()
+    def encode(self, texts, task: str | None = "document", batch_size: int = 32,
+               show_progress_bar: bool | None = None, convert_to_tensor: bool = False, pad: bool = False):
+        """Encode texts in length-sorted batches.
+
+        Returns a list of float32 numpy arrays (n_tokens_i, dim) (a single array for a single
+        string); ``convert_to_tensor=True`` gives torch tensors on the model's device instead;
+        ``pad=True`` gives ``(embeddings (N, T_max, dim), mask (N, T_max) bool)`` with zero padding.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        single = isinstance(texts, str)
+        ids = self.tokenize([texts] if single else texts, task)
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        results: list = [None] * len(ids)
+        batches = range(0, len(ids), batch_size)
+        if show_progress_bar is None:
+            show_progress_bar = len(batches) > 8 and sys.stderr.isatty()
+        device = self.device
+        for start in tqdm(batches, desc=f"encode {task or 'text'}", disable=not show_progress_bar):
+            rows = order[start: start + batch_size]
+            features = self.transformer.collate([ids[i] for i in rows], task)
+            features = {k: v.to(device) for k, v in features.items()}
+            out = self.forward(features, task)
+            mask = out["attention_mask"]
+            kept = out["token_embeddings"][mask].float()
+            if not convert_to_tensor:
+                kept = kept.cpu().numpy()
+            counts = mask.sum(1).tolist()
+            for row, piece in zip(rows, _split(kept, counts)):
+                results[row] = piece
+        if pad:
+            return _pad(results, self.dim)
+        return results[0] if single else results
+
+    # -- scoring -----------------------------------------------------------------------------
+    def similarity(self, query_embeddings, document_embeddings) -> np.ndarray:
+        """MaxSim matrix (Nq, Nd) float32 of encoded queries and documents (chunked, bounded memory)."""
+        return maxsim(query_embeddings, document_embeddings)
+
+    def similarity_pairwise(self, query_embeddings, document_embeddings) -> np.ndarray:
+        """MaxSim of each (query i, document i) pair -> (n,) float32."""
+        return maxsim_pairwise(query_embeddings, document_embeddings)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the sentence-transformers 6 layout, which sentence-transformers 6 loads as well."""
+        dtype = next(self.parameters()).dtype
+        if dtype != torch.float32:
+            self.float()
+        try:
+            formats.write_sentence_transformers(Path(folder), self.transformer, list(self.steps), self.prompts)
+        finally:
+            self.to(dtype)
+
+    def __repr__(self) -> str:
+        lines = [f"  (0): Transformer({self.transformer.get_config()}, architecture="
+                 f"{type(self.transformer.auto_model).__name__})"]
+        lines += [f"  ({i}): {step!r}" for i, step in enumerate(self.steps, start=1)]
+        return "MultiVectorEncoder(\n" + "\n".join(lines) + "\n)"
+
+
+def _check_task(task) -> None:
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be 'query', 'document' or None, got {task!r}.")
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}.")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str: pass text only (use '' for empty).")
+    return texts
+
+
+def _split(kept, counts: list[int]) -> list:
+    out, start = [], 0
+    for n in counts:
+        out.append(kept[start: start + n])
+        start += n
+    return out
+
+
+def _pad(items: list, dim: int):
+    width = max((len(x) for x in items), default=0)
+    is_torch = bool(items) and isinstance(items[0], torch.Tensor)
+    emb = np.zeros((len(items), width, dim), dtype=np.float32)
+    mask = np.zeros((len(items), width), dtype=bool)
+    for i, x in enumerate(items):
+        emb[i, : len(x)] = x.cpu().numpy() if is_torch else x
+        mask[i, : len(x)] = True
+    return (torch.from_numpy(emb), torch.from_numpy(mask)) if is_torch else (emb, mask)

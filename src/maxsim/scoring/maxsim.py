@@ -1,0 +1,129 @@
+"""MaxSim late-interaction scoring: matrix, pairwise and top-k, chunked to bounded memory.
+
+MaxSim(q, d) = sum over query vectors i of max over document vectors j of <q_i, d_j>.
+A document with no vectors scores 0. Inputs are lists of (n_tokens_i, dim) float arrays
+(numpy or torch) or one (n, tokens, dim) array; scores are float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+# Elements of the (query tokens x document tokens) block computed at once: 2**25 floats = 128 MiB.
+DEFAULT_BLOCK_ELEMENTS = 2**25
+
+
+def as_tensor_list(embeddings, name: str = "embeddings") -> list[torch.Tensor]:
+    """Normalise inputs to a list of 2-D float32 CPU-or-device tensors, checking shapes."""
+    if isinstance(embeddings, (np.ndarray, torch.Tensor)) and embeddings.ndim == 3:
+        embeddings = list(embeddings)
+    if not isinstance(embeddings, Sequence) and not isinstance(embeddings, (list, tuple)):
+        raise TypeError(f"{name} must be a list of (tokens, dim) arrays, got {type(embeddings).__name__}.")
+    out, dim = [], None
+    for i, item in enumerate(embeddings):
+        t = torch.from_numpy(np.asarray(item)) if not isinstance(item, torch.Tensor) else item
+        if t.ndim != 2:
+            raise ValueError(f"{name}[{i}] has shape {tuple(t.shape)}; expected (tokens, dim).")
+        if dim is not None and t.shape[1] != dim:
+            raise ValueError(f"{name}[{i}] has dim {t.shape[1]}, the others have {dim}.")
+        dim = t.shape[1]
+        out.append(t.float())
+    return out
+
+
+def pad_queries(queries: list[torch.Tensor], dim: int, device) -> torch.Tensor:
+    """(Nq, Lq_max, dim) with zero rows as padding: a zero query vector adds exactly 0 to MaxSim."""
+    width = max((q.shape[0] for q in queries), default=0)
+    out = torch.zeros(len(queries), width, dim, device=device)
+    for i, q in enumerate(queries):
+        out[i, : q.shape[0]] = q.to(device)
+    return out
+
+
+def pad_documents(documents: list[torch.Tensor], dim: int, device) -> torch.Tensor:
+    """(C, Ld_max, dim), each document padded by repeating its last vector: a repeated vector never
+    changes a max, so no mask is needed. Empty documents become zeros (score 0)."""
+    width = max((d.shape[0] for d in documents), default=0)
+    out = torch.zeros(len(documents), max(width, 1), dim, device=device)
+    for i, d in enumerate(documents):
+        n = d.shape[0]
+        if n:
+            out[i, :n] = d.to(device)
+            out[i, n:] = d[-1].to(device)
+    return out
+
+
+def _chunks_by_length(lengths: np.ndarray, budget_tokens: int) -> list[np.ndarray]:
+    """Groups of document indices, length-sorted, each padding to at most ``budget_tokens``."""
+    order = np.argsort(lengths, kind="stable")
+    chunks, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * max(int(lengths[order[end]]), 1) <= budget_tokens:
+            end += 1
+        chunks.append(order[start:end])
+        start = end
+    return chunks
+
+
+@torch.inference_mode()
+def maxsim(queries, documents, block_elements: int = DEFAULT_BLOCK_ELEMENTS, device=None) -> np.ndarray:
+    """MaxSim matrix: ``queries`` (Nq items of (Lq_i, D)) x ``documents`` (Nd items of (Ld_j, D))
+    -> (Nq, Nd) float32. Memory stays near ``block_elements`` * 4 bytes whatever Nd is."""
+    q_list, d_list = as_tensor_list(queries, "queries"), as_tensor_list(documents, "documents")
+    scores = np.zeros((len(q_list), len(d_list)), dtype=np.float32)
+    if not q_list or not d_list:
+        return scores
+    dim = q_list[0].shape[1]
+    if d_list[0].shape[1] != dim:
+        raise ValueError(f"queries have dim {dim} but documents have dim {d_list[0].shape[1]}.")
+    device = device or q_list[0].device
+    q_pad = pad_queries(q_list, dim, device)  # (Nq, Lq, D)
+    n_q, l_q = q_pad.shape[:2]
+    q_rows_per_block = max(1, min(n_q, block_elements // max(l_q, 1) // 64))
+    lengths = np.array([d.shape[0] for d in d_list])
+    for q_start in range(0, n_q, q_rows_per_block):
+        q_block = q_pad[q_start: q_start + q_rows_per_block]
+        q_flat = q_block.reshape(-1, dim).T.contiguous()  # (D, nq*Lq)
+        budget = max(1, block_elements // q_flat.shape[1])
+        for idx in _chunks_by_length(lengths, budget):
+            d_pad = pad_documents([d_list[i] for i in idx], dim, device)  # (C, Ld, D)
+            sim = torch.matmul(d_pad, q_flat)  # (C, Ld, nq*Lq)
+            best = sim.amax(dim=1).view(len(idx), q_block.shape[0], l_q).sum(-1)  # (C, nq)
+            scores[q_start: q_start + q_block.shape[0], idx] = best.T.float().cpu().numpy()
+    return scores
+
+
+@torch.inference_mode()
+def maxsim_pairwise(queries, documents, batch_size: int = 256) -> np.ndarray:
+    """MaxSim of ``queries[i]`` with ``documents[i]`` -> (n,) float32."""
+    q_list, d_list = as_tensor_list(queries, "queries"), as_tensor_list(documents, "documents")
+    if len(q_list) != len(d_list):
+        raise ValueError(f"pairwise scoring needs as many queries as documents, got {len(q_list)} and {len(d_list)}.")
+    out = np.zeros(len(q_list), dtype=np.float32)
+    for start in range(0, len(q_list), batch_size):
+        qs, ds = q_list[start: start + batch_size], d_list[start: start + batch_size]
+        if not qs:
+            continue
+        dim = qs[0].shape[1]
+        q_pad, d_pad = pad_queries(qs, dim, qs[0].device), pad_documents(ds, dim, qs[0].device)
+        sim = torch.bmm(q_pad, d_pad.transpose(1, 2))  # (b, Lq, Ld)
+        out[start: start + len(qs)] = sim.amax(-1).sum(-1).cpu().numpy()
+    return out
+
+
+def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a (Nq, Nd) score matrix -> (indices, scores), each (Nq, min(k, Nd)), best first;
+    ties broken by the lower column index."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}.")
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
+        np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(scores, idx, axis=1)
