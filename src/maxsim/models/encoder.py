@@ -127,7 +127,8 @@ class MultiVectorEncoder(torch.nn.Module):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         single = isinstance(texts, str)
-        ids = self.tokenize([texts] if single else texts, task)
+        texts = [texts] if single else _check_texts(texts)
+        ids = self.tokenize(texts, task) if texts else []
         order = np.argsort([-len(x) for x in ids], kind="stable")
         results: list = [None] * len(ids)
         batches = range(0, len(ids), batch_size)
@@ -171,8 +172,8 @@ class MultiVectorEncoder(torch.nn.Module):
             self.to(dtype)
 
     def __repr__(self) -> str:
-        lines = [f"  (0): Transformer({self.transformer.get_config()}, architecture="
-                 f"{type(self.transformer.auto_model).__name__})"]
+        config = {**self.transformer.get_config(), "architecture": type(self.transformer.auto_model).__name__}
+        lines = [f"  (0): Transformer({config})"]
         lines += [f"  ({i}): {step!r}" for i, step in enumerate(self.steps, start=1)]
         return "MultiVectorEncoder(\n" + "\n".join(lines) + "\n)"
 

@@ -116,14 +116,9 @@ def maxsim_pairwise(queries, documents, batch_size: int = 256) -> np.ndarray:
 
 
 def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a (Nq, Nd) score matrix -> (indices, scores), each (Nq, min(k, Nd)), best first;
-    ties broken by the lower column index."""
+    """Row-wise top-k of a (Nq, Nd) score matrix -> (indices, scores), each (Nq, min(k, Nd)), best
+    first; equal scores keep the lower column index first (a stable sort, O(Nd log Nd) per row)."""
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}.")
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-        np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
+    idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(scores, idx, axis=1)

@@ -78,8 +78,8 @@ class Transformer(Module):
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
             model = transformers.AutoModel.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"could not load the backbone from {folder}: {exc}") from None
+        except Exception as exc:  # transformers, safetensors and pickle raise many types
+            raise ModelLoadError(f"could not load the backbone from {folder}: {type(exc).__name__}: {exc}") from None
         finally:
             transformers.logging.set_verbosity(verbosity)
         register_prefix_tokens(tokenizer, prefix_tokens)

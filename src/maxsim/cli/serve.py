@@ -1,0 +1,45 @@
+"""``maxsim serve``: the HTTP service and web page over a retriever folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from maxsim.cli import app
+from maxsim.cli.common import user_errors
+from maxsim.server.schemas import Limits
+
+
+@app.command()
+def serve(
+    index: Path = typer.Argument(..., help="A retriever folder made by `maxsim index`."),
+    model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    api_key: str = typer.Option(None, "--api-key", envvar="MAXSIM_API_KEY",
+                                help="Require 'Authorization: Bearer KEY' on every route but /health and the page."),
+    max_batch: int = typer.Option(Limits.max_batch, min=1, help="Queries per search / documents per add."),
+    max_text_chars: int = typer.Option(Limits.max_text_chars, min=1, help="Characters per query or document."),
+    max_body_bytes: int = typer.Option(Limits.max_body_bytes, min=1, help="Bytes per request body."),
+    readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
+    threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
+                                                   "at least 1, so that concurrent searches do not oversubscribe)."),
+):
+    """Serve INDEX: POST /search, POST /documents, GET/DELETE /documents/{id}, POST /explain, GET /health,
+    GET /stats, the web page at / and the OpenAPI docs at /docs."""
+    import torch
+    import uvicorn
+
+    from maxsim.search.retriever import load_model
+    from maxsim.server import LiveRetriever, create_app
+
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
+    with user_errors():
+        live = LiveRetriever(index, load_model(model) if model else None, readers=readers)
+    limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
+    typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
+               f"(API docs: /docs; {'API key required' if api_key else 'no API key'}; "
+               f"{readers} readers x {torch.get_num_threads()} threads)")
+    uvicorn.run(create_app(live, api_key=api_key, limits=limits), host=host, port=port, log_level="warning")

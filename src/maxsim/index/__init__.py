@@ -1,0 +1,35 @@
+"""On-disk multi-vector indexes: ExactIndex (ground truth) and PlaidIndex (compressed, PLAID search).
+
+Both are crash-safe (atomic manifest commits), lock-protected against concurrent writers and
+readable by other processes while a writer writes. See docs/index.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maxsim.index.base import Hit, Index
+from maxsim.index.exact import ExactIndex
+from maxsim.index.storage import IndexCorruptedError, IndexLockedError, Manifest
+
+try:
+    from maxsim.index.plaid import PlaidIndex
+except ImportError:  # pragma: no cover - during development only
+    PlaidIndex = None
+
+KINDS = {"exact": ExactIndex}
+if PlaidIndex is not None:
+    KINDS["plaid"] = PlaidIndex
+
+
+def open_index(folder: str | Path, **kwargs) -> Index:
+    """Open the index in ``folder`` whatever its kind (read from its manifest)."""
+    body = Manifest.read(Path(folder))
+    try:
+        cls = KINDS[body["kind"]]
+    except KeyError:
+        raise ValueError(f"{folder}: unknown index kind {body['kind']!r}; known: {sorted(KINDS)}.") from None
+    return cls.open(folder, **kwargs)
+
+
+__all__ = ["ExactIndex", "Hit", "Index", "IndexCorruptedError", "IndexLockedError", "PlaidIndex", "open_index"]

@@ -1,0 +1,463 @@
+"""PlaidIndex: centroid + residual compression (ColBERTv2) and PLAID's staged search.
+
+Storage (per segment): ``codes`` (centroid id of each token, uint16 when there are at most 65,536
+centroids), ``residuals`` (each token's residual to its centroid, every dimension quantized to
+``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte), ``ivf_offsets`` /
+``ivf_docs`` (inverted file: for each centroid the segment-local documents with a token there,
+uint16 when the segment has at most 65,536 documents). Shared: ``centroids`` (float16) and the
+bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token plus the inverted file.
+
+Search of one query Q (Lq x dim), after PLAID (Santhanam et al., 2022):
+1. centroid scores S = C Q^T (n_centroids x Lq);
+2. candidates: documents in the inverted lists of the ``n_ivf_probe`` best centroids of each
+   query token;
+3. approximate score with centroid pruning: sum_i max_{tokens t of d, S_max(c_t) >=
+   centroid_score_threshold} S[c_t, i] over all candidates; keep the best 4 * n_full_scores;
+4. approximate score without pruning (sum_i max_t S[c_t, i]); keep the best ``n_full_scores``;
+5. decompress those documents (centroid + bucket weights of the residual codes, renormalized
+   when the collection is unit-norm) and rank them by exact MaxSim (``maxsim.scoring.maxsim``).
+
+Defaults chosen from the collection (``resolve_search_params``): see docs/index.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import warnings
+
+import faiss
+import numpy as np
+import torch
+
+from maxsim.index.segmented import Segment, SegmentedIndex, merge_topk, token_ranges
+from maxsim.index.storage import IndexCorruptedError, load_array
+from maxsim.scoring import maxsim
+
+STAGE2_FACTOR = 2  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4
+SEARCH_KEYS = ("n_ivf_probe", "centroid_score_threshold", "n_full_scores")
+
+
+MAX_AUTO_CENTROIDS = 1 << 13
+
+
+def auto_n_centroids(n_tokens: int) -> int:
+    """2^floor(log2(8 sqrt(T))) for T token vectors, at most 8,192 (bounds CPU build time) and at
+    most 2^floor(log2(T / 8)) (at least 8 vectors per centroid), at least 1."""
+    by_sqrt = min(MAX_AUTO_CENTROIDS, 1 << int(math.floor(math.log2(max(8.0 * math.sqrt(max(n_tokens, 1)), 1.0)))))
+    by_size = 1 << int(math.floor(math.log2(max(n_tokens / 8.0, 1.0))))
+    return max(1, min(by_sqrt, by_size))
+
+
+def resolve_search_params(n_docs: int, k: int, params: dict) -> dict:
+    """Defaults from the collection size ``n_docs`` and ``k`` (explicit values win)."""
+    auto = {
+        "n_ivf_probe": 4 if n_docs <= 50_000 else 8,
+        "centroid_score_threshold": 0.4,
+        "n_full_scores": max(4 * k, 256 if n_docs <= 20_000 else 512),
+    }
+    return {key: auto[key] if params.get(key) is None else params[key] for key in SEARCH_KEYS}
+
+
+class PlaidIndex(SegmentedIndex):
+    """Compressed multi-vector index with PLAID search. See the module docstring."""
+
+    kind = "plaid"
+    default_params = {"nbits": 4, "n_centroids": None, "kmeans_niters": 4, "max_points_per_centroid": 32,
+                      "n_ivf_probe": None, "centroid_score_threshold": None, "n_full_scores": None,
+                      "drift_bound": 1.5, "seed": 0}
+    segment_arrays = ("codes", "residuals")
+
+    @classmethod
+    def _check_params(cls, dim: int, params: dict) -> None:
+        if params["nbits"] not in (1, 2, 4):
+            raise ValueError(f"nbits must be 1, 2 or 4, got {params['nbits']!r}.")
+        if dim * params["nbits"] % 8:
+            raise ValueError(f"dim * nbits must be a multiple of 8 (dim={dim}, nbits={params['nbits']}).")
+        if params["n_centroids"] is not None and int(params["n_centroids"]) < 1:
+            raise ValueError("n_centroids must be positive.")
+        if int(params["kmeans_niters"]) < 1:
+            raise ValueError("kmeans_niters must be at least 1.")
+        _check_search_values(params)
+        if float(params["drift_bound"]) <= 1.0:
+            raise ValueError("drift_bound must be greater than 1.")
+
+    # ------------------------------------------------------------------ shared state
+    def _load_shared(self, body: dict) -> None:
+        shared = body.get("shared_files") or {}
+        if not shared:
+            self._centroids = None
+            return
+        folder = self.folder
+        centroids = np.asarray(load_array(folder, shared["centroids"], mmap=False), dtype=np.float32)
+        if centroids.ndim != 2 or centroids.shape[1] != body["dim"] or not np.isfinite(centroids).all():
+            raise IndexCorruptedError(f"{folder / shared['centroids']}: bad centroid array {centroids.shape}.")
+        buckets = np.asarray(load_array(folder, shared["buckets"], mmap=False), dtype=np.float32)
+        n_b = 1 << body["params"]["nbits"]
+        if buckets.shape != (2 * n_b - 1,) or not np.isfinite(buckets).all():
+            raise IndexCorruptedError(f"{folder / shared['buckets']}: bad bucket array {buckets.shape}.")
+        self._centroids = centroids
+        self._cutoffs, self._weights = buckets[: n_b - 1], buckets[n_b - 1:]
+        self._lut = _lookup_table(self._weights, body["params"]["nbits"])
+        self._normalized = bool(body["state"]["normalized"])
+
+    def _check_segment(self, seg: Segment, body: dict) -> None:
+        a, files = seg.arrays, seg.entry["files"]
+        n_c = body["state"]["n_centroids"]
+        width = body["dim"] * body["params"]["nbits"] // 8
+
+        def bad(name, why):
+            raise IndexCorruptedError(f"{self.folder / files[name]}: {why}")
+
+        if a["codes"].shape != (seg.n_tokens,):
+            bad("codes", f"{a['codes'].shape[0]} codes for {seg.n_tokens} tokens.")
+        if a["residuals"].shape != (seg.n_tokens, width) or a["residuals"].dtype != np.uint8:
+            bad("residuals", f"shape {a['residuals'].shape}, expected ({seg.n_tokens}, {width}) uint8.")
+        # codes index the centroids: range-check them (cheap: 2 bytes per token)
+        if seg.n_tokens and int(np.max(a["codes"])) >= n_c:
+            bad("codes", f"centroid id out of range (>= {n_c}).")
+        # the inverted file is derived from the codes when a segment is loaded (not stored)
+        a["ivf_offsets"], a["ivf_docs"] = self._ivf(np.asarray(a["codes"]), seg.doclens, n_c, seg.n_docs)
+
+    # ------------------------------------------------------------------ compression
+    def _assign(self, x: np.ndarray, centroids: np.ndarray, normalized: bool) -> np.ndarray:
+        """Nearest centroid of each row (inner product for unit-norm data, else L2). From 2,048
+        centroids on, a two-level faiss index (IVF over the centroids, 1/8 of its lists probed)
+        replaces the exhaustive scan: ~6x less work, and a rare second-nearest centroid only makes
+        that token's residual slightly larger."""
+        n_c, dim = centroids.shape
+        metric = faiss.METRIC_INNER_PRODUCT if normalized else faiss.METRIC_L2
+        if n_c >= 2048 and len(x) > 4 * n_c:
+            nlist = 1 << int(round(math.log2(math.sqrt(n_c))))
+            quantizer = faiss.IndexFlat(dim, metric)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+            index.cp.seed = 0
+            index.train(centroids)
+            index.add(centroids)
+            index.nprobe = max(1, nlist // 8)
+        else:
+            index = faiss.IndexFlat(dim, metric)
+            index.add(centroids)
+        codes = np.empty(len(x), dtype=np.int64)
+        step = 1 << 16
+        for s in range(0, len(x), step):
+            codes[s: s + step] = index.search(np.ascontiguousarray(x[s: s + step], dtype=np.float32), 1)[1][:, 0]
+        if len(x) and codes.min() < 0:  # an empty probe list: fall back to the exhaustive scan
+            bad = np.nonzero(codes < 0)[0]
+            flat = faiss.IndexFlat(dim, metric)
+            flat.add(centroids)
+            codes[bad] = flat.search(np.ascontiguousarray(x[bad], dtype=np.float32), 1)[1][:, 0]
+        return codes
+
+    def _compress(self, x: np.ndarray, centroids, cutoffs, nbits, normalized):
+        """-> codes (int64), packed residuals (uint8), sum of squared residual norms."""
+        codes = self._assign(x, centroids, normalized)
+        width = x.shape[1] * nbits // 8
+        packed = np.empty((len(x), width), dtype=np.uint8)
+        sse = 0.0
+        step = 1 << 15
+        for s in range(0, len(x), step):
+            r = np.asarray(x[s: s + step], dtype=np.float32) - centroids[codes[s: s + step]]
+            sse += float(np.einsum("ij,ij->", r, r))
+            packed[s: s + step] = _pack(torch.bucketize(torch.from_numpy(r), torch.from_numpy(cutoffs), right=True)
+                                        .to(torch.uint8).numpy(), nbits)
+        return codes, packed, sse
+
+    def _decompress(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+        v = self._centroids[codes]
+        v += self._lut[residuals].reshape(len(codes), self._centroids.shape[1])
+        if self._normalized:
+            norms = np.linalg.norm(v, axis=1, keepdims=True)
+            np.divide(v, np.maximum(norms, 1e-12), out=v)
+        return v
+
+    def _train(self, sample: np.ndarray, n_tokens_total: int, normalized: bool, body: dict):
+        """k-means (faiss) on ``sample`` -> centroids (float16-rounded), bucket cutoffs and weights."""
+        p = body["params"]
+        n_c = int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(n_tokens_total)
+        n_c = max(1, min(n_c, len(sample)))
+        rng = np.random.default_rng(p["seed"])
+        limit = n_c * int(p["max_points_per_centroid"])
+        if len(sample) > limit:
+            sample = sample[np.sort(rng.choice(len(sample), limit, replace=False))]
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        km = faiss.Kmeans(sample.shape[1], n_c, niter=int(p["kmeans_niters"]), seed=int(p["seed"]),
+                          spherical=normalized, max_points_per_centroid=int(p["max_points_per_centroid"]),
+                          min_points_per_centroid=1, verbose=False)
+        km.train(sample)
+        centroids = km.centroids.astype(np.float16).astype(np.float32)
+        codes = self._assign(sample, centroids, normalized)
+        r = sample - centroids[codes]
+        n_b = 1 << int(p["nbits"])
+        flat = r.ravel()
+        if len(flat) > 1 << 22:
+            flat = flat[rng.choice(len(flat), 1 << 22, replace=False)]
+        cutoffs = np.quantile(flat, np.arange(1, n_b) / n_b).astype(np.float32)
+        # weight of a bucket: the mean of the residual values falling in it (the MSE-optimal
+        # reconstruction for these cutoffs; ColBERTv2 uses the bucket's middle quantile)
+        which = np.searchsorted(cutoffs, flat, side="right")
+        sums, counts = np.bincount(which, flat, n_b), np.bincount(which, minlength=n_b)
+        mid = np.quantile(flat, (np.arange(n_b) + 0.5) / n_b)
+        weights = np.where(counts > 0, sums / np.maximum(counts, 1), mid).astype(np.float32)
+        mse = float(np.einsum("ij,ij->", r, r)) / max(len(r), 1)
+        return centroids, cutoffs, weights, mse
+
+    def _ivf(self, codes: np.ndarray, doclens: np.ndarray, n_c: int, n_docs: int):
+        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
+        pairs = np.unique(codes.astype(np.int64) * max(n_docs, 1) + doc_of_token)  # sorted by centroid
+        cells, docs = pairs // max(n_docs, 1), pairs % max(n_docs, 1)
+        offsets = np.zeros(n_c + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cells, minlength=n_c), out=offsets[1:])
+        return offsets, docs.astype(np.int32)
+
+    def _segment_arrays_from(self, codes, packed, doclens, n_c):
+        return {"codes": codes.astype(np.uint16 if n_c <= 1 << 16 else np.int32), "residuals": packed}
+
+    def _prepare_add(self, body, writer, embeddings, doclens):
+        state, p = body["state"], body["params"]
+        n_new = int(doclens.sum())
+        x = np.empty((n_new, body["dim"]), dtype=np.float32)
+        pos = 0
+        for e in embeddings:
+            x[pos: pos + len(e)] = e
+            pos += len(e)
+        normalized_batch = bool(n_new == 0 or np.abs(np.linalg.norm(x[: 1 << 16], axis=1) - 1).max() < 1e-2)
+        if not body.get("shared_files"):
+            self._retrain(body, writer, x, normalized_batch)
+        else:
+            total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
+            grown = p["n_centroids"] is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
+            codes, packed, sse = self._compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
+            added_tokens = state["added_tokens"] + n_new
+            drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p["drift_bound"] * state["train_mse"] \
+                and added_tokens >= 0.05 * state["n_tokens_at_training"]
+            lost_norm = self._normalized and not normalized_batch
+            if grown or drift or lost_norm:
+                self._retrain(body, writer, x, normalized_batch and self._normalized)
+            else:
+                state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
+                return self._segment_arrays_from(codes, packed, doclens, state["n_centroids"])
+        # retrained: compress the new batch with the new centroids
+        codes, packed, sse = self._compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
+                                            body["state"]["normalized"])
+        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"])
+
+    def _retrain(self, body, writer, new_x: np.ndarray, normalized: bool) -> None:
+        """Train centroids and buckets on the stored (decompressed) vectors plus ``new_x``, then
+        recompress every stored segment under new file names (one atomic commit with the add)."""
+        old_parts = []
+        if body.get("shared_files"):
+            for entry in body["segments"]:
+                seg = self._segment_for_entry(body, entry, writer)
+                keep = np.nonzero(~seg.dead)[0]
+                tok = token_ranges(seg.offsets, keep)
+                old_parts.append((seg, keep, self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64),
+                                                              np.asarray(seg.arrays["residuals"][tok]))))
+        old = [v for _, _, v in old_parts]
+        total = len(new_x) + sum(len(v) for v in old)
+        p = body["params"]
+        limit = max(1, (int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(total))
+                    * int(p["max_points_per_centroid"]))
+        pool = np.concatenate(old + [new_x]) if old else new_x
+        if len(pool) > limit:
+            pool = pool[np.sort(np.random.default_rng(p["seed"]).choice(len(pool), limit, replace=False))]
+        if len(pool) == 0:
+            pool = np.zeros((1, body["dim"]), dtype=np.float32)
+        centroids, cutoffs, weights, mse = self._train(pool, total, normalized, body)
+        from maxsim.index.storage import new_tag
+        tag = new_tag()
+        body["shared_files"] = {
+            "centroids": writer.array(f"shared-{tag}-centroids.npy", centroids.astype(np.float16)),
+            "buckets": writer.array(f"shared-{tag}-buckets.npy", np.concatenate([cutoffs, weights])),
+        }
+        body["state"] = {"n_centroids": int(len(centroids)), "normalized": bool(normalized),
+                         "n_tokens_at_training": int(total), "train_mse": mse,
+                         "added_tokens": 0, "added_sse": 0.0}
+        self._new_centroids, self._new_cutoffs = centroids, cutoffs
+        # recompress the stored documents (tombstoned ones are dropped on the way)
+        new_segments = []
+        for seg, keep, vectors in old_parts:
+            if not len(keep):
+                continue
+            codes, packed, _ = self._compress(vectors, centroids, cutoffs, p["nbits"], normalized)
+            doclens = seg.doclens[keep]
+            arrays = self._segment_arrays_from(codes, packed, doclens, len(centroids))
+            meta = seg.metadata
+            new_segments.append(self._write_segment(writer, [seg.ids[j] for j in keep],
+                                                    [meta[j] for j in keep], doclens, arrays))
+        body["segments"] = new_segments
+
+    def _merge_arrays(self, body, parts, doclens):
+        codes = np.concatenate([np.asarray(seg.arrays["codes"][token_ranges(seg.offsets, keep)], np.int64)
+                                for seg, keep in parts])
+        packed = np.concatenate([np.asarray(seg.arrays["residuals"][token_ranges(seg.offsets, keep)])
+                                 for seg, keep in parts])
+        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"])
+
+    def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for j in locals_:
+            a, b = seg.offsets[j], seg.offsets[j + 1]
+            out.append(self._decompress(np.asarray(seg.arrays["codes"][a:b], np.int64),
+                                        np.asarray(seg.arrays["residuals"][a:b])))
+        return out
+
+    def compression_error(self, sample: int = 100_000) -> float:
+        """Mean squared residual error per token at training (for monitoring drift)."""
+        return float(self._body["state"].get("train_mse", float("nan")))
+
+    # ------------------------------------------------------------------ search
+    def search(self, query_embeddings, k: int = 10, subset=None, *, n_ivf_probe: int | None = None,
+               centroid_score_threshold: float | None = None, n_full_scores: int | None = None):
+        """PLAID search; the three settings default to the index's values, else to the collection-size
+        rule (``resolve_search_params``). ``n_ivf_probe=n_centroids, centroid_score_threshold=-inf,
+        n_full_scores >= len(index)`` makes it exhaustive (exact MaxSim on decompressed vectors)."""
+        _check_search_values({"n_ivf_probe": n_ivf_probe, "n_full_scores": n_full_scores,
+                              "centroid_score_threshold": centroid_score_threshold})
+        return super().search(query_embeddings, k, subset, n_ivf_probe=n_ivf_probe,
+                              centroid_score_threshold=centroid_score_threshold, n_full_scores=n_full_scores)
+
+    @torch.inference_mode()
+    def _search(self, queries, k, mask, **options):
+        stored = {key: self._body["params"].get(key) for key in SEARCH_KEYS}
+        given = {key: options.get(key) if options.get(key) is not None else stored[key] for key in SEARCH_KEYS}
+        _check_search_values(given)
+        sp = resolve_search_params(len(self), k, given)
+        n_probe = max(1, min(int(sp["n_ivf_probe"]), len(self._centroids)))
+        n_full = max(int(sp["n_full_scores"]), k)
+        thr = float(sp["centroid_score_threshold"])
+        subset_direct = int(mask.sum()) <= 4 * n_full and int(mask.sum()) < len(mask)
+        results = []
+        scores_all = self._centroids @ np.concatenate(queries).T  # (K, sum Lq)
+        start = 0
+        for q in queries:
+            s = np.ascontiguousarray(scores_all[:, start: start + len(q)])
+            start += len(q)
+            results.append(self._search_one(q, s, k, mask, n_probe, thr, n_full, subset_direct))
+        return results
+
+    def _search_one(self, q, s, k, mask, n_probe, thr, n_full, subset_direct):
+        if subset_direct:  # a small subset: every member is a candidate
+            cand = np.nonzero(mask)[0]
+        else:
+            cand = self._stage2(s, mask, n_probe, thr, n_full)
+        if not len(cand):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        # 4. approximate scores from the centroids of all tokens of the best candidates
+        if len(cand) > n_full:
+            approx = self._centroid_scores(cand, s)
+            cand = cand[_top(approx, n_full, cand)]
+        # 5. exact MaxSim on decompressed vectors
+        vectors = self._gather_vectors(cand)
+        exact = maxsim([torch.from_numpy(q)], [torch.from_numpy(v) for v in vectors])[0]
+        return merge_topk(None, cand, exact, k)
+
+    def _stage2(self, s, mask, n_probe, thr, n_full):
+        """Candidates (docs in the inverted lists of the probed cells) scored from the inverted
+        file with centroid pruning: per query token, the best score among the document's
+        centroids that are probed or score >= thr (floor 0); the best 4 * n_full are kept."""
+        n_c, lq = s.shape
+        if n_probe >= n_c:
+            probed = np.ones(n_c, dtype=bool)
+        else:
+            probed = np.zeros(n_c, dtype=bool)
+            probed[np.argpartition(-s, n_probe - 1, axis=0)[:n_probe].ravel()] = True
+        cells = np.nonzero(probed | (s.max(axis=1) >= thr))[0]
+        st = torch.from_numpy(s)
+        all_cand, all_scores = [], []
+        for si, seg in enumerate(self._segments):
+            off, ivf_docs = seg.arrays["ivf_offsets"], seg.arrays["ivf_docs"]
+            starts = np.asarray(off[cells], dtype=np.int64)
+            lens = np.asarray(off[cells + 1], dtype=np.int64) - starts
+            total = int(lens.sum())
+            if total == 0:
+                continue
+            pos = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(total)
+            docs = np.asarray(ivf_docs[pos]).astype(np.int64)
+            cell_of = np.repeat(cells, lens)
+            base = int(self._bases[si])
+            is_cand = np.zeros(seg.n_docs, dtype=bool)
+            is_cand[docs[probed[cell_of]]] = True
+            is_cand &= mask[base: base + seg.n_docs]
+            local = np.nonzero(is_cand)[0]
+            if not len(local):
+                continue
+            acc = torch.zeros(seg.n_docs, lq)
+            with warnings.catch_warnings():  # "index_reduce() is in beta"
+                warnings.simplefilter("ignore")
+                acc.index_reduce_(0, torch.from_numpy(docs), st[torch.from_numpy(cell_of)], "amax", include_self=True)
+            all_cand.append(local + base)
+            all_scores.append(acc[torch.from_numpy(local)].sum(1).numpy())
+        if not all_cand:
+            return np.zeros(0, np.int64)
+        cand, scores = np.concatenate(all_cand), np.concatenate(all_scores)
+        if len(cand) > STAGE2_FACTOR * n_full:
+            cand = cand[_top(scores, STAGE2_FACTOR * n_full, cand)]
+        return cand
+
+    def _per_segment(self, cand: np.ndarray):
+        """Yield (segment, local positions, slice of cand) for sorted or unsorted global positions."""
+        seg_idx = np.searchsorted(self._bases, cand, side="right") - 1
+        for si in np.unique(seg_idx):
+            sel = np.nonzero(seg_idx == si)[0]
+            yield self._segments[si], cand[sel] - self._bases[si], sel
+
+    def _centroid_scores(self, cand: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """sum_i max_{t in d} s[code_t, i] for each candidate d (0 for a document without tokens)."""
+        out = np.zeros(len(cand), dtype=np.float32)
+        for seg, local, sel in self._per_segment(cand):
+            lens = seg.doclens[local]
+            nz = lens > 0
+            if not nz.any():
+                continue
+            local, sel, lens = local[nz], sel[nz], lens[nz]
+            tok = token_ranges(seg.offsets, local)
+            vals = s[np.asarray(seg.arrays["codes"][tok], dtype=np.int64)]  # (n_tok, Lq)
+            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+            out[sel] = np.maximum.reduceat(vals, starts, axis=0).sum(axis=1)
+        return out
+
+    def _gather_vectors(self, cand: np.ndarray) -> list[np.ndarray]:
+        out: list = [None] * len(cand)
+        for seg, local, sel in self._per_segment(cand):
+            tok = token_ranges(seg.offsets, local)
+            v = self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
+            parts = np.split(v, np.cumsum(seg.doclens[local])[:-1])
+            for i, part in zip(sel, parts):
+                out[i] = part
+        return out
+
+
+def _top(scores: np.ndarray, n: int, cand: np.ndarray) -> np.ndarray:
+    """Positions of the ``n`` best scores (ties: lower candidate position), unordered."""
+    if len(scores) <= n:
+        return np.arange(len(scores))
+    return np.lexsort((cand, -scores))[:n]
+
+
+def _check_search_values(params: dict) -> None:
+    for key in ("n_ivf_probe", "n_full_scores"):
+        v = params.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{key} must be a positive integer or None, got {v!r}.")
+    v = params.get("centroid_score_threshold")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)):
+        raise ValueError(f"centroid_score_threshold must be a number or None, got {v!r}.")
+
+
+def _pack(codes: np.ndarray, nbits: int) -> np.ndarray:
+    """(n, dim) bucket indices < 2^nbits -> (n, dim * nbits / 8) uint8, first value in the high bits."""
+    per = 8 // nbits
+    c = codes.reshape(len(codes), -1, per).astype(np.uint8)
+    out = np.zeros(c.shape[:2], dtype=np.uint8)
+    for j in range(per):
+        out |= c[:, :, j] << np.uint8(nbits * (per - 1 - j))
+    return out
+
+
+def _lookup_table(weights: np.ndarray, nbits: int) -> np.ndarray:
+    """(256, 8 / nbits) float32: the bucket weights of the values packed in each byte."""
+    per = 8 // nbits
+    b = np.arange(256, dtype=np.uint16)
+    idx = np.stack([(b >> (nbits * (per - 1 - j))) & ((1 << nbits) - 1) for j in range(per)], axis=1)
+    return weights[idx].astype(np.float32)

@@ -1,0 +1,560 @@
+"""Segmented storage common to ExactIndex and PlaidIndex: ids, metadata, tombstones, commits.
+
+An index is a list of immutable segments (one per ``add``, merged by compaction). A segment holds
+``ids.json``, optional ``meta.json``, ``doclens.npy`` and the kind's token arrays; deletions are a
+per-segment ``tomb`` array of local positions, replaced (never edited) on each ``remove``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from maxsim.index.base import Hit, Index
+from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, IndexCorruptedError, Manifest,
+                                  check_files, collect_garbage, load_array, load_json, new_tag, writer_lock)
+
+MAX_OPEN_RETRIES = 8
+
+
+class Segment:
+    """One committed segment, loaded: ids, metadata, doc lengths/offsets, deletion mask, arrays."""
+
+    def __init__(self, folder: Path, entry: dict, dim: int):
+        self.entry = entry
+        files = entry["files"]
+        self.n_docs, self.n_tokens = int(entry["n_docs"]), int(entry["n_tokens"])
+        self.ids = load_json(folder, files["ids"])
+        if not isinstance(self.ids, list) or len(self.ids) != self.n_docs:
+            raise IndexCorruptedError(f"{folder / files['ids']}: expected a list of {self.n_docs} ids.")
+        self.meta_file = files.get("metadata")
+        self._metadata = None
+        self.folder = folder
+        doclens = np.asarray(load_array(folder, files["doclens"], mmap=False), dtype=np.int64)
+        if doclens.shape != (self.n_docs,) or (doclens < 0).any() or int(doclens.sum()) != self.n_tokens:
+            raise IndexCorruptedError(f"{folder / files['doclens']}: document lengths do not match the manifest "
+                                      f"({self.n_docs} documents, {self.n_tokens} tokens).")
+        self.doclens = doclens
+        self.offsets = np.zeros(self.n_docs + 1, dtype=np.int64)
+        np.cumsum(doclens, out=self.offsets[1:])
+        self.dead = np.zeros(self.n_docs, dtype=bool)
+        if files.get("tombstones"):
+            tomb = np.asarray(load_array(folder, files["tombstones"], mmap=False))
+            if tomb.ndim != 1 or (tomb.size and (tomb.min() < 0 or tomb.max() >= self.n_docs)):
+                raise IndexCorruptedError(f"{folder / files['tombstones']}: positions out of range.")
+            self.dead[tomb] = True
+        self.arrays: dict[str, np.ndarray] = {}
+
+    @property
+    def metadata(self) -> list:
+        if self._metadata is None:
+            if self.meta_file:
+                meta = load_json(self.folder, self.meta_file)
+                if not isinstance(meta, list) or len(meta) != self.n_docs:
+                    raise IndexCorruptedError(f"{self.folder / self.meta_file}: expected {self.n_docs} entries.")
+                self._metadata = meta
+            else:
+                self._metadata = [None] * self.n_docs
+        return self._metadata
+
+    @property
+    def n_live(self) -> int:
+        return self.n_docs - int(self.dead.sum())
+
+
+def as_float_array(x, what: str) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        x = x.numpy()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{what}: expected a float array, got dtype {arr.dtype}.")
+    return arr
+
+
+class SegmentedIndex(Index):
+    """Shared implementation; subclasses define the token arrays and the search."""
+
+    kind = ""
+    default_params: dict = {}
+    segment_arrays: tuple[str, ...] = ()
+
+    @classmethod
+    def _check_params(cls, dim: int, params: dict) -> None:
+        """Subclass hook: validate creation parameters."""
+
+    # ------------------------------------------------------------------ lifecycle
+    def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0):
+        self.folder = Path(folder)
+        self.lock_timeout = lock_timeout
+        self._segment_cache: dict[str, Segment] = {}
+        self._load_state(body)
+
+    @classmethod
+    def create(cls, folder, dim: int, **params):
+        folder = Path(folder)
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        unknown = set(params) - set(cls.default_params) - {"lock_timeout"}
+        if unknown:
+            raise TypeError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
+                            f"known: {sorted(cls.default_params)}.")
+        lock_timeout = float(params.pop("lock_timeout", 60.0))
+        merged = {**cls.default_params, **params}
+        cls._check_params(int(dim), merged)
+        folder.mkdir(parents=True, exist_ok=True)
+        with writer_lock(folder, lock_timeout):
+            if (folder / MANIFEST).exists():
+                raise FileExistsError(f"{folder} already holds an index; open it with open_index().")
+            body = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind, "version": 1,
+                    "dim": int(dim), "params": merged, "state": {}, "segments": [], "files": {},
+                    "counts": {"documents": 0, "tokens": 0, "deleted": 0, "segments": 0}}
+            Manifest.commit(folder, body)
+        return cls(folder, body, lock_timeout)
+
+    @classmethod
+    def open(cls, folder, verify: bool | None = None, lock_timeout: float = 60.0):
+        folder = Path(folder)
+        if verify is None:
+            verify = os.environ.get("MAXSIM_INDEX_VERIFY", "") not in ("", "0")
+        for attempt in range(MAX_OPEN_RETRIES):
+            body = Manifest.read(folder)
+            if cls.kind and body["kind"] != cls.kind:
+                raise ValueError(f"{folder} holds a {body['kind']!r} index, not {cls.kind!r}; use open_index().")
+            try:
+                if verify:
+                    check_files(folder, body["files"], full=True)
+                return cls(folder, body, lock_timeout)
+            except (FileNotFoundError, IndexCorruptedError):
+                # a writer may have committed and collected the files of the manifest we read: retry
+                if attempt + 1 < MAX_OPEN_RETRIES and Manifest.read(folder)["version"] != body["version"]:
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def refresh(self) -> bool:
+        """Move to the newest committed state (another process may have written); True if it changed."""
+        body = Manifest.read(self.folder)
+        if body["version"] == self._body["version"]:
+            return False
+        self._load_state(body)
+        return True
+
+    def verify(self) -> None:
+        """Full CRC-32 check of every file of the committed state (raises IndexCorruptedError naming it)."""
+        check_files(self.folder, self._body["files"], full=True)
+
+    @property
+    def dim(self) -> int:
+        return self._body["dim"]
+
+    @property
+    def params(self) -> dict:
+        return dict(self._body["params"])
+
+    @property
+    def version(self) -> int:
+        return self._body["version"]
+
+    def stats(self) -> dict:
+        sizes = sum(v["bytes"] for v in self._body["files"].values())
+        tokens = sum(s.n_tokens for s in self._segments)
+        return {"kind": self.kind, "documents": len(self), "tokens": tokens, "segments": len(self._segments),
+                "bytes": sizes, "bytes_per_token": sizes / tokens if tokens else 0.0, "version": self.version}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.folder)!r}, documents={len(self)}, dim={self.dim})"
+
+    # ------------------------------------------------------------------ state
+    def _load_state(self, body: dict) -> None:
+        check_files(self.folder, body["files"])
+        self._load_shared(body)
+        segments, cache = [], {}
+        for entry in body["segments"]:
+            key = json.dumps(entry, sort_keys=True)
+            seg = self._segment_cache.get(key)
+            if seg is None:
+                seg = Segment(self.folder, entry, body["dim"])
+                self._load_segment_arrays(seg, body)
+            cache[key] = seg
+            segments.append(seg)
+        self._segment_cache = cache
+        self._segments = segments
+        self._body = body
+        self._bases = np.zeros(len(segments) + 1, dtype=np.int64)
+        np.cumsum([s.n_docs for s in segments], out=self._bases[1:])
+        self._pos: dict[str, int] = {}
+        for si, seg in enumerate(segments):
+            base = int(self._bases[si])
+            for j, doc_id in enumerate(seg.ids):
+                if not seg.dead[j]:
+                    self._pos[doc_id] = base + j
+        self._alive = np.concatenate([~s.dead for s in segments]) if segments else np.zeros(0, dtype=bool)
+
+    def _load_shared(self, body: dict) -> None:
+        """Subclass hook: load files shared by all segments."""
+
+    def _load_segment_arrays(self, seg: Segment, body: dict) -> None:
+        for name in self.segment_arrays:
+            seg.arrays[name] = load_array(self.folder, seg.entry["files"][name])
+        self._check_segment(seg, body)
+
+    def _check_segment(self, seg: Segment, body: dict) -> None:
+        """Subclass hook: validate array shapes / ranges (raise IndexCorruptedError naming the file)."""
+
+    def _locate(self, global_doc: int) -> tuple[Segment, int]:
+        si = int(np.searchsorted(self._bases, global_doc, side="right")) - 1
+        return self._segments[si], int(global_doc - self._bases[si])
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, doc_id) -> bool:
+        return doc_id in self._pos
+
+    def ids(self) -> list[str]:
+        return [doc_id for seg in self._segments for doc_id, dead in zip(seg.ids, seg.dead) if not dead]
+
+    def metadata(self, doc_id: str):
+        seg, local = self._locate(self._position(doc_id))
+        return seg.metadata[local]
+
+    def _position(self, doc_id) -> int:
+        try:
+            return self._pos[doc_id]
+        except (KeyError, TypeError):
+            raise KeyError(f"no document with id {doc_id!r} in the index {self.folder}.") from None
+
+    def get_embeddings(self, ids: Sequence[str]) -> list[np.ndarray]:
+        if isinstance(ids, str):
+            raise TypeError("get_embeddings takes a list of ids, not one string.")
+        out = []
+        for doc_id in ids:
+            seg, local = self._locate(self._position(doc_id))
+            out.append(self._doc_vectors(seg, np.array([local]))[0])
+        return out
+
+    def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ input checks
+    def _check_ids(self, ids, what: str = "ids") -> list[str]:
+        if isinstance(ids, str):
+            raise TypeError(f"{what} must be a list of strings, not one string ({ids!r}).")
+        ids = list(ids)
+        seen = set()
+        for i, doc_id in enumerate(ids):
+            if not isinstance(doc_id, str):
+                raise TypeError(f"{what}[{i}] is {type(doc_id).__name__} {doc_id!r}; ids must be strings.")
+            if doc_id in seen:
+                raise ValueError(f"duplicate id {doc_id!r} in {what} (position {i}).")
+            seen.add(doc_id)
+        return ids
+
+    def _check_embeddings(self, ids: list[str], embeddings) -> list[np.ndarray]:
+        if isinstance(embeddings, np.ndarray) and embeddings.ndim == 3:
+            embeddings = list(embeddings)
+        elif hasattr(embeddings, "detach") and embeddings.ndim == 3:
+            embeddings = list(embeddings)
+        embeddings = list(embeddings)
+        if len(embeddings) != len(ids):
+            raise ValueError(f"got {len(ids)} ids but {len(embeddings)} embeddings.")
+        out = []
+        limit = self._max_abs_value()
+        for i, (doc_id, emb) in enumerate(zip(ids, embeddings)):
+            arr = as_float_array(emb, f"embeddings of id {doc_id!r}")
+            if arr.ndim != 2:
+                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) have shape {arr.shape}; "
+                                 f"expected (n_tokens, {self.dim}).")
+            if arr.shape[1] != self.dim:
+                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) have dim {arr.shape[1]}; "
+                                 f"the index has dim {self.dim}.")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) contain NaN or inf.")
+            if limit is not None and arr.size and float(np.abs(arr).max()) > limit:
+                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) exceed {limit:g}, "
+                                 "the largest value this index can store.")
+            out.append(arr)
+        return out
+
+    def _max_abs_value(self) -> float | None:
+        return None
+
+    def _check_queries(self, query_embeddings) -> list[np.ndarray]:
+        if isinstance(query_embeddings, np.ndarray) or hasattr(query_embeddings, "detach"):
+            if query_embeddings.ndim == 2:
+                raise ValueError("search takes a list of queries: wrap one (n_tokens, dim) query in a list.")
+            if query_embeddings.ndim != 3:
+                raise ValueError(f"query_embeddings has shape {tuple(query_embeddings.shape)}; expected a list "
+                                 "of (n_tokens, dim) arrays or one (n_queries, n_tokens, dim) array.")
+        out = []
+        for i, q in enumerate(list(query_embeddings)):
+            arr = as_float_array(q, f"query {i}")
+            if arr.ndim != 2:
+                raise ValueError(f"query {i} has shape {arr.shape}; expected (n_tokens, {self.dim}).")
+            if arr.shape[0] == 0:
+                raise ValueError(f"query {i} is empty (0 token vectors).")
+            if arr.shape[1] != self.dim:
+                raise ValueError(f"query {i} has dim {arr.shape[1]}; the index has dim {self.dim}.")
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"query {i} contains NaN or inf.")
+            out.append(arr)
+        return out
+
+    @staticmethod
+    def _check_k(k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be an integer, got {k!r}.")
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}.")
+        return int(k)
+
+    def _subset_mask(self, subset) -> np.ndarray:
+        alive = self._alive.copy()
+        if subset is None:
+            return alive
+        subset = list(subset) if not isinstance(subset, str) else None
+        if subset is None:
+            raise TypeError("subset must be a list of ids, not one string.")
+        mask = np.zeros_like(alive)
+        unknown = [s for s in subset if s not in self._pos]
+        if unknown:
+            raise KeyError(f"subset holds {len(unknown)} unknown id(s), e.g. {unknown[:3]}.")
+        mask[[self._pos[s] for s in subset]] = True
+        return mask
+
+    # ------------------------------------------------------------------ search
+    def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Hit]]:
+        k = self._check_k(k)
+        queries = self._check_queries(query_embeddings)
+        if not queries:
+            return []
+        mask = self._subset_mask(subset)
+        if not mask.any():
+            return [[] for _ in queries]
+        results = self._search(queries, k, mask, **options)
+        out = []
+        for docs, scores in results:
+            hits = []
+            for g, s in zip(docs.tolist(), scores.tolist()):
+                seg, local = self._locate(g)
+                hits.append((seg.ids[local], float(s)))
+            out.append(hits)
+        return out
+
+    def _search(self, queries: list[np.ndarray], k: int, mask: np.ndarray, **options):
+        """-> per query (global doc positions, scores), best first, ties by lower position."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def _writing(self):
+        with writer_lock(self.folder, self.lock_timeout):
+            body = Manifest.read(self.folder)
+            if body["version"] != self._body["version"]:
+                self._load_state(body)  # another writer committed since we loaded
+            yield
+
+    def _commit(self, body: dict, writer: FileWriter | None) -> None:
+        if writer is not None:
+            writer.sync()
+        referenced = set()
+        for seg in body["segments"]:
+            referenced.update(v for v in seg["files"].values() if v)
+        referenced.update(v for v in body.get("shared_files", {}).values() if v)
+        known = {**self._body["files"], **(writer.written if writer else {})}
+        missing = referenced - set(known)
+        if missing:
+            raise AssertionError(f"commit references unwritten files {sorted(missing)}")
+        body["files"] = {name: known[name] for name in sorted(referenced)}
+        body["version"] = self._body["version"] + 1
+        n_docs = sum(s["n_docs"] for s in body["segments"])
+        dead = sum(s.get("n_deleted", 0) for s in body["segments"])
+        body["counts"] = {"documents": n_docs - dead, "tokens": sum(s["n_tokens"] for s in body["segments"]),
+                          "deleted": dead, "segments": len(body["segments"])}
+        Manifest.commit(self.folder, body)
+        self._load_state(body)
+        collect_garbage(self.folder, set(body["files"]))
+
+    def _new_body(self) -> dict:
+        return json.loads(json.dumps(self._body))
+
+    def _write_segment(self, writer: FileWriter, ids: list[str], metadata: list | None,
+                       doclens: np.ndarray, arrays: dict[str, np.ndarray]) -> dict:
+        tag = new_tag()
+        files = {"ids": writer.json(f"seg-{tag}-ids.json", ids),
+                 "metadata": writer.json(f"seg-{tag}-meta.json", metadata)
+                 if metadata is not None and any(m is not None for m in metadata) else None,
+                 "doclens": writer.array(f"seg-{tag}-doclens.npy", np.asarray(doclens, dtype=np.int32)),
+                 "tombstones": None}
+        for name, arr in arrays.items():
+            files[name] = writer.array(f"seg-{tag}-{name}.npy", arr)
+        return {"tag": tag, "n_docs": len(ids), "n_tokens": int(np.sum(doclens)), "n_deleted": 0, "files": files}
+
+    def add(self, ids, embeddings, metadata=None) -> None:
+        ids = self._check_ids(ids)
+        embeddings = self._check_embeddings(ids, embeddings)
+        if metadata is not None:
+            metadata = list(metadata)
+            if len(metadata) != len(ids):
+                raise ValueError(f"got {len(ids)} ids but {len(metadata)} metadata entries.")
+            for doc_id, m in zip(ids, metadata):
+                try:
+                    json.dumps(m, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"metadata of id {doc_id!r} is not JSON-serialisable: {exc}") from None
+        if not ids:
+            return
+        with self._writing():
+            present = [doc_id for doc_id in ids if doc_id in self._pos]
+            if present:
+                raise ValueError(f"{len(present)} id(s) already in the index, e.g. {present[:3]}; "
+                                 "remove them first to replace them.")
+            writer = FileWriter(self.folder)
+            body = self._new_body()
+            doclens = np.array([e.shape[0] for e in embeddings], dtype=np.int64)
+            arrays = self._prepare_add(body, writer, embeddings, doclens)
+            body["segments"].append(self._write_segment(writer, ids, metadata, doclens, arrays))
+            self._maybe_merge(body, writer)
+            self._commit(body, writer)
+
+    def _prepare_add(self, body: dict, writer: FileWriter, embeddings: list[np.ndarray],
+                     doclens: np.ndarray) -> dict[str, np.ndarray]:
+        """Subclass hook: the token arrays of a new segment (may update body state, e.g. retrain)."""
+        raise NotImplementedError
+
+    def remove(self, ids) -> None:
+        ids = self._check_ids(ids)
+        if not ids:
+            return
+        with self._writing():
+            unknown = [doc_id for doc_id in ids if doc_id not in self._pos]
+            if unknown:
+                raise KeyError(f"{len(unknown)} id(s) not in the index, e.g. {unknown[:3]}; nothing was removed.")
+            body = self._new_body()
+            writer = FileWriter(self.folder)
+            by_segment: dict[int, list[int]] = {}
+            for doc_id in ids:
+                g = self._pos[doc_id]
+                si = int(np.searchsorted(self._bases, g, side="right")) - 1
+                by_segment.setdefault(si, []).append(int(g - self._bases[si]))
+            for si, locals_ in by_segment.items():
+                seg = self._segments[si]
+                dead = seg.dead.copy()
+                dead[locals_] = True
+                entry = body["segments"][si]
+                entry["n_deleted"] = int(dead.sum())
+                entry["files"]["tombstones"] = writer.array(f"seg-{entry['tag']}-tomb-{new_tag()}.npy",
+                                                            np.nonzero(dead)[0].astype(np.int64))
+            self._compact_segments(body, writer, [si for si in by_segment
+                                                  if body["segments"][si]["n_deleted"]
+                                                  > self.compact_fraction * body["segments"][si]["n_docs"]])
+            self._commit(body, writer)
+
+    compact_fraction = 0.25
+    max_segments = 16
+
+    def compact(self) -> None:
+        """Rewrite every segment holding deleted documents and merge all segments into one."""
+        with self._writing():
+            body = self._new_body()
+            writer = FileWriter(self.folder)
+            if len(body["segments"]) > 1 or any(s.get("n_deleted") for s in body["segments"]):
+                self._merge_range(body, writer, 0, len(body["segments"]))
+                self._commit(body, writer)
+
+    def _compact_segments(self, body: dict, writer: FileWriter, indices: list[int]) -> None:
+        for si in sorted(indices, reverse=True):
+            self._merge_range(body, writer, si, si + 1)
+
+    def _maybe_merge(self, body: dict, writer: FileWriter) -> None:
+        """Keep the segment count bounded: merge the adjacent pair with the fewest documents."""
+        while len(body["segments"]) > self.max_segments:
+            sizes = [s["n_docs"] - s.get("n_deleted", 0) for s in body["segments"]]
+            i = min(range(len(sizes) - 1), key=lambda j: sizes[j] + sizes[j + 1])
+            self._merge_range(body, writer, i, i + 2)
+
+    def _segment_for_entry(self, body: dict, entry: dict, writer: FileWriter) -> Segment:
+        """A loaded Segment for a manifest entry that may have been written during this change."""
+        key = json.dumps(entry, sort_keys=True)
+        seg = self._segment_cache.get(key)
+        if seg is None:
+            seg = Segment(self.folder, entry, body["dim"])
+            self._load_segment_arrays_for(seg, body)
+        return seg
+
+    def _load_segment_arrays_for(self, seg: Segment, body: dict) -> None:
+        for name in self.segment_arrays:
+            seg.arrays[name] = load_array(self.folder, seg.entry["files"][name])
+
+    def _merge_range(self, body: dict, writer: FileWriter, start: int, stop: int) -> None:
+        """Replace segments [start, stop) by one segment of their live documents, in order."""
+        entries = body["segments"][start:stop]
+        segs = [self._segment_for_entry(body, e, writer) for e in entries]
+        ids, meta, doclens, parts = [], [], [], []
+        for seg in segs:
+            keep = np.nonzero(~seg.dead)[0]
+            ids.extend(seg.ids[j] for j in keep)
+            m = seg.metadata
+            meta.extend(m[j] for j in keep)
+            doclens.append(seg.doclens[keep])
+            parts.append((seg, keep))
+        doclens = np.concatenate(doclens) if doclens else np.zeros(0, dtype=np.int64)
+        new = []
+        if ids:
+            arrays = self._merge_arrays(body, parts, doclens)
+            new = [self._write_segment(writer, ids, meta, doclens, arrays)]
+        body["segments"][start:stop] = new
+
+    def _merge_arrays(self, body: dict, parts: list[tuple[Segment, np.ndarray]], doclens: np.ndarray) -> dict:
+        raise NotImplementedError
+
+
+def token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Token positions of the documents ``docs`` (local), concatenated in order."""
+    starts, stops = offsets[docs], offsets[docs + 1]
+    lens = stops - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    rep = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return rep + np.arange(total, dtype=np.int64)
+
+
+def merge_topk(best: tuple[np.ndarray, np.ndarray] | None, docs: np.ndarray, scores: np.ndarray, k: int):
+    """Merge (docs, scores) into the running top-k ``best``: score desc, then doc position asc."""
+    if best is not None:
+        docs = np.concatenate([best[0], docs])
+        scores = np.concatenate([best[1], scores])
+    if len(docs) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        docs, scores = docs[part], scores[part]
+    order = np.lexsort((docs, -scores))
+    return docs[order], scores[order]
+
+
+def chunk_ranges(doclens: np.ndarray, budget_tokens: int) -> list[tuple[int, int]]:
+    """Contiguous document ranges of at most ``budget_tokens`` tokens (a longer document alone)."""
+    ranges, start, total = [], 0, 0
+    for i, n in enumerate(doclens.tolist()):
+        if total and total + n > budget_tokens:
+            ranges.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(doclens):
+        ranges.append((start, len(doclens)))
+    return ranges
+
+
+def ceil_pow2(x: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(x, 1))))

@@ -1,0 +1,224 @@
+"""Crash-safe storage shared by every index kind: manifest, checksums, atomic commits, writer lock.
+
+Layout of an index folder::
+
+    manifest.json          the committed state: {"body": {...}, "crc32": "..."}
+    LOCK                   flock(2)-ed by a writer for the duration of one change
+    seg-<tag>-<name>.npy   immutable segment files (token data, ids, tombstones ...)
+    shared-<tag>-<name>    immutable files shared by all segments (PLAID centroids, buckets)
+
+A change never modifies a file that a committed manifest references. It writes new files under
+temporary names, fsyncs them, renames them to their final (never reused) names, fsyncs the folder,
+then writes the new manifest under a temporary name, fsyncs it and renames it over
+``manifest.json`` (atomic on POSIX), and fsyncs the folder again. A process killed at any instant
+therefore leaves either the old or the new manifest, each referencing only complete files;
+leftovers of a killed writer are deleted by the next writer. Readers that opened an older
+manifest keep their memory maps (an unlinked file stays readable while mapped).
+
+Integrity: the manifest records, per file, its size and CRC-32. ``open`` checks every file's size
+and the CRC-32 of every file up to ``SMALL_FILE_BYTES`` (ids, metadata, doc lengths, tombstones,
+centroids ...); the large token arrays are checked in full by ``Index.verify()`` (or on open with
+``verify=True`` / ``MAXSIM_INDEX_VERIFY=1``). Arrays are also range-checked where a bad value
+could index out of bounds. Any mismatch raises ``IndexCorruptedError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+LOCK = "LOCK"
+FORMAT = "maxsim-index"
+FORMAT_VERSION = 1
+SMALL_FILE_BYTES = 8 << 20
+MANAGED_PREFIXES = ("seg-", "shared-", ".tmp-")
+
+
+class IndexError_(Exception):
+    """Base of the index errors."""
+
+
+class IndexCorruptedError(IndexError_):
+    """A file of the index is missing, truncated or does not match its checksum."""
+
+
+class IndexLockedError(IndexError_):
+    """Another writer holds the index lock for longer than the timeout."""
+
+
+def crc32_file(path: Path, chunk: int = 16 << 20) -> str:
+    crc = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            crc = zlib.crc32(block, crc)
+    return f"{crc & 0xFFFFFFFF:08x}"
+
+
+def crc32_bytes(data: bytes) -> str:
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_tag() -> str:
+    """A fresh, never reused file-name tag: time plus randomness."""
+    return f"{int(time.time() * 1000):x}{secrets.token_hex(4)}"
+
+
+class FileWriter:
+    """Writes the files of one change: temp name, fsync, rename to the final name, records size + crc."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.written: dict[str, dict] = {}
+
+    def _finish(self, tmp: Path, name: str) -> str:
+        with open(tmp, "rb+") as f:
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.folder / name)
+        self.written[name] = {"bytes": (self.folder / name).stat().st_size, "crc32": crc32_file(self.folder / name)}
+        return name
+
+    def tmp_path(self, name: str) -> Path:
+        return self.folder / f".tmp-{os.getpid()}-{secrets.token_hex(3)}-{name}"
+
+    def array(self, name: str, array: np.ndarray) -> str:
+        tmp = self.tmp_path(name)
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        return self._finish(tmp, name)
+
+    def json(self, name: str, obj) -> str:
+        tmp = self.tmp_path(name)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False, separators=(",", ":"))
+        return self._finish(tmp, name)
+
+    def sync(self) -> None:
+        fsync_dir(self.folder)
+
+
+class Manifest:
+    """Read and commit the manifest (a JSON body protected by its own CRC-32)."""
+
+    @staticmethod
+    def read(folder: Path) -> dict:
+        path = folder / MANIFEST
+        if not path.exists():
+            raise FileNotFoundError(f"{folder} holds no index ({MANIFEST} not found).")
+        raw = path.read_bytes()
+        try:
+            outer = json.loads(raw)
+            body = outer["body"]
+            expected = outer["crc32"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptedError(f"{path}: not a valid index manifest ({exc}).") from None
+        if crc32_bytes(json.dumps(body, sort_keys=True).encode()) != expected:
+            raise IndexCorruptedError(f"{path}: checksum mismatch (the manifest is corrupted).")
+        if body.get("format") != FORMAT:
+            raise IndexCorruptedError(f"{path}: format {body.get('format')!r} is not {FORMAT!r}.")
+        if body.get("format_version", 0) > FORMAT_VERSION:
+            raise IndexCorruptedError(f"{path}: format version {body.get('format_version')} is newer than "
+                                      f"this maxsim understands ({FORMAT_VERSION}).")
+        return body
+
+    @staticmethod
+    def commit(folder: Path, body: dict) -> None:
+        text = json.dumps({"body": body, "crc32": crc32_bytes(json.dumps(body, sort_keys=True).encode())},
+                          indent=1)
+        tmp = folder / f".tmp-{os.getpid()}-{secrets.token_hex(3)}-{MANIFEST}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / MANIFEST)
+        fsync_dir(folder)
+
+
+def check_files(folder: Path, files: dict[str, dict], full: bool = False) -> None:
+    """Sizes of all files; CRC-32 of the small ones (of all with ``full``). Raises naming the file."""
+    for name, info in files.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise IndexCorruptedError(f"{path}: file missing (referenced by {folder / MANIFEST}).") from None
+        if size != info["bytes"]:
+            raise IndexCorruptedError(f"{path}: {size} bytes, the manifest recorded {info['bytes']} "
+                                      "(truncated or overwritten).")
+        if full or size <= SMALL_FILE_BYTES:
+            if crc32_file(path) != info["crc32"]:
+                raise IndexCorruptedError(f"{path}: checksum mismatch (the file is corrupted).")
+
+
+def load_array(folder: Path, name: str, mmap: bool = True) -> np.ndarray:
+    path = folder / name
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # a damaged header or a wrong size
+        raise IndexCorruptedError(f"{path}: unreadable array ({exc}).") from None
+
+
+def load_json(folder: Path, name: str):
+    path = folder / name
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        raise IndexCorruptedError(f"{path}: unreadable JSON ({exc}).") from None
+
+
+@contextmanager
+def writer_lock(folder: Path, timeout: float):
+    """Exclusive flock on ``folder/LOCK``; waits up to ``timeout`` seconds."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise IndexLockedError(f"{folder}: another writer holds {folder / LOCK} "
+                                           f"(waited {timeout:.0f} s).") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def collect_garbage(folder: Path, keep: set[str]) -> None:
+    """Delete managed files that the committed manifest does not reference (writer lock held)."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith(MANAGED_PREFIXES) and entry.name not in keep:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass

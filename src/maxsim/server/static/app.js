@@ -1,0 +1,160 @@
+// maxsim web page: search, per-query-token highlights from the MaxSim alignment, one-hit explanation.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const color = (q) => `hsl(${Math.round((q * 137.508) % 360)} 85% 78%)`;
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = $("api-key").value || sessionStorage.getItem("maxsim-key");
+  if (key) h.Authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function call(method, path, body) {
+  const response = await fetch(path, { method, headers: headers(), body: body && JSON.stringify(body) });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data);
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return data;
+}
+
+function showError(error) {
+  $("error").textContent = error ? String(error.message || error) : "";
+  $("error").hidden = !error;
+}
+
+// Text with marks: spans = [{start, end, queries: [query vector indices]}], offsets into text.
+function marked(text, spans) {
+  const out = document.createDocumentFragment();
+  let at = 0;
+  for (const span of [...spans].sort((a, b) => a.start - b.start)) {
+    if (span.start < at) continue;
+    out.append(text.slice(at, span.start));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(span.start, span.end);
+    mark.style.background = color(span.queries[0]);
+    mark.dataset.queries = span.queries.join(" ");
+    mark.title = `picked by query token${span.queries.length > 1 ? "s" : ""} ${span.queries.map((q) => "#" + q).join(", ")}`;
+    out.append(mark);
+    at = span.end;
+  }
+  out.append(text.slice(at));
+  return out;
+}
+
+function hitElement(hit, rank, query) {
+  const item = document.createElement("article");
+  item.className = "hit";
+  item.dataset.id = hit.id;
+  const head = document.createElement("div");
+  head.className = "hit-head";
+  const title = hit.metadata && typeof hit.metadata.title === "string" ? hit.metadata.title : "";
+  head.innerHTML = '<span class="rank"></span><span class="hit-id"></span><span class="score"></span>'
+    + '<span class="muted title"></span><button type="button" class="explain">Explain</button>';
+  head.querySelector(".rank").textContent = `${rank}.`;
+  head.querySelector(".hit-id").textContent = hit.id;
+  head.querySelector(".score").textContent = hit.score.toFixed(3);
+  head.querySelector(".title").textContent = title;
+  head.querySelector(".explain").addEventListener("click", () => explain(query, hit.id));
+  const passage = document.createElement("p");
+  passage.className = "passage";
+  passage.textContent = hit.text.slice(0, 240) + (hit.text.length > 240 ? "…" : "");
+  const terms = document.createElement("div");
+  terms.className = "terms";
+  item.append(head, passage, terms);
+  call("POST", "/explain", { query, id: hit.id }).then((e) => {
+    passage.replaceChildren(marked(e.passage.text, e.passage.highlights));
+    terms.textContent = e.matched.length ? "matched: " : "";
+    e.matched.forEach((term) => {
+      const chip = document.createElement("span");
+      chip.className = "term";
+      chip.textContent = term;
+      terms.append(chip);
+    });
+    item.classList.add("explained");
+  }).catch(showError);
+  return item;
+}
+
+async function search(event) {
+  event.preventDefault();
+  showError(null);
+  const query = $("query").value.trim();
+  if (!query) return;
+  if ($("api-key").value) sessionStorage.setItem("maxsim-key", $("api-key").value);
+  const results = $("results");
+  results.replaceChildren();
+  results.setAttribute("aria-busy", "true");
+  try {
+    const data = await call("POST", "/search", { queries: [query], k: Number($("k").value) || 10, hybrid: $("hybrid").checked });
+    const hits = data.results[0];
+    if (!hits.length) results.textContent = "No documents.";
+    hits.forEach((hit, i) => results.append(hitElement(hit, i + 1, query)));
+  } catch (error) {
+    showError(error);
+  } finally {
+    results.removeAttribute("aria-busy");
+  }
+}
+
+async function explain(query, id) {
+  showError(null);
+  try {
+    const e = await call("POST", "/explain", { query, id });
+    $("explained-id").textContent = id;
+    $("explained-score").textContent = e.score.toFixed(3);
+    const spans = e.alignment.map((step, q) => ({ step, q }))
+      .filter(({ step }) => step.document_index !== null && e.document_spans[step.document_index])
+      .map(({ step, q }) => ({ start: e.document_spans[step.document_index][0], end: e.document_spans[step.document_index][1], queries: [q] }));
+    const merged = new Map();
+    spans.forEach((s) => {
+      const key = `${s.start}:${s.end}`;
+      if (merged.has(key)) merged.get(key).queries.push(...s.queries); else merged.set(key, s);
+    });
+    $("explained-text").replaceChildren(marked(e.text, [...merged.values()]));
+    const best = Math.max(...e.alignment.map((s) => s.score), 1e-9);
+    const rows = e.alignment.map((step, q) => {
+      const row = document.createElement("tr");
+      row.dataset.query = q;
+      row.innerHTML = '<td><span class="term"></span></td><td></td><td></td><td><div class="bar"></div></td>';
+      row.querySelector(".term").textContent = step.query_token;
+      row.querySelector(".term").style.background = color(q);
+      row.children[1].textContent = step.document_token ?? "—";
+      row.children[2].textContent = step.score.toFixed(3);
+      row.querySelector(".bar").style.width = `${Math.max(0, (100 * step.score) / best)}%`;
+      row.addEventListener("mouseenter", () => focusQuery(q, true));
+      row.addEventListener("mouseleave", () => focusQuery(q, false));
+      return row;
+    });
+    $("alignment").tBodies[0].replaceChildren(...rows);
+    $("explanation").hidden = false;
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function focusQuery(q, on) {
+  document.querySelectorAll("#explained-text mark").forEach((mark) => {
+    const picked = mark.dataset.queries.split(" ").includes(String(q));
+    mark.classList.toggle("active", on && picked);
+    if (on && picked) mark.scrollIntoView({ block: "nearest" });
+  });
+}
+
+async function start() {
+  $("search-form").addEventListener("submit", search);
+  $("close-explanation").addEventListener("click", () => { $("explanation").hidden = true; });
+  try {
+    const health = await call("GET", "/health");
+    $("status").textContent = `${health.documents} documents`;
+    $("key-label").hidden = !health.auth;
+  } catch (error) {
+    $("status").textContent = "service unreachable";
+    showError(error);
+  }
+}
+
+start();

@@ -1,0 +1,92 @@
+"""The web page in a real headless browser (Debian's chromium driven by playwright): type a query,
+see ranked results with per-query-token highlights, open the explanation of one hit.
+
+Install the browser with ``scripts/install_browser.sh``. Without it the test is skipped, except
+under CI (``CI`` set), where it fails."""
+
+import os
+import shutil
+
+import pytest
+from test_server import KEY, LIMITS, build_index, serve_in_thread
+
+from maxsim.server import LiveRetriever, create_app
+
+QUERY = "heat conduction in composite slabs"
+
+
+def browser_or_skip():
+    """(playwright's sync_playwright, chromium path), or skip/fail saying how to install them."""
+    chromium = os.environ.get("MAXSIM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if chromium and sync_playwright:
+        return sync_playwright, chromium
+    reason = "the browser test needs Debian's chromium and playwright: run scripts/install_browser.sh"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def page_url(tiny_model, tmp_path_factory):
+    live = LiveRetriever(build_index(tmp_path_factory.mktemp("page") / "index", tiny_model), tiny_model)
+    with serve_in_thread(create_app(live, api_key=KEY, limits=LIMITS)) as url:
+        yield url
+    live.close()
+
+
+def test_search_highlights_and_explanation(page_url):
+    sync_playwright, chromium = browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(page_url)
+            page.wait_for_function("document.getElementById('status').textContent.includes('40 documents')")
+            assert page.is_visible("#key-label")  # the service asks for a key
+
+            page.fill("#query", QUERY)
+            page.press("#query", "Enter")  # no key yet: the 401 is shown, no results
+            page.wait_for_selector("#error:not([hidden])")
+            assert "401" in page.text_content("#error") and page.locator(".hit").count() == 0
+
+            page.fill("#api-key", KEY)
+            page.fill("#k", "5")
+            page.click("button[type=submit]")
+            page.wait_for_function("document.querySelectorAll('.hit.explained').length === 5")
+            assert page.is_hidden("#error")
+            hits = page.locator(".hit")
+            ranks = [hits.nth(i).locator(".rank").text_content() for i in range(5)]
+            assert ranks == ["1.", "2.", "3.", "4.", "5."]
+            scores = [float(hits.nth(i).locator(".score").text_content()) for i in range(5)]
+            assert scores == sorted(scores, reverse=True)
+            first = hits.nth(0)
+            marks = first.locator(".passage mark")
+            assert marks.count() > 0
+            picked_by = {q for i in range(marks.count()) for q in marks.nth(i).get_attribute("data-queries").split()}
+            colors = {marks.nth(i).evaluate("m => m.style.background") for i in range(marks.count())}
+            assert len(picked_by) >= 1 and all(c.startswith("rgb") for c in colors)
+            assert first.locator(".terms .term").count() > 0
+
+            doc_id = first.locator(".hit-id").text_content()
+            first.locator("button.explain").click()
+            page.wait_for_selector("#explanation:not([hidden])")
+            assert page.text_content("#explained-id") == doc_id
+            rows = page.locator("#alignment tbody tr")
+            assert rows.count() > 0
+            row_scores = [float(rows.nth(i).locator("td").nth(2).text_content()) for i in range(rows.count())]
+            total = float(page.text_content("#explained-score"))
+            assert total == pytest.approx(sum(row_scores), abs=0.002 * rows.count())
+            assert page.locator("#explained-text mark").count() > 0
+            tokens = [rows.nth(i).locator(".term").text_content() for i in range(rows.count())]
+            heat = tokens.index("heat")
+            rows.nth(heat).hover()  # hovering a query token outlines the document token it picked
+            assert page.locator("#explained-text mark.active").count() >= 1
+            page.click("#close-explanation")
+            assert page.is_hidden("#explanation")
+        finally:
+            browser.close()

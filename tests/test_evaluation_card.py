@@ -1,0 +1,84 @@
+"""The model-card writer: the reference card's sections, a usage snippet that runs, the log table."""
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import MODELS
+from maxsim import MultiVectorEncoder
+from maxsim.evaluation import write_model_card
+
+# Section headings of the reference card (rendered, so without '#'); ours must carry them in this order.
+# "Direct Usage (Sentence Transformers)" is ours "Direct Usage (maxsim)".
+HEADINGS = ["Model Details", "Model Description", "Model Sources", "Full Model Architecture", "Usage",
+            "Direct Usage (Sentence Transformers)", "Evaluation", "Metrics", "Multi Vector Information Retrieval",
+            "Multi Vector Nano BEIR", "Training Details", "Training Dataset", "Training Hyperparameters",
+            "Non-Default Hyperparameters", "All Hyperparameters", "Training Logs", "Framework Versions",
+            "Citation", "BibTeX"]
+
+
+@dataclass
+class Args:
+    learning_rate: float = 5e-5
+    num_train_epochs: int = 1
+    seed: int = 42
+
+
+EVALUATIONS = {"NanoBEIR": {"NanoMSMARCO_MaxSim_ndcg@10": 0.5, "NanoMSMARCO_MaxSim_mrr@10": 0.25,
+                            "NanoNQ_MaxSim_ndcg@10": 0.3, "NanoNQ_MaxSim_mrr@10": 0.75,
+                            "NanoBEIR_mean_MaxSim_ndcg@10": 0.4, "NanoBEIR_mean_MaxSim_mrr@10": 0.5}}
+LOG = [{"epoch": 0.5, "step": 10, "loss": 0.5},
+       {"epoch": 0.5, "step": 10, "NanoBEIR_mean_MaxSim_ndcg@10": 0.41234},
+       {"epoch": 1.0, "step": 20, "loss": 0.25, "NanoBEIR_mean_MaxSim_ndcg@10": 0.3}]
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("card") / "model"
+    model = MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu")
+    model.save(folder)
+    path = write_model_card(model, folder, evaluations=EVALUATIONS, training_args=Args(learning_rate=3e-5),
+                            training_log=LOG, datasets=["msmarco-kd"], base_model="tiny-bert")
+    return model, folder, path.read_text()
+
+
+def test_card_has_the_reference_sections_in_order(card, shared):
+    _, _, text = card
+    reference_lines = {line.strip() for line in (shared / "reference" / "model-card.md").read_text().splitlines()}
+    ours = [h.replace("(maxsim)", "(Sentence Transformers)")
+            for h in re.findall(r"^#{2,4} (.+)$", text, flags=re.M)]
+    assert all(h in reference_lines for h in HEADINGS)
+    positions = [ours.index(h) for h in HEADINGS]
+    assert positions == sorted(positions), ours
+
+
+def test_card_content(card):
+    model, _, text = card
+    assert repr(model) in text and "MultiVectorMask" in repr(model)
+    assert "| MaxSim_ndcg@10 | 0.5 | 0.3 |" in text  # per collection
+    assert "| MaxSim_mrr@10 | 0.5 |" in text  # the mean table
+    assert "- `learning_rate`: 3e-05" in text.split("#### All Hyperparameters")[0]  # non-default
+    assert "- `seed`: 42" not in text.split("#### All Hyperparameters")[0]
+    assert "- `seed`: 42" in text.split("#### All Hyperparameters")[1]
+    assert "| **0.5** | **10** | **-** | **0.4123** |" in text  # best row bold
+    assert "| 1.0 | 20 | 0.2500 | 0.3000 |" in text
+    assert "- PyTorch: " in text and "@inproceedings{khattab-zaharia-2020-colbert" in text
+
+
+def test_usage_snippet_runs(card, capsys):
+    _, folder, text = card
+    code = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
+    assert str(folder) in code
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["similarities"].shape == (3, 3)
+    assert f", {namespace['model'].dim})" in capsys.readouterr().out
+
+
+def test_card_without_training_or_evaluation(tmp_path, tiny_model):
+    text = write_model_card(tiny_model, tmp_path, model_id="org/name").read_text()
+    assert "## Training Details" not in text and "## Evaluation" not in text
+    assert "MultiVectorEncoder('org/name')" in text
+    with pytest.raises(TypeError, match="training_args"):
+        write_model_card(tiny_model, tmp_path, training_args=[1])

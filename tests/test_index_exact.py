@@ -1,0 +1,115 @@
+"""ExactIndex: exact MaxSim against maxsim.scoring, storage, updates, readers during writes."""
+
+import numpy as np
+import pytest
+
+from maxsim.index import ExactIndex, open_index
+from maxsim.scoring import maxsim
+
+
+def make_docs(n, dim=16, seed=0, max_len=20):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((int(rng.integers(1, max_len)), dim)).astype(np.float32) for _ in range(n)]
+
+
+def brute_force(queries, docs, ids, k):
+    scores = maxsim(queries, docs)
+    out = []
+    for row in scores:
+        order = sorted(range(len(ids)), key=lambda j: (-row[j], j))[:k]
+        out.append([(ids[j], float(row[j])) for j in order])
+    return out
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-4), ("float16", 2e-2)])
+def test_exact_matches_brute_force(tmp_path, dtype, tol):
+    docs = make_docs(120)
+    ids = [f"doc-{i}" for i in range(120)]
+    index = ExactIndex.create(tmp_path / "ix", 16, dtype=dtype, chunk_tokens=97)  # many chunks
+    index.add(ids[:50], docs[:50])
+    index.add(ids[50:], docs[50:])
+    queries = make_docs(5, seed=1)
+    got = index.search(queries, k=7)
+    want = brute_force(queries, docs, ids, 7)
+    for g, w in zip(got, want):
+        if dtype == "float32":
+            assert [i for i, _ in g] == [i for i, _ in w]
+        np.testing.assert_allclose([s for _, s in g], [s for _, s in w], atol=tol * 10, rtol=tol)
+    # a 3-D array of queries works too, and k larger than the collection returns everything
+    assert len(index.search(np.stack([q[:1] for q in queries]), k=500)[0]) == 120
+
+
+def test_reopen_metadata_ids_embeddings(tmp_path):
+    docs = make_docs(30)
+    ids = [f"d{i}" for i in range(30)]
+    index = ExactIndex.create(tmp_path / "ix", 16, dtype="float32")
+    index.add(ids, docs, metadata=[{"n": i} if i % 2 else None for i in range(30)])
+    again = open_index(tmp_path / "ix")
+    assert isinstance(again, ExactIndex) and len(again) == 30 and again.len() == 30
+    assert again.ids() == ids
+    assert again.metadata("d3") == {"n": 3} and again.metadata("d4") is None
+    np.testing.assert_array_equal(again.get_embeddings(["d7"])[0], docs[7])
+    assert "d5" in again and "nope" not in again
+    with pytest.raises(KeyError, match="nope"):
+        again.metadata("nope")
+
+
+def test_remove_subset_compaction_and_order(tmp_path):
+    docs = make_docs(100)
+    ids = [f"d{i}" for i in range(100)]
+    index = ExactIndex.create(tmp_path / "ix", 16, dtype="float32")
+    for s in range(0, 100, 20):
+        index.add(ids[s: s + 20], docs[s: s + 20])
+    removed = [f"d{i}" for i in range(0, 100, 3)]
+    index.remove(removed)  # > 25 % of each segment: segments get compacted
+    keep = [i for i in range(100) if f"d{i}" not in removed]
+    assert index.ids() == [ids[i] for i in keep]
+    queries = make_docs(3, seed=2)
+    want = brute_force(queries, [docs[i] for i in keep], [ids[i] for i in keep], 5)
+    assert [[i for i, _ in h] for h in index.search(queries, k=5)] == [[i for i, _ in h] for h in want]
+    sub = ["d1", "d2", "d4"]
+    got = index.search(queries, k=10, subset=sub)
+    assert all(sorted(i for i, _ in h) == sorted(sub) for h in got)
+    index.compact()
+    assert index.stats()["segments"] == 1 and index.ids() == [ids[i] for i in keep]
+    # a removed id can be added again
+    index.add(["d0"], [docs[0]])
+    assert index.ids()[-1] == "d0"
+    assert len(open_index(tmp_path / "ix")) == len(keep) + 1
+
+
+def test_many_small_adds_keep_segments_bounded(tmp_path):
+    docs = make_docs(40)
+    index = ExactIndex.create(tmp_path / "ix", 16, dtype="float32")
+    for i, d in enumerate(docs):
+        index.add([f"d{i}"], [d])
+    assert index.stats()["segments"] <= ExactIndex.max_segments
+    assert index.ids() == [f"d{i}" for i in range(40)]
+    want = brute_force(docs[:2], docs, [f"d{i}" for i in range(40)], 3)
+    assert [[i for i, _ in h] for h in index.search(docs[:2], k=3)] == [[i for i, _ in h] for h in want]
+
+
+def test_reader_keeps_working_while_writer_commits(tmp_path):
+    docs = make_docs(60)
+    ids = [f"d{i}" for i in range(60)]
+    writer = ExactIndex.create(tmp_path / "ix", 16, dtype="float32")
+    writer.add(ids[:30], docs[:30])
+    reader = open_index(tmp_path / "ix")
+    before = reader.search(docs[:2], k=5)
+    writer.add(ids[30:], docs[30:])
+    writer.remove(ids[:20])  # compaction: the files the reader maps are deleted
+    assert reader.search(docs[:2], k=5) == before  # snapshot semantics
+    assert len(reader) == 30
+    assert reader.refresh() and len(reader) == 40
+    assert reader.ids() == ids[20:]
+
+
+def test_two_handles_writing_in_turn(tmp_path):
+    a = ExactIndex.create(tmp_path / "ix", 4, dtype="float32")
+    b = open_index(tmp_path / "ix")
+    a.add(["x"], [np.ones((2, 4))])
+    b.add(["y"], [np.ones((2, 4))])  # b picks up a's commit under the lock
+    a.add(["z"], [np.ones((2, 4))])
+    assert open_index(tmp_path / "ix").ids() == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="already"):
+        b.add(["z"], [np.ones((2, 4))])

@@ -1,0 +1,102 @@
+"""Hybrid search: fusion arithmetic on hand-made rankings, the on/off switch, BM25 kept in sync."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import DATA, MODELS
+from maxsim.search import Retriever, fuse, reciprocal_rank_fusion, score_fusion
+from maxsim.search.fusion import FUSION_DEPTH
+
+DENSE = [("a", 10.0), ("b", 6.0), ("c", 2.0)]
+SPARSE = [("c", 0.9), ("a", 0.5), ("d", 0.1)]
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = reciprocal_rank_fusion([DENSE, SPARSE])
+    expected = {"a": 1 / 61 + 1 / 62, "b": 1 / 62, "c": 1 / 63 + 1 / 61, "d": 1 / 63}
+    assert [doc for doc, _ in fused] == ["a", "c", "b", "d"]
+    assert dict(fused) == pytest.approx(expected)
+    assert dict(reciprocal_rank_fusion([DENSE, SPARSE], k=0, weights=[2, 1])) == pytest.approx(
+        {"a": 2 / 1 + 1 / 2, "b": 2 / 2, "c": 2 / 3 + 1 / 1, "d": 1 / 3})
+    assert fuse([DENSE, SPARSE], "rrf") == fused
+
+
+def test_score_fusion_by_hand():
+    fused = score_fusion([DENSE, SPARSE])
+    # min-max per list: DENSE a=1, b=.5, c=0; SPARSE c=1, a=.5, d=0; equal weights 0.5
+    assert fused == [("a", pytest.approx(0.75)), ("c", pytest.approx(0.5)), ("b", pytest.approx(0.25)),
+                     ("d", pytest.approx(0.0))]
+    assert dict(score_fusion([DENSE, [("x", 3.0), ("y", 3.0)]])) == pytest.approx(
+        {"a": 0.5, "b": 0.25, "c": 0.0, "x": 0.5, "y": 0.5})  # all-equal scores normalise to 1
+    assert fuse([DENSE, SPARSE], "score") == fused
+
+
+def test_fusion_rejects_bad_options():
+    with pytest.raises(ValueError, match="weights"):
+        score_fusion([DENSE, SPARSE], weights=[1.0])
+    with pytest.raises(ValueError, match="fusion"):
+        fuse([DENSE], "max")
+
+
+@pytest.fixture()
+def retriever(tmp_path, tiny_model):
+    with open(DATA / "cranfield" / "corpus.jsonl", encoding="utf-8") as f:
+        corpus = [json.loads(line) for line, _ in zip(f, range(80))]
+    r = Retriever.create(tmp_path / "r", tiny_model, hybrid=True, model_name=str(MODELS / "st6-tiny-bert"))
+    r.add([d["text"] for d in corpus], ids=[d["_id"] for d in corpus])
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "score"])
+def test_hybrid_is_the_fusion_of_both_rankers(retriever, fusion):
+    queries = ["flutter of panels at supersonic speed", "heat transfer in laminar boundary layers"]
+    dense = retriever.index.search(retriever.model.encode_query(queries), k=FUSION_DEPTH)
+    sparse = retriever.bm25.top(queries, FUSION_DEPTH)
+    assert all(sparse) and all(len(d) == len(retriever) for d in dense)
+    results = retriever.search(queries, k=7, hybrid=True, fusion=fusion)
+    for hits, d, s in zip(results, dense, sparse):
+        expected = fuse([d, s], fusion)[:7]
+        assert [(h["id"], h["score"]) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
+
+
+def test_hybrid_switch_lifts_the_lexical_match(retriever):
+    """A rare exact word: BM25 puts its only document first; MaxSim alone (tiny model) does not,
+    and fusion moves it up."""
+    retriever.add(["the quokka results are shown", "quick results of wing tests are shown here"], ids=["q1", "q2"])
+    query = "quokka"
+    assert retriever.bm25.top([query], 3)[0][0][0] == "q1"
+    dense_rank = [h["id"] for h in retriever.search(query, k=len(retriever))[0]].index("q1")
+    hybrid_rank = [h["id"] for h in retriever.search(query, k=len(retriever), hybrid=True)[0]].index("q1")
+    assert hybrid_rank < dense_rank
+
+
+def test_bm25_in_sync_after_add_and_remove(retriever):
+    word = "zyxwvut"
+    assert retriever.bm25.top([word], 5) == [[]]
+    retriever.add([f"a note on {word} wings"], ids=["new"])
+    assert [i for i, _ in retriever.bm25.top([word], 5)[0]] == ["new"]
+    assert retriever.bm25.ids == retriever.index.ids()
+    assert retriever.search(word, k=1, hybrid=True)[0][0]["id"] == "new"
+    retriever.remove(["new", "1"])
+    assert retriever.bm25.top([word], 5) == [[]]
+    assert retriever.bm25.ids == retriever.index.ids() and "1" not in retriever.bm25.ids
+    before = retriever.search("aerodynamics of wings", k=5, hybrid=True)
+    retriever.close()
+    with Retriever.open(retriever.folder, model=retriever.model) as reopened:  # loads the saved BM25
+        assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
+    shutil.rmtree(retriever.folder / "bm25")
+    with Retriever.open(retriever.folder, model=retriever.model) as reopened:  # rebuilds it from the texts
+        assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
+        assert (retriever.folder / "bm25" / "ids.json").exists()
+
+
+def test_hybrid_needs_bm25(tmp_path, tiny_model):
+    with Retriever.create(tmp_path / "plain", tiny_model, hybrid=False, model_name=str(MODELS / "st6-tiny-bert")) as r:
+        r.add(["some text"], ids=["x"])
+        assert r.search("text", k=1)[0][0]["id"] == "x"
+        with pytest.raises(ValueError, match="hybrid=True"):
+            r.search("text", hybrid=True)
+        assert not (tmp_path / "plain" / "bm25").exists()

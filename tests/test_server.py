@@ -1,0 +1,207 @@
+"""The HTTP service under a real uvicorn on 127.0.0.1 (random free port): round trips, auth, limits,
+concurrent reads during a write, and ``maxsim serve`` as a subprocess."""
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import MODELS
+
+from maxsim.io import read_corpus
+from maxsim.search import Retriever
+from maxsim.server import Limits, LiveRetriever, create_app
+
+TINY = str(MODELS / "st6-tiny-bert")
+SAMPLE = read_corpus(os.path.join(os.path.dirname(__file__), "..", "src", "maxsim", "data", "cranfield"))
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+LIMITS = Limits(max_batch=8, max_text_chars=3000, max_body_bytes=40_000)
+
+
+def url(client, path):
+    """Absolute URL of ``path`` on ``client``'s server (for requests made without the key)."""
+    return str(client.base_url).rstrip("/") + path
+
+
+def build_index(folder, model, n=40):
+    """A retriever folder of the first ``n`` shipped Cranfield abstracts (hybrid, exact)."""
+    with Retriever.create(folder, model, index="exact", hybrid=True, model_name=TINY) as retriever:
+        retriever.add(SAMPLE.texts[:n], ids=SAMPLE.ids[:n], metadata=SAMPLE.metadata[:n])
+    return folder
+
+
+@contextlib.contextmanager
+def serve_in_thread(app, timeout=30.0):
+    """Run ``app`` under uvicorn on 127.0.0.1 and a free port in a thread; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model, tmp_path_factory):
+    live = LiveRetriever(build_index(tmp_path_factory.mktemp("srv") / "index", tiny_model), tiny_model, readers=3)
+    with serve_in_thread(create_app(live, api_key=KEY, limits=LIMITS)) as url:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            yield client
+    live.close()
+
+
+def test_health_is_open_and_reports(service):
+    response = httpx.get(url(service, "/health"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "documents": 40, "auth": True}
+
+
+def test_search_add_get_delete_round_trip(service):
+    results = service.post("/search", json={"queries": ["heat conduction in slabs", "wing flutter"], "k": 3}).json()
+    assert [len(hits) for hits in results["results"]] == [3, 3]
+    for hit in results["results"][0]:
+        assert set(hit) == {"id", "score", "text", "metadata"} and hit["id"] in SAMPLE.ids[:40]
+    text = "A brand new note on hypersonic heat shields."
+    added = service.post("/documents", json={"documents": [{"id": "note-1", "text": text, "metadata": {"tag": "x"}}]})
+    assert added.status_code == 201 and added.json() == {"ids": ["note-1"], "documents": 41}
+    assert service.get("/documents/note-1").json() == {"id": "note-1", "text": text, "metadata": {"tag": "x"}}
+    hits = service.post("/search", json={"queries": [text], "k": 41}).json()["results"][0]
+    assert "note-1" in [h["id"] for h in hits]
+    generated = service.post("/documents", json={"documents": [{"text": "no id given"}]}).json()["ids"]
+    assert len(generated) == 1 and service.get(f"/documents/{generated[0]}").status_code == 200
+    for doc_id in ("note-1", generated[0]):
+        assert service.delete(f"/documents/{doc_id}").status_code == 200
+        assert service.get(f"/documents/{doc_id}").status_code == 404
+    hits = service.post("/search", json={"queries": [text], "k": 50}).json()["results"][0]
+    assert "note-1" not in [h["id"] for h in hits] and len(hits) == 40
+    assert service.get("/stats").json()["documents"] == 40
+
+
+def test_hybrid_search_and_explain(service):
+    def rank_of_5(hybrid):  # "5": the one abstract on heat conduction in composite slabs, BM25's first
+        body = {"queries": ["heat conduction in composite slabs"], "k": 40, "hybrid": hybrid}
+        return [h["id"] for h in service.post("/search", json=body).json()["results"][0]].index("5")
+
+    assert rank_of_5(hybrid=True) < rank_of_5(hybrid=False)  # the tiny model alone ranks it low
+    explanation = service.post("/explain", json={"query": "heat conduction in composite slabs", "id": "5"}).json()
+    assert len(explanation["alignment"]) == len(explanation["query_tokens"])
+    assert explanation["score"] == pytest.approx(sum(step["score"] for step in explanation["alignment"]), rel=1e-5)
+    assert explanation["text"] == SAMPLE.texts[SAMPLE.ids.index("5")]
+    passage = explanation["passage"]
+    assert passage["highlights"] and all(0 <= h["start"] < h["end"] <= len(passage["text"])
+                                         for h in passage["highlights"])
+    assert any(term.startswith("slabs") or term.startswith("composite") for term in explanation["matched"])
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}])
+def test_missing_or_wrong_key_is_401(service, headers):
+    for method, path, body in [("POST", "/search", {"queries": ["x"]}), ("GET", "/stats", None),
+                               ("GET", "/documents/1", None), ("DELETE", "/documents/1", None),
+                               ("POST", "/documents", {"documents": [{"text": "x"}]})]:
+        response = httpx.request(method, url(service, path), json=body, headers=headers)
+        assert response.status_code == 401, (path, response.text)
+        assert "API key" in response.json()["detail"]
+    assert service.get("/documents/1").status_code == 200  # nothing was deleted
+
+
+def test_limits_answer_413_and_validation_422(service):
+    too_many = service.post("/search", json={"queries": ["q"] * 9})
+    too_long = service.post("/documents", json={"documents": [{"id": "big", "text": "word " * 700}]})
+    body = service.post("/documents", json={"documents": [{"text": "x" * 2000}] * 25})  # ~50 kB > 40 kB
+    streamed = service.post("/documents", content=(b"x" * 1000 for _ in range(50)),
+                            headers={"Content-Type": "application/json"})
+    for response, words in [(too_many, "9 queries"), (too_long, "3500 characters"), (body, "40000 bytes"),
+                            (streamed, "40000 bytes")]:
+        assert response.status_code == 413, response.text
+        assert words in response.json()["detail"]
+    assert service.get("/documents/big").status_code == 404
+    for bad in [{"queries": []}, {"queries": "not a list"}, {"queries": ["x"], "k": 0}, {"queries": ["x"], "bogus": 1}]:
+        assert service.post("/search", json=bad).status_code == 422, bad
+    assert service.post("/search", json={"queries": ["   "]}).status_code == 422
+    assert service.post("/search", json={"queries": ["x"], "k": 5000}).status_code == 422
+    half = service.post("/documents", json={"documents": [{"id": "a1", "text": "x"}, {"text": "y"}]})
+    assert half.status_code == 422 and "every document an id" in half.json()["detail"]
+    duplicate = service.post("/documents", json={"documents": [{"id": "1", "text": "again"}]})
+    assert duplicate.status_code == 409 and "'1'" in duplicate.json()["detail"]
+    assert service.delete("/documents/no-such-id").status_code == 404
+    assert service.post("/explain", json={"query": "x", "id": "no-such-id"}).status_code == 404
+
+
+def test_searches_succeed_while_documents_are_added(service):
+    new = [{"id": f"c{i}", "text": SAMPLE.texts[100 + i]} for i in range(8)]
+    done, add_window = [], []
+
+    def search(i):
+        response = service.post("/search", json={"queries": [SAMPLE.texts[i % 40][:200]], "k": 5})
+        done.append(time.monotonic())
+        return response.status_code, len(response.json()["results"][0])
+
+    def add():
+        start = time.monotonic()
+        response = service.post("/documents", json={"documents": new})
+        add_window.extend([start, time.monotonic()])
+        return response
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        searches = [pool.submit(search, i) for i in range(4)]
+        added = pool.submit(add)
+        searches += [pool.submit(search, i) for i in range(4, 40)]
+        outcomes = [f.result() for f in searches]
+    assert added.result().status_code == 201, added.result().text
+    assert outcomes == [(200, 5)] * 40
+    assert service.get("/stats").json()["documents"] == 48
+    for doc in new:
+        assert service.delete(f"/documents/{doc['id']}").status_code == 200
+    during = [t for t in done if add_window[0] < t < add_window[1]]
+    assert during, "no search was answered while the add was running"
+
+
+def test_page_and_openapi_are_served(service):
+    page = httpx.get(url(service, "/"))
+    assert page.status_code == 200 and 'id="query"' in page.text
+    assert httpx.get(url(service, "/static/app.js")).status_code == 200
+    schema = httpx.get(url(service, "/openapi.json")).json()
+    assert {"/search", "/documents", "/documents/{doc_id}", "/explain", "/health", "/stats"} <= set(schema["paths"])
+
+
+def test_maxsim_serve_subprocess(tiny_model, tmp_path):
+    index = build_index(tmp_path / "index", tiny_model, n=5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "serve", str(index), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "maxsim serve did not answer within 120 s"
+            try:
+                health = httpx.get(f"{base}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok", "documents": 5, "auth": False}
+        hits = httpx.post(f"{base}/search", json={"queries": ["flow"], "k": 2}).json()["results"][0]
+        assert len(hits) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
