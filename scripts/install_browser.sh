@@ -9,5 +9,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 fi
-python -c "import playwright" 2>/dev/null || python -m pip install -q "playwright>=1.45"
+python3 -c "import playwright" 2>/dev/null || python3 -m pip install -q "playwright>=1.45"
 echo "browser: $(command -v chromium) ($(chromium --version 2>/dev/null || echo 'version unknown'))"

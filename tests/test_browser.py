@@ -15,7 +15,8 @@ from maxsim.server import LiveRetriever, create_app
 QUERY = "heat conduction in composite slabs"
 
 
-def browser_or_skip():
+@pytest.fixture(scope="module")
+def browser_tools():
     """(playwright's sync_playwright, chromium path), or skip/fail saying how to install them."""
     chromium = os.environ.get("MAXSIM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     try:
@@ -38,8 +39,8 @@ def page_url(tiny_model, tmp_path_factory):
     live.close()
 
 
-def test_search_highlights_and_explanation(page_url):
-    sync_playwright, chromium = browser_or_skip()
+def test_search_highlights_and_explanation(browser_tools, page_url):
+    sync_playwright, chromium = browser_tools
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         try:

@@ -113,3 +113,13 @@ def test_two_handles_writing_in_turn(tmp_path):
     assert open_index(tmp_path / "ix").ids() == ["x", "y", "z"]
     with pytest.raises(ValueError, match="already"):
         b.add(["z"], [np.ones((2, 4))])
+
+
+def test_packed_maxsim_equals_scoring_maxsim():
+    from maxsim.index.packed import maxsim_packed
+
+    docs = make_docs(40, seed=5) + [np.zeros((0, 16), np.float32)]
+    queries = make_docs(4, seed=6)
+    got = maxsim_packed(queries, np.concatenate(docs), np.array([len(d) for d in docs]))
+    np.testing.assert_allclose(got, maxsim(queries, docs), rtol=1e-5, atol=1e-4)
+    assert (got[:, -1] == 0).all()

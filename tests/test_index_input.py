@@ -90,7 +90,9 @@ def test_search_edge_cases(index):
         index.search([v()], k=3, subset=["d1", "zzz"])
     assert index.search([v()], k=3, subset=[]) == [[]]
     hits = index.search([v()], k=100)[0]
-    assert len(hits) == 20 and all(isinstance(s, float) for _, s in hits)
+    # exact returns every document; PLAID returns the candidates its probed centroids reach
+    assert (len(hits) == 20 if index.kind == "exact" else 10 <= len(hits) <= 20)
+    assert all(isinstance(s, float) for _, s in hits) and len({i for i, _ in hits}) == len(hits)
 
 
 def test_bad_create(tmp_path):

@@ -85,7 +85,7 @@ def test_updates_remove_compact_reopen(small, exact_small, tmp_path):
     got = again.search(queries, k=10, **EXHAUSTIVE)
     keep = set(ids) - set(gone)
     want = exact_small.search(queries, k=10, subset=sorted(keep))
-    assert hit_ids(got) == hit_ids(want)
+    assert [set(h) for h in hit_ids(got)] == [set(h) for h in hit_ids(want)]  # trained on half: near-ties may swap
     again.compact()
     assert again.stats()["segments"] == 1 and again.ids() == [i for i in ids if i in keep]
     sub = ["d1", "d2", "d3"]

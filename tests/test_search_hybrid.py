@@ -91,6 +91,13 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     with Retriever.open(retriever.folder, model=retriever.model) as reopened:  # rebuilds it from the texts
         assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
         assert (retriever.folder / "bm25" / "ids.json").exists()
+    data = retriever.folder / "bm25" / "data.csc.index.npy"
+    raw = bytearray(data.read_bytes())
+    raw[-8:] = b"\x00\x00\x80\x7f" * 2  # same size, scores overwritten with inf: caught by the checksum
+    data.write_bytes(bytes(raw))
+    with Retriever.open(retriever.folder, model=retriever.model) as reopened:
+        assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
+    assert data.read_bytes() != bytes(raw)  # rebuilt and saved again
 
 
 def test_hybrid_needs_bm25(tmp_path, tiny_model):

@@ -63,6 +63,16 @@ def test_plaid_index_round_trip(tmp_path, tiny_model, corpus):
         assert top_ids(reopened.search(docs[1]["text"], k=1)) == [[docs[1]["_id"]]]
 
 
+def test_unnamed_model_is_saved_and_reloaded(tmp_path, tiny_model):
+    with Retriever.create(tmp_path / "s", tiny_model, hybrid=False) as r:  # no model_name
+        r.add(["flutter of a panel", "heat in a slab"], ids=["f", "h"])
+        before = r.search("panel flutter", k=2)
+    assert (tmp_path / "s" / "model").is_dir()
+    with Retriever.open(tmp_path / "s") as reopened:
+        assert reopened.manifest["model"] == "model" and reopened.model is not tiny_model
+        assert reopened.search("panel flutter", k=2) == before
+
+
 def test_scores_are_maxsim(retriever, tiny_model, corpus):
     query = "pressure distribution on a wing"
     hits = retriever.search(query, k=5)[0]

@@ -28,7 +28,8 @@ class NanoBEIREvaluator:
     (split ``Nano{Name}``) with the ``datasets`` library; offline, that fails at once with a clear
     error. ``evaluator(model)`` returns the per-collection keys (``NanoMSMARCO_MaxSim_ndcg@10``, ...)
     plus their unweighted mean over collections (``NanoBEIR_mean_MaxSim_ndcg@10``, ...).
-    Other keyword arguments go to each ``InformationRetrievalEvaluator``.
+    Other keyword arguments go to each ``InformationRetrievalEvaluator``; ``skip_unknown_docs``
+    defaults to True here, since the hub loader drops empty documents that qrels may still name.
     """
 
     def __init__(self, dataset_names: Sequence[str] | None = None, dataset_id: str = DATASET_ID,
@@ -47,6 +48,7 @@ class NanoBEIREvaluator:
         self.name = "NanoBEIR_mean"
         self.primary_metric = f"{self.name}_MaxSim_ndcg@{max(evaluator_kwargs.get('ndcg_at_k', (10,)))}"
         self.show_progress_bar = show_progress_bar
+        evaluator_kwargs.setdefault("skip_unknown_docs", True)
         self.evaluators = []
         for short in self.dataset_names:
             split = f"Nano{NANOBEIR_NAMES[short]}"

@@ -1,8 +1,9 @@
 """ExactIndex: every token vector stored (float16 or float32, memory-mapped), exact MaxSim.
 
-The ground truth for the compressed indexes. Search scans the collection in chunks of
-``chunk_tokens`` token vectors (bounded memory whatever the collection size), scores all queries
-of the batch against each chunk with ``maxsim.scoring.maxsim`` and keeps a running top-k.
+The ground truth for the compressed indexes. Search scans the collection in chunks of at most
+``chunk_tokens`` token vectors (bounded memory whatever the collection size), scores the queries
+of a batch against each chunk at once (``maxsim.index.packed``: one GEMM + a segment max, the
+same MaxSim as ``maxsim.scoring.maxsim`` without padding) and keeps a running top-k.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from maxsim.index.segmented import Segment, SegmentedIndex, chunk_ranges, merge_topk
+from maxsim.index.packed import maxsim_packed
+from maxsim.index.segmented import Segment, SegmentedIndex, chunk_ranges, merge_topk, token_ranges
 from maxsim.index.storage import IndexCorruptedError
-from maxsim.scoring import maxsim
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -58,7 +59,6 @@ class ExactIndex(SegmentedIndex):
         return {"vectors": flat}
 
     def _merge_arrays(self, body, parts, doclens):
-        from maxsim.index.segmented import token_ranges
         return {"vectors": np.concatenate([np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, keep)])
                                            for seg, keep in parts])}
 
@@ -68,28 +68,37 @@ class ExactIndex(SegmentedIndex):
 
     @torch.inference_mode()
     def _search(self, queries, k, mask):
+        """Scan: query groups of at most 2,048 vectors x token chunks, one GEMM + segment max each."""
         best = [None] * len(queries)
-        q_tensors = [torch.from_numpy(q) for q in queries]
-        budget = int(self._body["params"]["chunk_tokens"])
-        for si, seg in enumerate(self._segments):
-            base = int(self._bases[si])
-            seg_mask = mask[base: base + seg.n_docs]
-            if not seg_mask.any():
-                continue
-            vectors = seg.arrays["vectors"]
-            for a, b in chunk_ranges(seg.doclens, budget):
-                sel = np.nonzero(seg_mask[a:b])[0]
-                if not len(sel):
+        groups, cur = [], []
+        for qi, q in enumerate(queries):
+            if cur and sum(len(queries[j]) for j in cur) + len(q) > 2048:
+                groups.append(cur)
+                cur = []
+            cur.append(qi)
+        groups.append(cur)
+        for group in groups:
+            q_group = [queries[j] for j in group]
+            n_cols = sum(len(q) for q in q_group)
+            budget = max(1, min(int(self._body["params"]["chunk_tokens"]), (1 << 25) // n_cols))
+            for si, seg in enumerate(self._segments):
+                base = int(self._bases[si])
+                seg_mask = mask[base: base + seg.n_docs]
+                if not seg_mask.any():
                     continue
-                if len(sel) * 4 >= b - a:  # dense: convert the whole range once, split into views
-                    block = torch.from_numpy(np.array(vectors[seg.offsets[a]: seg.offsets[b]], dtype=np.float32))
-                    docs = torch.split(block, seg.doclens[a:b].tolist())
-                    docs = [docs[j] for j in sel]
-                else:
-                    docs = [torch.from_numpy(np.array(vectors[seg.offsets[a + j]: seg.offsets[a + j + 1]],
-                                                        dtype=np.float32)) for j in sel]
-                scores = maxsim(q_tensors, docs)  # (Nq, len(sel))
-                positions = base + a + sel
-                for qi in range(len(queries)):
-                    best[qi] = merge_topk(best[qi], positions, scores[qi], k)
+                vectors = seg.arrays["vectors"]
+                for a, b in chunk_ranges(seg.doclens, budget):
+                    sel = np.nonzero(seg_mask[a:b])[0]
+                    if not len(sel):
+                        continue
+                    if len(sel) * 4 >= b - a:  # dense: score the whole range, keep the selected
+                        block = np.array(vectors[seg.offsets[a]: seg.offsets[b]], dtype=np.float32)
+                        scores = maxsim_packed(q_group, block, seg.doclens[a:b])[:, sel]
+                    else:
+                        tok = token_ranges(seg.offsets, a + sel)
+                        block = np.array(vectors[tok], dtype=np.float32)
+                        scores = maxsim_packed(q_group, block, seg.doclens[a + sel])
+                    positions = base + a + sel
+                    for row, qi in enumerate(group):
+                        best[qi] = merge_topk(best[qi], positions, scores[row], k)
         return [b if b is not None else (np.zeros(0, np.int64), np.zeros(0, np.float32)) for b in best]

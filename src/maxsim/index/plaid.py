@@ -1,21 +1,25 @@
 """PlaidIndex: centroid + residual compression (ColBERTv2) and PLAID's staged search.
 
 Storage (per segment): ``codes`` (centroid id of each token, uint16 when there are at most 65,536
-centroids), ``residuals`` (each token's residual to its centroid, every dimension quantized to
-``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte), ``ivf_offsets`` /
-``ivf_docs`` (inverted file: for each centroid the segment-local documents with a token there,
-uint16 when the segment has at most 65,536 documents). Shared: ``centroids`` (float16) and the
-bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token plus the inverted file.
+centroids) and ``residuals`` (each token's residual to its centroid, every dimension quantized to
+``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte). Shared: ``centroids``
+(float16) and the bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token. The
+inverted file (for each centroid the documents with a token there) is derived from the codes when
+a segment is loaded (a sort of the codes) and kept in memory: it is not stored, which saves
+~1-2 bytes per token on disk and cannot go stale.
 
 Search of one query Q (Lq x dim), after PLAID (Santhanam et al., 2022):
 1. centroid scores S = C Q^T (n_centroids x Lq);
 2. candidates: documents in the inverted lists of the ``n_ivf_probe`` best centroids of each
    query token;
-3. approximate score with centroid pruning: sum_i max_{tokens t of d, S_max(c_t) >=
-   centroid_score_threshold} S[c_t, i] over all candidates; keep the best 4 * n_full_scores;
-4. approximate score without pruning (sum_i max_t S[c_t, i]); keep the best ``n_full_scores``;
+3. approximate score with centroid pruning, computed from the inverted file alone:
+   sum_i max(0, max over the document's centroids c that are probed or have
+   max_i S[c, i] >= centroid_score_threshold of S[c, i]); keep the best 4 * n_full_scores;
+4. approximate score without pruning (sum_i max over all tokens t of d of S[c_t, i]); keep the
+   best ``n_full_scores``;
 5. decompress those documents (centroid + bucket weights of the residual codes, renormalized
-   when the collection is unit-norm) and rank them by exact MaxSim (``maxsim.scoring.maxsim``).
+   when the collection is unit-norm) and rank them by exact MaxSim (``maxsim.index.packed``,
+   the same MaxSim as ``maxsim.scoring.maxsim``).
 
 Defaults chosen from the collection (``resolve_search_params``): see docs/index.md.
 """
@@ -24,17 +28,15 @@ from __future__ import annotations
 
 import math
 
-import warnings
-
 import faiss
 import numpy as np
 import torch
 
+from maxsim.index.packed import maxsim_packed, segment_max_sum
 from maxsim.index.segmented import Segment, SegmentedIndex, merge_topk, token_ranges
 from maxsim.index.storage import IndexCorruptedError, load_array
-from maxsim.scoring import maxsim
 
-STAGE2_FACTOR = 2  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4
+STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4
 SEARCH_KEYS = ("n_ivf_probe", "centroid_score_threshold", "n_full_scores")
 
 
@@ -50,11 +52,15 @@ def auto_n_centroids(n_tokens: int) -> int:
 
 
 def resolve_search_params(n_docs: int, k: int, params: dict) -> dict:
-    """Defaults from the collection size ``n_docs`` and ``k`` (explicit values win)."""
+    """Defaults from the collection size ``n_docs`` and ``k`` (explicit values win), after
+    ColBERT's PLAID defaults for k <= 10 (1 cell, threshold 0.5, 64 documents decompressed),
+    widened with the collection: n_ivf_probe 2 up to 50,000 documents, else 4;
+    centroid_score_threshold 0.45; n_full_scores max(4 k, 64) up to 20,000 documents, else
+    max(4 k, 128). Stage 2 keeps STAGE2_FACTOR * n_full_scores documents."""
     auto = {
-        "n_ivf_probe": 4 if n_docs <= 50_000 else 8,
-        "centroid_score_threshold": 0.4,
-        "n_full_scores": max(4 * k, 256 if n_docs <= 20_000 else 512),
+        "n_ivf_probe": 2 if n_docs <= 50_000 else 4,
+        "centroid_score_threshold": 0.45,
+        "n_full_scores": max(4 * k, 64 if n_docs <= 20_000 else 128),
     }
     return {key: auto[key] if params.get(key) is None else params[key] for key in SEARCH_KEYS}
 
@@ -302,8 +308,8 @@ class PlaidIndex(SegmentedIndex):
                                         np.asarray(seg.arrays["residuals"][a:b])))
         return out
 
-    def compression_error(self, sample: int = 100_000) -> float:
-        """Mean squared residual error per token at training (for monitoring drift)."""
+    def compression_error(self) -> float:
+        """Mean squared residual norm per token at the last training (the drift reference)."""
         return float(self._body["state"].get("train_mse", float("nan")))
 
     # ------------------------------------------------------------------ search
@@ -348,8 +354,11 @@ class PlaidIndex(SegmentedIndex):
             approx = self._centroid_scores(cand, s)
             cand = cand[_top(approx, n_full, cand)]
         # 5. exact MaxSim on decompressed vectors
-        vectors = self._gather_vectors(cand)
-        exact = maxsim([torch.from_numpy(q)], [torch.from_numpy(v) for v in vectors])[0]
+        exact = np.zeros(len(cand), dtype=np.float32)
+        for seg, local, sel in self._per_segment(cand):
+            tok = token_ranges(seg.offsets, local)
+            v = self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
+            exact[sel] = maxsim_packed([q], v, seg.doclens[local])[0]
         return merge_topk(None, cand, exact, k)
 
     def _stage2(self, s, mask, n_probe, thr, n_full):
@@ -363,7 +372,6 @@ class PlaidIndex(SegmentedIndex):
             probed = np.zeros(n_c, dtype=bool)
             probed[np.argpartition(-s, n_probe - 1, axis=0)[:n_probe].ravel()] = True
         cells = np.nonzero(probed | (s.max(axis=1) >= thr))[0]
-        st = torch.from_numpy(s)
         all_cand, all_scores = [], []
         for si, seg in enumerate(self._segments):
             off, ivf_docs = seg.arrays["ivf_offsets"], seg.arrays["ivf_docs"]
@@ -376,18 +384,18 @@ class PlaidIndex(SegmentedIndex):
             docs = np.asarray(ivf_docs[pos]).astype(np.int64)
             cell_of = np.repeat(cells, lens)
             base = int(self._bases[si])
-            is_cand = np.zeros(seg.n_docs, dtype=bool)
-            is_cand[docs[probed[cell_of]]] = True
-            is_cand &= mask[base: base + seg.n_docs]
-            local = np.nonzero(is_cand)[0]
-            if not len(local):
+            # group the (document, centroid) pairs by document: one max per document and query token
+            order = np.argsort(docs, kind="stable")
+            docs, cell_of = docs[order], cell_of[order]
+            first = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            uniq = docs[first]
+            probed_doc = np.logical_or.reduceat(probed[cell_of], first)
+            keep = probed_doc & mask[base + uniq]
+            if not keep.any():
                 continue
-            acc = torch.zeros(seg.n_docs, lq)
-            with warnings.catch_warnings():  # "index_reduce() is in beta"
-                warnings.simplefilter("ignore")
-                acc.index_reduce_(0, torch.from_numpy(docs), st[torch.from_numpy(cell_of)], "amax", include_self=True)
-            all_cand.append(local + base)
-            all_scores.append(acc[torch.from_numpy(local)].sum(1).numpy())
+            maxima = np.maximum.reduceat(s[cell_of], first, axis=0)[keep]
+            all_cand.append(uniq[keep] + base)
+            all_scores.append(np.maximum(maxima, 0).sum(axis=1))
         if not all_cand:
             return np.zeros(0, np.int64)
         cand, scores = np.concatenate(all_cand), np.concatenate(all_scores)
@@ -412,9 +420,8 @@ class PlaidIndex(SegmentedIndex):
                 continue
             local, sel, lens = local[nz], sel[nz], lens[nz]
             tok = token_ranges(seg.offsets, local)
-            vals = s[np.asarray(seg.arrays["codes"][tok], dtype=np.int64)]  # (n_tok, Lq)
-            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-            out[sel] = np.maximum.reduceat(vals, starts, axis=0).sum(axis=1)
+            vals = torch.from_numpy(s[np.asarray(seg.arrays["codes"][tok], dtype=np.int64)])  # (n_tok, Lq)
+            out[sel] = segment_max_sum(vals, lens)
         return out
 
     def _gather_vectors(self, cand: np.ndarray) -> list[np.ndarray]:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-# Elements of the (query tokens x document tokens) block computed at once: 2**25 floats = 128 MiB.
-DEFAULT_BLOCK_ELEMENTS = 2**25
+# Elements of the (document tokens x query tokens) block computed at once: 2**23 floats = 32 MiB.
+DEFAULT_BLOCK_ELEMENTS = 2**23
 
 
 def as_tensor_list(embeddings, name: str = "embeddings") -> list[torch.Tensor]:
@@ -36,24 +36,30 @@ def as_tensor_list(embeddings, name: str = "embeddings") -> list[torch.Tensor]:
 
 def pad_queries(queries: list[torch.Tensor], dim: int, device) -> torch.Tensor:
     """(Nq, Lq_max, dim) with zero rows as padding: a zero query vector adds exactly 0 to MaxSim."""
-    width = max((q.shape[0] for q in queries), default=0)
-    out = torch.zeros(len(queries), width, dim, device=device)
-    for i, q in enumerate(queries):
-        out[i, : q.shape[0]] = q.to(device)
-    return out
+    return _gather_padded(queries, dim, device, repeat_last=False)
 
 
 def pad_documents(documents: list[torch.Tensor], dim: int, device) -> torch.Tensor:
     """(C, Ld_max, dim), each document padded by repeating its last vector: a repeated vector never
     changes a max, so no mask is needed. Empty documents become zeros (score 0)."""
-    width = max((d.shape[0] for d in documents), default=0)
-    out = torch.zeros(len(documents), max(width, 1), dim, device=device)
-    for i, d in enumerate(documents):
-        n = d.shape[0]
-        if n:
-            out[i, :n] = d.to(device)
-            out[i, n:] = d[-1].to(device)
-    return out
+    return _gather_padded(documents, dim, device, repeat_last=True)
+
+
+def _gather_padded(items: list[torch.Tensor], dim: int, device, repeat_last: bool) -> torch.Tensor:
+    """Pad with one concatenation and one gather (no per-item copies); row ``-1`` of the
+    concatenation is a zero vector used for empty items (and for all padding when not repeating)."""
+    lengths = torch.tensor([x.shape[0] for x in items], dtype=torch.long)
+    width = max(int(lengths.max()) if len(items) else 0, 1)
+    flat = torch.cat([x.to(device) for x in items] + [torch.zeros(1, dim, device=device)])
+    zero_row = flat.shape[0] - 1
+    starts = (torch.cumsum(lengths, 0) - lengths)[:, None]
+    positions = torch.arange(width)[None, :]
+    if repeat_last:
+        index = starts + torch.minimum(positions, (lengths - 1).clamp(min=0)[:, None])
+        index[lengths == 0] = zero_row
+    else:
+        index = torch.where(positions < lengths[:, None], starts + positions, zero_row)
+    return flat[index.to(device)]
 
 
 def _chunks_by_length(lengths: np.ndarray, budget_tokens: int) -> list[np.ndarray]:

@@ -1,0 +1,385 @@
+"""Index benchmark: ExactIndex, PlaidIndex (nbits 2 and 4) and fast-plaid, in one run.
+
+    python bench/index.py            # full run (~30 min on the 2-core machine)
+    python bench/index.py --quick    # small run (~3 min)
+
+Collections
+- ``synthetic``: ``maxsim.index.synthetic.ClusteredCollection`` (128-dim unit vectors around 4,096
+  term centres, topics of 64 terms, 60-140 tokens per document (mean 100), token noise 0.35;
+  queries: 32 noisy tokens of a random document's terms), ``--docs`` documents (100,000) added in
+  batches of 10,000 (the first trains the centroids, the others use the add-without-rebuild path).
+- ``synthetic-10k``: its first ``--subset`` documents (10,000) in one add; fast-plaid runs here
+  (fast-plaid's CPU build of 100,000 documents would take hours on this machine).
+- ``cranfield``: shared/data/cranfield encoded with ``MultiVectorEncoder.default()`` (cached in
+  bench/_work/), 225 queries.
+
+Per index: build time, bytes per token on disk (all files), p50/p95 latency of single queries
+(torch / faiss / fast-plaid at ``--threads`` threads), recall@10 against ExactIndex; a sweep of
+search settings gives bench/index_recall_latency.png. Results: bench/results/index.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+SHARED = Path(os.environ.get("MAXSIM_SHARED", ROOT.parent / "shared"))
+WORK = ROOT / "bench" / "_work"
+RESULTS = ROOT / "bench" / "results" / "index.md"
+PLOT = ROOT / "bench" / "index_recall_latency.png"
+FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", "/tmp/fpenv/bin/python")
+
+FASTPLAID_RUNNER = r'''
+import json, os, sys, time
+import numpy as np, torch
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
+from fast_plaid import search
+d = np.load(args["docs"]); lens = np.load(args["lens"])
+q = np.load(args["queries"]); qlens = np.load(args["qlens"])
+docs = [torch.from_numpy(x.astype(np.float32)) for x in np.split(d, np.cumsum(lens)[:-1])]
+queries = [torch.from_numpy(x.astype(np.float32)) for x in np.split(q, np.cumsum(qlens)[:-1])]
+start = time.perf_counter()
+fp = search.FastPlaid(index=args["folder"], device="cpu")
+fp.create(documents_embeddings=docs, nbits=args["nbits"])
+build = time.perf_counter() - start
+size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args["folder"]) for f in fs)
+out = {"build_s": build, "bytes": size, "tokens": int(lens.sum()), "settings": []}
+fp.search(queries_embeddings=queries[0][None], top_k=10, show_progress=False)  # warm-up
+for setting in args["settings"]:
+    times, hits = [], []
+    for qv in queries:
+        t = time.perf_counter()
+        res = fp.search(queries_embeddings=qv[None], top_k=10, show_progress=False, **setting)
+        times.append(time.perf_counter() - t)
+        hits.append([int(i) for i, _ in res[0]])
+    out["settings"].append({"setting": setting, "times": times, "hits": hits})
+print("RESULT " + json.dumps(out))
+'''
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def pct(times, p):
+    return float(np.percentile(np.asarray(times) * 1000, p))
+
+
+def recall_at(hits, truth, k=10):
+    return float(np.mean([len(set(h[:k]) & set(t[:k])) / k for h, t in zip(hits, truth)]))
+
+
+def timed_queries(index, queries, **kw):
+    index.search([queries[0]], k=10, **kw)  # warm-up (page cache, allocators)
+    times, hits = [], []
+    for q in queries:
+        t = time.perf_counter()
+        res = index.search([q], k=10, **kw)[0]
+        times.append(time.perf_counter() - t)
+        hits.append([i for i, _ in res])
+    return times, hits
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows: list[dict] = []
+        self.sweeps: list[dict] = []
+        self.notes: list[str] = []
+        self.load: list[tuple[str, tuple]] = [("start", os.getloadavg())]
+        WORK.mkdir(parents=True, exist_ok=True)
+
+    # ---------------------------------------------------------------- our indexes
+    def build(self, kind, folder, dim, batches, **params):
+        from maxsim.index import ExactIndex, PlaidIndex
+        cls = ExactIndex if kind == "exact" else PlaidIndex
+        shutil.rmtree(folder, ignore_errors=True)
+        index = cls.create(folder, dim, **params)
+        total = 0.0
+        for ids, embs in batches():
+            t = time.perf_counter()
+            index.add(ids, embs)
+            total += time.perf_counter() - t
+        return index, total
+
+    def measure(self, collection, name, index, build_s, queries, truth, n_latency=None, **kw):
+        lat_q = queries if n_latency is None else queries[:n_latency]
+        times, hits = timed_queries(index, lat_q, **kw)
+        if n_latency is not None and len(lat_q) < len(queries):
+            hits = [[i for i, _ in r] for r in index.search(queries, k=10, **kw)]
+        stats = index.stats()
+        row = {"collection": collection, "index": name, "build_s": build_s,
+               "bytes_per_token": folder_bytes(index.folder) / max(stats["tokens"], 1),
+               "p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "latency_queries": len(lat_q),
+               "recall": recall_at(hits, truth) if truth is not None else 1.0}
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        self.save()
+        return hits
+
+    def sweep(self, collection, name, index, queries, truth, grid):
+        for setting in grid:
+            times, hits = timed_queries(index, queries, **setting)
+            point = {"collection": collection, "index": name, "setting": setting, "p50_ms": pct(times, 50),
+                     "recall": recall_at(hits, truth)}
+            self.sweeps.append(point)
+            print(json.dumps(point), flush=True)
+        self.save()
+
+    # ---------------------------------------------------------------- fast-plaid
+    def fastplaid(self, collection, docs, queries, truth_ids, id_list, nbits, settings):
+        if self.args.skip_fastplaid or not Path(FASTPLAID_PYTHON).exists():
+            self.notes.append(f"fast-plaid skipped on {collection} ({FASTPLAID_PYTHON} missing or --skip-fastplaid).")
+            return
+        stem = WORK / f"fp-{collection}"
+        np.save(f"{stem}-docs.npy", np.concatenate(docs).astype(np.float16))
+        np.save(f"{stem}-lens.npy", np.array([len(d) for d in docs]))
+        np.save(f"{stem}-queries.npy", np.concatenate(queries).astype(np.float32))
+        np.save(f"{stem}-qlens.npy", np.array([len(q) for q in queries]))
+        folder = WORK / f"fp-{collection}-index"
+        shutil.rmtree(folder, ignore_errors=True)
+        job = {"docs": f"{stem}-docs.npy", "lens": f"{stem}-lens.npy", "queries": f"{stem}-queries.npy",
+               "qlens": f"{stem}-qlens.npy", "folder": str(folder), "nbits": nbits,
+               "threads": self.args.threads, "settings": settings}
+        proc = subprocess.run([FASTPLAID_PYTHON, "-c", FASTPLAID_RUNNER, json.dumps(job)],
+                              capture_output=True, text=True, timeout=self.args.fp_timeout)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            self.notes.append(f"fast-plaid failed on {collection}: {proc.stderr[-500:]}")
+            print(proc.stderr[-2000:], flush=True)
+            return
+        out = json.loads(line[len("RESULT "):])
+        for i, s in enumerate(out["settings"]):
+            hits = [[id_list[j] for j in h] for h in s["hits"]]
+            rec = recall_at(hits, truth_ids)
+            name = f"fast-plaid nbits {nbits}"
+            if i == 0:
+                row = {"collection": collection, "index": name + " (defaults)", "build_s": out["build_s"],
+                       "bytes_per_token": out["bytes"] / out["tokens"], "p50_ms": pct(s["times"], 50),
+                       "p95_ms": pct(s["times"], 95), "latency_queries": len(s["times"]), "recall": rec}
+                self.rows.append(row)
+                print(json.dumps(row), flush=True)
+            self.sweeps.append({"collection": collection, "index": name, "setting": s["setting"],
+                                "p50_ms": pct(s["times"], 50), "recall": rec})
+        shutil.rmtree(folder, ignore_errors=True)
+        self.save()
+
+    # ---------------------------------------------------------------- collections
+    def synthetic_subset(self):
+        from maxsim.index.synthetic import ClusteredCollection
+        a = self.args
+        coll = ClusteredCollection(a.docs, dim=128, seed=0)
+        n = a.subset
+        docs = coll.documents(0, n)
+        ids = [f"s{i}" for i in range(n)]
+        queries = coll.queries(a.queries, max_doc=n)
+        name = f"synthetic-{n // 1000}k" if n >= 1000 else f"synthetic-{n}"
+        self.run_collection(name, docs, ids, queries, dim=128, fp=True)
+
+    def cranfield(self):
+        docs, queries = self.cranfield_vectors()
+        ids = [f"c{i}" for i in range(len(docs))]
+        if self.args.quick:
+            queries = queries[:30]
+        self.run_collection("cranfield", docs, ids, queries, dim=docs[0].shape[1], fp=True)
+
+    def cranfield_vectors(self):
+        cache = WORK / "cranfield-default-model.npz"
+        if cache.exists():
+            z = np.load(cache)
+            split = lambda a, lens: np.split(a.astype(np.float32), np.cumsum(lens)[:-1])
+            return split(z["docs"], z["doc_lens"]), split(z["queries"], z["query_lens"])
+        from maxsim import MultiVectorEncoder
+        folder = SHARED / "data" / "cranfield"
+        corpus = [json.loads(x) for x in open(folder / "corpus.jsonl", encoding="utf-8") if x.strip()]
+        texts = [f"{d.get('title', '')} {d['text']}".strip() for d in corpus]
+        qtexts = [json.loads(x)["text"] for x in open(folder / "queries.jsonl", encoding="utf-8") if x.strip()]
+        model = MultiVectorEncoder.default(device="cpu")
+        t = time.perf_counter()
+        docs = model.encode(texts, task="document", batch_size=32)
+        queries = model.encode(qtexts, task="query", batch_size=64)
+        self.notes.append(f"Cranfield encoded with the default model in {time.perf_counter() - t:.0f} s "
+                          f"(cached in {cache.relative_to(ROOT)}).")
+        np.savez(cache, docs=np.concatenate(docs).astype(np.float16), doc_lens=[len(d) for d in docs],
+                 queries=np.concatenate(queries).astype(np.float16), query_lens=[len(q) for q in queries])
+        return docs, queries
+
+    def run_collection(self, name, docs, ids, queries, dim, fp):
+        a = self.args
+        batches = lambda: [(ids, docs)]
+        exact, t = self.build("exact", WORK / f"{name}-exact", dim, batches)
+        truth = self.measure(name, "ExactIndex float16", exact, t, queries, None)
+        plaids = {}
+        for nbits in (2, 4):
+            index, t = self.build("plaid", WORK / f"{name}-plaid{nbits}", dim, batches, nbits=nbits)
+            self.measure(name, f"PlaidIndex nbits {nbits} (defaults)", index, t, queries, truth)
+            plaids[nbits] = index
+        for nbits, index in plaids.items():
+            self.sweep(name, f"PlaidIndex nbits {nbits}", index, queries, truth, SWEEP_QUICK if a.quick else SWEEP)
+        if fp and len(docs) <= a.fp_docs:
+            n = min(len(queries), a.fp_queries)
+            if n < len(queries):
+                self.notes.append(f"fast-plaid on {name}: latency and recall over the first {n} queries "
+                                  f"(its CPU search is slow); the other rows use {len(queries)}.")
+            self.fastplaid(name, docs, queries[:n], truth[:n], ids, 2, FP_SETTINGS)
+        elif fp:
+            self.notes.append(f"fast-plaid not run on {name} ({len(docs)} documents > --fp-docs {a.fp_docs}).")
+        for index in [exact, *plaids.values()]:
+            shutil.rmtree(index.folder, ignore_errors=True)
+        self.load.append((name, os.getloadavg()))
+
+    def synthetic_large(self):
+        from maxsim.index.synthetic import ClusteredCollection
+        a = self.args
+        coll = ClusteredCollection(a.docs, dim=128, seed=0)
+        step = 10_000 if not a.quick else max(1, a.docs // 4)
+        queries = coll.queries(a.queries)
+        builds = {}
+        names = {"exact": ("exact", {}), "plaid2": ("plaid", {"nbits": 2}), "plaid4": ("plaid", {"nbits": 4})}
+        from maxsim.index import ExactIndex, PlaidIndex
+        indexes = {}
+        for key, (kind, params) in names.items():
+            shutil.rmtree(WORK / f"large-{key}", ignore_errors=True)
+            indexes[key] = (ExactIndex if kind == "exact" else PlaidIndex).create(WORK / f"large-{key}", 128, **params)
+            builds[key] = 0.0
+        gen = 0.0
+        for s in range(0, a.docs, step):
+            t = time.perf_counter()
+            docs = coll.documents(s, min(a.docs, s + step))
+            gen += time.perf_counter() - t
+            ids = [f"s{i}" for i in range(s, s + len(docs))]
+            for key, index in indexes.items():
+                t = time.perf_counter()
+                index.add(ids, docs)
+                builds[key] += time.perf_counter() - t
+            print(f"large: {s + len(docs)} documents added", flush=True)
+        name = f"synthetic-{a.docs // 1000}k"
+        self.notes.append(f"{name}: generating the vectors took {gen:.0f} s (not counted in build times); "
+                          f"documents added in batches of {step}.")
+        t = time.perf_counter()
+        truth = [[i for i, _ in r] for r in indexes["exact"].search(queries, k=10)]
+        self.notes.append(f"{name}: exact top-10 of {len(queries)} queries as one batch: "
+                          f"{(time.perf_counter() - t) / len(queries) * 1000:.0f} ms per query.")
+        self.measure(name, "ExactIndex float16", indexes["exact"], builds["exact"], queries, truth,
+                     n_latency=min(len(queries), a.exact_latency_queries))
+        for nbits in (2, 4):
+            self.measure(name, f"PlaidIndex nbits {nbits} (defaults)", indexes[f"plaid{nbits}"],
+                         builds[f"plaid{nbits}"], queries, truth)
+            self.sweep(name, f"PlaidIndex nbits {nbits}", indexes[f"plaid{nbits}"], queries, truth,
+                       SWEEP_QUICK)
+        for index in indexes.values():
+            shutil.rmtree(index.folder, ignore_errors=True)
+        self.load.append((name, os.getloadavg()))
+
+    # ---------------------------------------------------------------- output
+    def save(self):
+        (WORK / "index-results.json").write_text(json.dumps(
+            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes}, indent=1))
+        self.report()
+
+    def report(self):
+        a = self.args
+        lines = ["# Index benchmark (`bench/index.py`)", "",
+                 f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
+                 f"{' --quick' if a.quick else ''}`; {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+                 f"torch / faiss / fast-plaid at {a.threads} threads, single queries, k = 10. "
+                 "**The machine is shared with other agents**: load averages (1/5/15 min) "
+                 + ", ".join(f"{n}: {l[0]:.1f}/{l[1]:.1f}/{l[2]:.1f}" for n, l in self.load)
+                 + ". Absolute times are inflated and noisy; compare rows of the same collection (same run).", "",
+                 "Recall@10 is measured against ExactIndex's top 10 (float16 vectors). Bytes per token: all files "
+                 "of the index folder divided by the number of token vectors.", "",
+                 "| collection | index | build (s) | bytes/token | p50 ms | p95 ms | recall@10 |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_token']:.1f} | "
+                         f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
+        lines += ["", "## Sweep of search settings (recall@10 vs p50 latency)", "",
+                  f"![recall vs latency]({PLOT.relative_to(RESULTS.parent.parent).as_posix()})", "",
+                  "| collection | index | setting | p50 ms | recall@10 |", "|---|---|---|---|---|"]
+        for s in self.sweeps:
+            setting = ", ".join(f"{k}={v}" for k, v in s["setting"].items()) or "defaults"
+            lines.append(f"| {s['collection']} | {s['index']} | {setting} | {s['p50_ms']:.1f} | {s['recall']:.3f} |")
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text("\n".join(lines) + "\n")
+
+    def plot(self):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        collections = sorted({s["collection"] for s in self.sweeps})
+        if not collections:
+            return
+        fig, axes = plt.subplots(1, len(collections), figsize=(5.5 * len(collections), 4.2), squeeze=False)
+        for ax, coll in zip(axes[0], collections):
+            for name in sorted({s["index"] for s in self.sweeps if s["collection"] == coll}):
+                pts = sorted((s["p50_ms"], s["recall"]) for s in self.sweeps if s["collection"] == coll and s["index"] == name)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if "Plaid" in name else "s--", label=name)
+            for r in self.rows:
+                if r["collection"] == coll and r["index"].startswith("Exact"):
+                    ax.axvline(r["p50_ms"], color="grey", ls=":", label="ExactIndex p50")
+            ax.set_xscale("log")
+            ax.set_xlabel("p50 latency per query (ms, log)")
+            ax.set_ylabel("recall@10 vs exact")
+            ax.set_title(coll)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(PLOT, dpi=110)
+
+
+SWEEP = [{"n_ivf_probe": p, "n_full_scores": f} for p in (1, 2, 4, 8) for f in (32, 64, 128, 256, 512)]
+SWEEP_QUICK = [{"n_ivf_probe": p, "n_full_scores": f} for p, f in ((1, 32), (2, 64), (4, 128), (4, 256), (8, 512))]
+FP_SETTINGS = [{}, {"n_ivf_probe": 4, "n_full_scores": 1024}]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small collections (a few minutes)")
+    p.add_argument("--docs", type=int, default=None, help="synthetic collection size (100,000)")
+    p.add_argument("--subset", type=int, default=None, help="synthetic subset for fast-plaid (10,000)")
+    p.add_argument("--fp-docs", type=int, default=None, help="largest collection fast-plaid runs on")
+    p.add_argument("--queries", type=int, default=None, help="synthetic queries (50)")
+    p.add_argument("--exact-latency-queries", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fp-queries", type=int, default=30, help="queries timed on fast-plaid")
+    p.add_argument("--fp-timeout", type=int, default=3000)
+    p.add_argument("--skip-fastplaid", action="store_true")
+    p.add_argument("--only", choices=["subset", "cranfield", "large"], action="append")
+    a = p.parse_args()
+    a.docs = a.docs or (4000 if a.quick else 100_000)
+    a.subset = a.subset or (1000 if a.quick else 10_000)
+    a.fp_docs = a.fp_docs or a.subset
+    a.queries = a.queries or (20 if a.quick else 50)
+    import faiss
+    import torch
+    torch.set_num_threads(a.threads)
+    faiss.omp_set_num_threads(a.threads)
+    bench = Bench(a)
+    stages = a.only or ["subset", "cranfield", "large"]
+    if "subset" in stages:
+        bench.synthetic_subset()
+    if "cranfield" in stages:
+        bench.cranfield()
+    if "large" in stages:
+        bench.synthetic_large()
+    bench.load.append(("end", os.getloadavg()))
+    bench.save()
+    bench.plot()
+    print(f"wrote {RESULTS} and {PLOT}")
+
+
+if __name__ == "__main__":
+    main()
