@@ -100,6 +100,11 @@ class Bench:
         self.notes: list[str] = []
         self.load: list[tuple[str, tuple]] = [("start", os.getloadavg())]
         WORK.mkdir(parents=True, exist_ok=True)
+        previous = WORK / "index-results.json"
+        if args.append and previous.exists():  # continue the report of an earlier (partial) run
+            old = json.loads(previous.read_text())
+            self.rows, self.sweeps, self.notes = old["rows"], old["sweeps"], old["notes"]
+            self.load = [tuple(x) for x in old.get("load", [])] + [("restart", os.getloadavg())]
 
     # ---------------------------------------------------------------- our indexes
     def build(self, kind, folder, dim, batches, **params):
@@ -174,6 +179,8 @@ class Bench:
             self.sweeps.append({"collection": collection, "index": name, "setting": s["setting"],
                                 "p50_ms": pct(s["times"], 50), "recall": rec})
         shutil.rmtree(folder, ignore_errors=True)
+        for suffix in ("docs", "lens", "queries", "qlens"):
+            Path(f"{stem}-{suffix}.npy").unlink(missing_ok=True)
         self.save()
 
     # ---------------------------------------------------------------- collections
@@ -227,7 +234,8 @@ class Bench:
             self.measure(name, f"PlaidIndex nbits {nbits} (defaults)", index, t, queries, truth)
             plaids[nbits] = index
         for nbits, index in plaids.items():
-            self.sweep(name, f"PlaidIndex nbits {nbits}", index, queries, truth, SWEEP_QUICK if a.quick else SWEEP)
+            self.sweep(name, f"PlaidIndex nbits {nbits}", index, queries, truth,
+                       SWEEP if (a.sweep or ("short" if a.quick else "full")) == "full" else SWEEP_QUICK)
         if fp and len(docs) <= a.fp_docs:
             n = min(len(queries), a.fp_queries)
             if n < len(queries):
@@ -286,7 +294,7 @@ class Bench:
     # ---------------------------------------------------------------- output
     def save(self):
         (WORK / "index-results.json").write_text(json.dumps(
-            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes}, indent=1))
+            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes, "load": self.load}, indent=1))
         self.report()
 
     def report(self):
@@ -305,6 +313,23 @@ class Bench:
         for r in self.rows:
             lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_token']:.1f} | "
                          f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
+        lines += ["", "## Goals of issue 5 (against fast-plaid in the same run, same collection)", ""]
+        for coll in sorted({r["collection"] for r in self.rows}):
+            fp = next((r for r in self.rows if r["collection"] == coll and r["index"].startswith("fast-plaid")), None)
+            for r in self.rows:
+                if r["collection"] != coll or not r["index"].startswith("PlaidIndex"):
+                    continue
+                checks = [f"recall@10 {r['recall']:.3f} {'≥' if r['recall'] >= 0.95 else '<'} 0.95"]
+                if fp:
+                    checks.append(f"latency {r['p50_ms'] / fp['p50_ms']:.2f}× fast-plaid's "
+                                  f"({'≤' if r['p50_ms'] <= 0.5 * fp['p50_ms'] else '>'} 0.5×)")
+                    checks.append(f"build {fp['build_s'] / max(r['build_s'], 1e-9):.1f}× faster "
+                                  f"({'≥' if fp['build_s'] >= 5 * r['build_s'] else '<'} 5×)")
+                if "nbits 2" in r["index"]:
+                    checks.append(f"{r['bytes_per_token']:.1f} bytes/token "
+                                  f"({'≤' if r['bytes_per_token'] <= 36 else '>'} 36 at 128 dims)"
+                                  if coll.startswith("synthetic") else f"{r['bytes_per_token']:.1f} bytes/token (384 dims)")
+                lines.append(f"- {coll}, {r['index']}: " + "; ".join(checks))
         lines += ["", "## Sweep of search settings (recall@10 vs p50 latency)", "",
                   f"![recall vs latency]({PLOT.relative_to(RESULTS.parent.parent).as_posix()})", "",
                   "| collection | index | setting | p50 ms | recall@10 |", "|---|---|---|---|---|"]
@@ -319,6 +344,7 @@ class Bench:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
         collections = sorted({s["collection"] for s in self.sweeps})
         if not collections:
             return
@@ -330,7 +356,11 @@ class Bench:
             for r in self.rows:
                 if r["collection"] == coll and r["index"].startswith("Exact"):
                     ax.axvline(r["p50_ms"], color="grey", ls=":", label="ExactIndex p50")
+                elif r["collection"] == coll and r["index"].endswith("(defaults)"):
+                    ax.plot([r["p50_ms"]], [r["recall"]], "k*", ms=11)
+            ax.plot([], [], "k*", ms=11, label="default settings")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("p50 latency per query (ms, log)")
             ax.set_ylabel("recall@10 vs exact")
             ax.set_title(coll)
@@ -357,6 +387,9 @@ def main():
     p.add_argument("--fp-queries", type=int, default=30, help="queries timed on fast-plaid")
     p.add_argument("--fp-timeout", type=int, default=3000)
     p.add_argument("--skip-fastplaid", action="store_true")
+    p.add_argument("--append", action="store_true", help="add to bench/_work/index-results.json")
+    p.add_argument("--sweep", choices=["full", "short"], default=None,
+                   help="search-settings grid (default: full, short with --quick)")
     p.add_argument("--only", choices=["subset", "cranfield", "large"], action="append")
     a = p.parse_args()
     a.docs = a.docs or (4000 if a.quick else 100_000)

@@ -77,7 +77,8 @@ def train_oracle(folder, rows, args, out, max_steps):
     columns.update({f"document_{j}": [r["documents"][j] for r in rows] for j in range(n)})
     columns["label"] = [r["scores"] for r in rows]
     trainer = MultiVectorEncoderTrainer(
-        model=model, train_dataset=Dataset.from_dict(columns), loss=MultiVectorDistillKLDivLoss(model, temperature=args.temperature),
+        model=model, train_dataset=Dataset.from_dict(columns),
+        loss=MultiVectorDistillKLDivLoss(model, temperature=args.temperature),
         args=MultiVectorEncoderTrainingArguments(**arguments(out, args, max_steps=max_steps)))
     return trainer.train().metrics
 
@@ -146,7 +147,8 @@ def main() -> None:
     if not args.skip_cranfield:
         print(f"| Cranfield nDCG@10 | {before['ndcg']:.4f} | {after['ndcg']:.4f} |")
     ours, oracle = max(speeds["maxsim"]), max(speeds["sentence-transformers"])
-    print(f"\n| trainer ({args.speed_steps} steps, best of {args.speed_rounds}) | samples/s | all rounds |\n|---|---|---|")
+    print(f"\n| trainer ({args.speed_steps} steps, best of {args.speed_rounds}) | samples/s | all rounds |")
+    print("|---|---|---|")
     print(f"| maxsim MaxSimTrainer | {ours:.2f} | {', '.join(f'{s:.2f}' for s in speeds['maxsim'])} |")
     print(f"| sentence-transformers MultiVectorEncoderTrainer | {oracle:.2f} | "
           f"{', '.join(f'{s:.2f}' for s in speeds['sentence-transformers'])} |")

@@ -139,6 +139,13 @@ def test_checkpoints_use_our_layout_and_resume_gives_the_same_next_loss(tmp_path
     assert resumed[3] == pytest.approx(straight[3], rel=1e-5) and resumed[4] == pytest.approx(straight[4], rel=1e-5)
 
 
+def test_gradient_checkpointing_gives_the_same_losses(tmp_path):
+    _, plain = train(tmp_path / "a", max_steps=2, save_strategy="no")
+    trainer, checkpointed = train(tmp_path / "b", max_steps=2, save_strategy="no", gradient_checkpointing=True)
+    assert trainer.model.transformer.auto_model.is_gradient_checkpointing
+    assert checkpointed == pytest.approx(plain, rel=1e-4)
+
+
 class ScriptedEvaluator:
     """Returns the next value of a script as its primary metric (deterministic best checkpoint)."""
 

@@ -138,6 +138,7 @@ class PlaidIndex(SegmentedIndex):
             quantizer = faiss.IndexFlat(dim, metric)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
             index.cp.seed = 0
+            index.cp.min_points_per_centroid = 1  # (quiet: few centroids per list is fine here)
             index.train(centroids)
             index.add(centroids)
             index.nprobe = max(1, nlist // 8)

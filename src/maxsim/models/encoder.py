@@ -89,7 +89,7 @@ class MultiVectorEncoder(torch.nn.Module):
     def tokenize(self, texts, task: str | None) -> list[list[int]]:
         """Validate texts, prepend the task's prompt, tokenize -> unpadded id lists."""
         _check_task(task)
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         prompt = self.prompts.get(task, "") if task else ""
         return self.transformer.tokenize([prompt + t for t in texts], task)
 
@@ -127,7 +127,7 @@ class MultiVectorEncoder(torch.nn.Module):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         single = isinstance(texts, str)
-        texts = [texts] if single else _check_texts(texts)
+        texts = [texts] if single else check_texts(texts)
         ids = self.tokenize(texts, task) if texts else []
         order = np.argsort([-len(x) for x in ids], kind="stable")
         results: list = [None] * len(ids)
@@ -183,7 +183,8 @@ def _check_task(task) -> None:
         raise ValueError(f"task must be 'query', 'document' or None, got {task!r}.")
 
 
-def _check_texts(texts) -> list[str]:
+def check_texts(texts) -> list[str]:
+    """An iterable of str -> list; a TypeError names the first position that is not a str."""
     if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
         raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}.")
     texts = list(texts)

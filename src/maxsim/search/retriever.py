@@ -24,7 +24,7 @@ from pathlib import Path
 
 from maxsim.index import KINDS, open_index
 from maxsim.index.storage import FileWriter, writer_lock
-from maxsim.models.encoder import _check_texts
+from maxsim.models.encoder import check_texts
 from maxsim.search.bm25 import BM25Ranker
 from maxsim.search.docstore import DocumentStore
 from maxsim.search.explain import explain_alignment
@@ -116,7 +116,7 @@ class Retriever:
         """Encode and add documents; ``ids`` default to fresh unique strings; ``metadata[i]`` is a
         JSON-serialisable dict or None. Returns the ids. All or nothing: bad input raises and
         changes nothing."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         ids = [uuid.uuid4().hex for _ in texts] if ids is None else _check_ids(ids, "ids")
         if len(ids) != len(texts):
             raise ValueError(f"got {len(ids)} ids for {len(texts)} texts: pass one id per text.")

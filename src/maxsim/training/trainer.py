@@ -26,7 +26,8 @@ class MaxSimTrainer(transformers.Trainer):
     ``evaluators``: callables ``evaluator(model) -> {metric: value}`` with a ``primary_metric``
     attribute (``maxsim.evaluation.InformationRetrievalEvaluator``); run at every ``eval_strategy``
     point. With ``load_best_model_at_end`` and no ``metric_for_best_model`` of its own, the first
-    evaluator's primary metric selects the best checkpoint (higher is better).
+    evaluator's primary metric selects the best checkpoint (higher is better). Evaluators run on
+    every process under torchrun. ``gradient_checkpointing`` applies to the backbone.
     """
 
     def __init__(self, model, loss: torch.nn.Module, args: transformers.TrainingArguments, train_dataset,
@@ -37,6 +38,13 @@ class MaxSimTrainer(transformers.Trainer):
             args.metric_for_best_model = f"eval_{self.evaluators[0].primary_metric}"
             args.greater_is_better = True
         args.remove_unused_columns = False
+        if getattr(args, "activation_checkpointing", False) or args.gradient_checkpointing:
+            _checkpoint_backbone(model.transformer.auto_model)  # the Trainer would look for it on the encoder
+            args.gradient_checkpointing = False
+            if hasattr(args, "activation_checkpointing"):  # transformers >= 5.x name of the same flag
+                args.activation_checkpointing = False
+        # An empty eval_dataset satisfies the Trainer's "eval_strategy needs eval data" check: our
+        # ``evaluate`` runs the evaluators instead of an evaluation loop.
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=Collator(model),
                          eval_dataset=[] if self.evaluators else None, callbacks=callbacks)
 
@@ -51,7 +59,8 @@ class MaxSimTrainer(transformers.Trainer):
         training = self.model.training
         self.model.eval()
         try:
-            metrics = {f"{metric_key_prefix}_{k}": float(v) for ev in self.evaluators for k, v in ev(self.model).items()}
+            metrics = {f"{metric_key_prefix}_{k}": float(v)
+                       for ev in self.evaluators for k, v in ev(self.model).items()}
         finally:
             self.model.train(training)
         self.log(metrics)
@@ -77,3 +86,9 @@ class MaxSimTrainer(transformers.Trainer):
         target = self.accelerator.unwrap_model(model)
         saved = MultiVectorEncoder(folder, device="cpu")
         target.load_state_dict(saved.state_dict(), strict=True)
+
+
+def _checkpoint_backbone(backbone) -> None:
+    """Recompute the backbone's layer activations in backward (transformers 5 name, else the older one)."""
+    enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+    enable()
