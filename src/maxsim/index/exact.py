@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from maxsim.index.packed import maxsim_packed
-from maxsim.index.segmented import Segment, SegmentedIndex, chunk_ranges, merge_topk, token_ranges
+from maxsim.index.packed import chunk_ranges, maxsim_packed, merge_topk, token_ranges
+from maxsim.index.segmented import Segment, SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError
 
 DTYPES = {"float16": np.float16, "float32": np.float32}

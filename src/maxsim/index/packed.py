@@ -42,3 +42,39 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
     q = torch.from_numpy(np.concatenate(queries).astype(np.float32, copy=False))
     sim = v.float() @ q.T
     return segment_max_sum(sim, lengths, [len(x) for x in queries])
+
+
+def token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Token positions of the documents ``docs`` (local), concatenated in order."""
+    starts, stops = offsets[docs], offsets[docs + 1]
+    lens = stops - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    rep = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return rep + np.arange(total, dtype=np.int64)
+
+
+def merge_topk(best: tuple[np.ndarray, np.ndarray] | None, docs: np.ndarray, scores: np.ndarray, k: int):
+    """Merge (docs, scores) into the running top-k ``best``: score desc, then doc position asc."""
+    if best is not None:
+        docs = np.concatenate([best[0], docs])
+        scores = np.concatenate([best[1], scores])
+    if len(docs) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        docs, scores = docs[part], scores[part]
+    order = np.lexsort((docs, -scores))
+    return docs[order], scores[order]
+
+
+def chunk_ranges(doclens: np.ndarray, budget_tokens: int) -> list[tuple[int, int]]:
+    """Contiguous document ranges of at most ``budget_tokens`` tokens (a longer document alone)."""
+    ranges, start, total = [], 0, 0
+    for i, n in enumerate(doclens.tolist()):
+        if total and total + n > budget_tokens:
+            ranges.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(doclens):
+        ranges.append((start, len(doclens)))
+    return ranges

@@ -32,8 +32,8 @@ import faiss
 import numpy as np
 import torch
 
-from maxsim.index.packed import maxsim_packed, segment_max_sum
-from maxsim.index.segmented import Segment, SegmentedIndex, merge_topk, token_ranges
+from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
+from maxsim.index.segmented import Segment, SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError, load_array
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4

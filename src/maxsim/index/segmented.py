@@ -8,7 +8,6 @@ per-segment ``tomb`` array of local positions, replaced (never edited) on each `
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.index.base import Hit, Index
+from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, IndexCorruptedError, Manifest,
                                   check_files, collect_garbage, load_array, load_json, new_tag, writer_lock)
 
@@ -66,18 +66,6 @@ class Segment:
     @property
     def n_live(self) -> int:
         return self.n_docs - int(self.dead.sum())
-
-
-def as_float_array(x, what: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{what}: expected a float array, got dtype {arr.dtype}.")
-    return arr
 
 
 class SegmentedIndex(Index):
@@ -246,78 +234,9 @@ class SegmentedIndex(Index):
     def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ input checks
-    def _check_ids(self, ids, what: str = "ids") -> list[str]:
-        if isinstance(ids, str):
-            raise TypeError(f"{what} must be a list of strings, not one string ({ids!r}).")
-        ids = list(ids)
-        seen = set()
-        for i, doc_id in enumerate(ids):
-            if not isinstance(doc_id, str):
-                raise TypeError(f"{what}[{i}] is {type(doc_id).__name__} {doc_id!r}; ids must be strings.")
-            if doc_id in seen:
-                raise ValueError(f"duplicate id {doc_id!r} in {what} (position {i}).")
-            seen.add(doc_id)
-        return ids
-
-    def _check_embeddings(self, ids: list[str], embeddings) -> list[np.ndarray]:
-        if isinstance(embeddings, np.ndarray) and embeddings.ndim == 3:
-            embeddings = list(embeddings)
-        elif hasattr(embeddings, "detach") and embeddings.ndim == 3:
-            embeddings = list(embeddings)
-        embeddings = list(embeddings)
-        if len(embeddings) != len(ids):
-            raise ValueError(f"got {len(ids)} ids but {len(embeddings)} embeddings.")
-        out = []
-        limit = self._max_abs_value()
-        for i, (doc_id, emb) in enumerate(zip(ids, embeddings)):
-            arr = as_float_array(emb, f"embeddings of id {doc_id!r}")
-            if arr.ndim != 2:
-                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) have shape {arr.shape}; "
-                                 f"expected (n_tokens, {self.dim}).")
-            if arr.shape[1] != self.dim:
-                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) have dim {arr.shape[1]}; "
-                                 f"the index has dim {self.dim}.")
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) contain NaN or inf.")
-            if limit is not None and arr.size and float(np.abs(arr).max()) > limit:
-                raise ValueError(f"embeddings of id {doc_id!r} (position {i}) exceed {limit:g}, "
-                                 "the largest value this index can store.")
-            out.append(arr)
-        return out
-
     def _max_abs_value(self) -> float | None:
+        """Largest absolute value the storage dtype holds (None: no limit)."""
         return None
-
-    def _check_queries(self, query_embeddings) -> list[np.ndarray]:
-        if isinstance(query_embeddings, np.ndarray) or hasattr(query_embeddings, "detach"):
-            if query_embeddings.ndim == 2:
-                raise ValueError("search takes a list of queries: wrap one (n_tokens, dim) query in a list.")
-            if query_embeddings.ndim != 3:
-                raise ValueError(f"query_embeddings has shape {tuple(query_embeddings.shape)}; expected a list "
-                                 "of (n_tokens, dim) arrays or one (n_queries, n_tokens, dim) array.")
-        out = []
-        for i, q in enumerate(list(query_embeddings)):
-            arr = as_float_array(q, f"query {i}")
-            if arr.ndim != 2:
-                raise ValueError(f"query {i} has shape {arr.shape}; expected (n_tokens, {self.dim}).")
-            if arr.shape[0] == 0:
-                raise ValueError(f"query {i} is empty (0 token vectors).")
-            if arr.shape[1] != self.dim:
-                raise ValueError(f"query {i} has dim {arr.shape[1]}; the index has dim {self.dim}.")
-            arr = np.ascontiguousarray(arr, dtype=np.float32)
-            if not np.isfinite(arr).all():
-                raise ValueError(f"query {i} contains NaN or inf.")
-            out.append(arr)
-        return out
-
-    @staticmethod
-    def _check_k(k) -> int:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"k must be an integer, got {k!r}.")
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}.")
-        return int(k)
 
     def _subset_mask(self, subset) -> np.ndarray:
         alive = self._alive.copy()
@@ -335,8 +254,8 @@ class SegmentedIndex(Index):
 
     # ------------------------------------------------------------------ search
     def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Hit]]:
-        k = self._check_k(k)
-        queries = self._check_queries(query_embeddings)
+        k = check_k(k)
+        queries = check_queries(query_embeddings, self.dim)
         if not queries:
             return []
         mask = self._subset_mask(subset)
@@ -402,8 +321,8 @@ class SegmentedIndex(Index):
         return {"tag": tag, "n_docs": len(ids), "n_tokens": int(np.sum(doclens)), "n_deleted": 0, "files": files}
 
     def add(self, ids, embeddings, metadata=None) -> None:
-        ids = self._check_ids(ids)
-        embeddings = self._check_embeddings(ids, embeddings)
+        ids = check_ids(ids)
+        embeddings = check_embeddings(ids, embeddings, self.dim, self._max_abs_value())
         if metadata is not None:
             metadata = list(metadata)
             if len(metadata) != len(ids):
@@ -434,7 +353,7 @@ class SegmentedIndex(Index):
         raise NotImplementedError
 
     def remove(self, ids) -> None:
-        ids = self._check_ids(ids)
+        ids = check_ids(ids)
         if not ids:
             return
         with self._writing():
@@ -518,43 +437,3 @@ class SegmentedIndex(Index):
 
     def _merge_arrays(self, body: dict, parts: list[tuple[Segment, np.ndarray]], doclens: np.ndarray) -> dict:
         raise NotImplementedError
-
-
-def token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Token positions of the documents ``docs`` (local), concatenated in order."""
-    starts, stops = offsets[docs], offsets[docs + 1]
-    lens = stops - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    rep = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return rep + np.arange(total, dtype=np.int64)
-
-
-def merge_topk(best: tuple[np.ndarray, np.ndarray] | None, docs: np.ndarray, scores: np.ndarray, k: int):
-    """Merge (docs, scores) into the running top-k ``best``: score desc, then doc position asc."""
-    if best is not None:
-        docs = np.concatenate([best[0], docs])
-        scores = np.concatenate([best[1], scores])
-    if len(docs) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        docs, scores = docs[part], scores[part]
-    order = np.lexsort((docs, -scores))
-    return docs[order], scores[order]
-
-
-def chunk_ranges(doclens: np.ndarray, budget_tokens: int) -> list[tuple[int, int]]:
-    """Contiguous document ranges of at most ``budget_tokens`` tokens (a longer document alone)."""
-    ranges, start, total = [], 0, 0
-    for i, n in enumerate(doclens.tolist()):
-        if total and total + n > budget_tokens:
-            ranges.append((start, i))
-            start, total = i, 0
-        total += n
-    if start < len(doclens):
-        ranges.append((start, len(doclens)))
-    return ranges
-
-
-def ceil_pow2(x: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(x, 1))))

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maxsim.index import KINDS, open_index
+from maxsim.index.checks import check_ids
 from maxsim.index.storage import FileWriter, writer_lock
 from maxsim.models.encoder import check_texts
 from maxsim.search.bm25 import BM25Ranker
@@ -117,7 +118,7 @@ class Retriever:
         JSON-serialisable dict or None. Returns the ids. All or nothing: bad input raises and
         changes nothing."""
         texts = check_texts(texts)
-        ids = [uuid.uuid4().hex for _ in texts] if ids is None else _check_ids(ids, "ids")
+        ids = [uuid.uuid4().hex for _ in texts] if ids is None else check_ids(ids, "ids")
         if len(ids) != len(texts):
             raise ValueError(f"got {len(ids)} ids for {len(texts)} texts: pass one id per text.")
         metadata = _check_metadata(metadata, len(texts))
@@ -140,7 +141,7 @@ class Retriever:
 
     def remove(self, ids: Sequence[str]) -> None:
         """Remove documents by id; an unknown id raises KeyError and changes nothing."""
-        ids = _check_ids(ids, "ids")
+        ids = check_ids(ids, "ids")
         if not ids:
             return
         with writer_lock(self.folder, LOCK_TIMEOUT_S):
@@ -183,7 +184,7 @@ class Retriever:
         if fusion not in METHODS:
             raise ValueError(f"fusion must be one of {METHODS}, got {fusion!r}.")
         if subset is not None:
-            subset = _check_ids(subset, "subset")
+            subset = check_ids(subset, "subset")
             unknown = [i for i in subset if i not in self.index]
             if unknown:
                 raise KeyError(f"subset id {unknown[0]!r} is not in {self.folder} ({len(unknown)} unknown ids).")
@@ -249,20 +250,6 @@ def read_manifest(folder: Path) -> dict:
         raise ValueError(f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r} "
                          f"is not a {FORMAT} this maxsim reads (version <= {FORMAT_VERSION}).")
     return manifest
-
-
-def _check_ids(ids, name: str) -> list[str]:
-    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-        raise TypeError(f"{name} must be a list of string ids, got {type(ids).__name__}.")
-    ids = list(ids)
-    seen = set()
-    for i, doc_id in enumerate(ids):
-        if not isinstance(doc_id, str) or not doc_id:
-            raise TypeError(f"{name}[{i}] is {doc_id!r}: ids are non-empty strings.")
-        if doc_id in seen:
-            raise ValueError(f"{name} holds {doc_id!r} twice: each id once.")
-        seen.add(doc_id)
-    return ids
 
 
 def _check_metadata(metadata, n: int) -> list[dict | None]:
