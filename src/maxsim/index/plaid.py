@@ -32,6 +32,7 @@ import faiss
 import numpy as np
 import torch
 
+from maxsim.index.codec import assign_centroids, byte_lookup_table, compress
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
 from maxsim.index.segmented import Segment, SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError, load_array
@@ -104,7 +105,7 @@ class PlaidIndex(SegmentedIndex):
             raise IndexCorruptedError(f"{folder / shared['buckets']}: bad bucket array {buckets.shape}.")
         self._centroids = centroids
         self._cutoffs, self._weights = buckets[: n_b - 1], buckets[n_b - 1:]
-        self._lut = _lookup_table(self._weights, body["params"]["nbits"])
+        self._lut = byte_lookup_table(self._weights, body["params"]["nbits"])
         self._normalized = bool(body["state"]["normalized"])
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
@@ -126,50 +127,6 @@ class PlaidIndex(SegmentedIndex):
         a["ivf_offsets"], a["ivf_docs"] = self._ivf(np.asarray(a["codes"]), seg.doclens, n_c, seg.n_docs)
 
     # ------------------------------------------------------------------ compression
-    def _assign(self, x: np.ndarray, centroids: np.ndarray, normalized: bool) -> np.ndarray:
-        """Nearest centroid of each row (inner product for unit-norm data, else L2). From 2,048
-        centroids on, a two-level faiss index (IVF over the centroids, 1/8 of its lists probed)
-        replaces the exhaustive scan: ~6x less work, and a rare second-nearest centroid only makes
-        that token's residual slightly larger."""
-        n_c, dim = centroids.shape
-        metric = faiss.METRIC_INNER_PRODUCT if normalized else faiss.METRIC_L2
-        if n_c >= 2048 and len(x) > 4 * n_c:
-            nlist = 1 << int(round(math.log2(math.sqrt(n_c))))
-            quantizer = faiss.IndexFlat(dim, metric)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
-            index.cp.seed = 0
-            index.cp.min_points_per_centroid = 1  # (quiet: few centroids per list is fine here)
-            index.train(centroids)
-            index.add(centroids)
-            index.nprobe = max(1, nlist // 8)
-        else:
-            index = faiss.IndexFlat(dim, metric)
-            index.add(centroids)
-        codes = np.empty(len(x), dtype=np.int64)
-        step = 1 << 16
-        for s in range(0, len(x), step):
-            codes[s: s + step] = index.search(np.ascontiguousarray(x[s: s + step], dtype=np.float32), 1)[1][:, 0]
-        if len(x) and codes.min() < 0:  # an empty probe list: fall back to the exhaustive scan
-            bad = np.nonzero(codes < 0)[0]
-            flat = faiss.IndexFlat(dim, metric)
-            flat.add(centroids)
-            codes[bad] = flat.search(np.ascontiguousarray(x[bad], dtype=np.float32), 1)[1][:, 0]
-        return codes
-
-    def _compress(self, x: np.ndarray, centroids, cutoffs, nbits, normalized):
-        """-> codes (int64), packed residuals (uint8), sum of squared residual norms."""
-        codes = self._assign(x, centroids, normalized)
-        width = x.shape[1] * nbits // 8
-        packed = np.empty((len(x), width), dtype=np.uint8)
-        sse = 0.0
-        step = 1 << 15
-        for s in range(0, len(x), step):
-            r = np.asarray(x[s: s + step], dtype=np.float32) - centroids[codes[s: s + step]]
-            sse += float(np.einsum("ij,ij->", r, r))
-            packed[s: s + step] = _pack(torch.bucketize(torch.from_numpy(r), torch.from_numpy(cutoffs), right=True)
-                                        .to(torch.uint8).numpy(), nbits)
-        return codes, packed, sse
-
     def _decompress(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
         v = self._centroids[codes]
         v += self._lut[residuals].reshape(len(codes), self._centroids.shape[1])
@@ -193,7 +150,7 @@ class PlaidIndex(SegmentedIndex):
                           min_points_per_centroid=1, verbose=False)
         km.train(sample)
         centroids = km.centroids.astype(np.float16).astype(np.float32)
-        codes = self._assign(sample, centroids, normalized)
+        codes = assign_centroids(sample, centroids, normalized)
         r = sample - centroids[codes]
         n_b = 1 << int(p["nbits"])
         flat = r.ravel()
@@ -234,7 +191,7 @@ class PlaidIndex(SegmentedIndex):
         else:
             total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
             grown = p["n_centroids"] is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
-            codes, packed, sse = self._compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
+            codes, packed, sse = compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
             added_tokens = state["added_tokens"] + n_new
             drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p["drift_bound"] * state["train_mse"] \
                 and added_tokens >= 0.05 * state["n_tokens_at_training"]
@@ -245,7 +202,7 @@ class PlaidIndex(SegmentedIndex):
                 state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
                 return self._segment_arrays_from(codes, packed, doclens, state["n_centroids"])
         # retrained: compress the new batch with the new centroids
-        codes, packed, sse = self._compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
+        codes, packed, sse = compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
                                             body["state"]["normalized"])
         return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"])
 
@@ -286,7 +243,7 @@ class PlaidIndex(SegmentedIndex):
         for seg, keep, vectors in old_parts:
             if not len(keep):
                 continue
-            codes, packed, _ = self._compress(vectors, centroids, cutoffs, p["nbits"], normalized)
+            codes, packed, _ = compress(vectors, centroids, cutoffs, p["nbits"], normalized)
             doclens = seg.doclens[keep]
             arrays = self._segment_arrays_from(codes, packed, doclens, len(centroids))
             meta = seg.metadata
@@ -451,21 +408,3 @@ def _check_search_values(params: dict) -> None:
     v = params.get("centroid_score_threshold")
     if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)):
         raise ValueError(f"centroid_score_threshold must be a number or None, got {v!r}.")
-
-
-def _pack(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """(n, dim) bucket indices < 2^nbits -> (n, dim * nbits / 8) uint8, first value in the high bits."""
-    per = 8 // nbits
-    c = codes.reshape(len(codes), -1, per).astype(np.uint8)
-    out = np.zeros(c.shape[:2], dtype=np.uint8)
-    for j in range(per):
-        out |= c[:, :, j] << np.uint8(nbits * (per - 1 - j))
-    return out
-
-
-def _lookup_table(weights: np.ndarray, nbits: int) -> np.ndarray:
-    """(256, 8 / nbits) float32: the bucket weights of the values packed in each byte."""
-    per = 8 // nbits
-    b = np.arange(256, dtype=np.uint16)
-    idx = np.stack([(b >> (nbits * (per - 1 - j))) & ((1 << nbits) - 1) for j in range(per)], axis=1)
-    return weights[idx].astype(np.float32)
