@@ -106,3 +106,46 @@ def test_bfloat16_close_to_float32(tmp_path):
     assert next(model16.parameters()).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="dtype"):
         MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu", dtype="int8")
+
+
+@pytest.mark.parametrize("expansion", [
+    {"strategy": "min", "attend": False, "token": None, "length": 8},
+    {"strategy": "fixed", "attend": True, "token": None, "length": 16},
+    {"strategy": "fixed", "attend": False, "token": "[unused5]", "length": 24},
+    None,
+])
+def test_query_expansion_variants_match_sentence_transformers(expansion, tmp_path):
+    """Every expansion strategy/attend/token setting gives sentence-transformers' own vectors."""
+    st = pytest.importorskip("sentence_transformers")
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODELS / "st6-tiny-bert", folder)
+    config_path = folder / "sentence_bert_config.json"
+    config = json.loads(config_path.read_text())
+    config["query_expansion"] = expansion
+    config_path.chmod(0o644)
+    config_path.write_text(json.dumps(config))
+    ours = MultiVectorEncoder(folder, device="cpu").encode_query(QUERIES, batch_size=3)
+    theirs = st.MultiVectorEncoder(str(folder), device="cpu").encode_query(QUERIES, batch_size=3)
+    assert _max_diff(ours, theirs) <= 1e-5
+    if expansion and expansion["strategy"] == "min":  # long queries keep their tokens, short ones reach 8
+        assert min(len(q) for q in ours) == 8 and max(len(q) for q in ours) == 32
+
+
+@pytest.mark.parametrize("mask_config", [
+    {"skiplist_words": ["!", ".", "the"], "skiplist_tasks": ["query", "document"], "keep_only_token_ids": None},
+    {"skiplist_words": [], "skiplist_tasks": ["document"], "keep_only_token_ids": [101, 102, 1996, 1012]},
+])
+def test_mask_variants_match_sentence_transformers(mask_config, tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODELS / "st6-tiny-bert", folder)
+    path = folder / "2_MultiVectorMask" / "config.json"
+    path.chmod(0o644)
+    path.write_text(json.dumps(mask_config))
+    ours, theirs = MultiVectorEncoder(folder, device="cpu"), st.MultiVectorEncoder(str(folder), device="cpu")
+    assert _max_diff(ours.encode_query(QUERIES), theirs.encode_query(QUERIES)) <= 1e-5
+    assert _max_diff(ours.encode_document(DOCUMENTS), theirs.encode_document(DOCUMENTS)) <= 1e-5
