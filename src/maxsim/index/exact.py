@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from maxsim.index.packed import chunk_ranges, maxsim_packed, merge_topk, token_ranges
-from maxsim.index.segmented import Segment, SegmentedIndex
+from maxsim.index.segment import Segment
+from maxsim.index.segmented import SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError
 
 DTYPES = {"float16": np.float16, "float32": np.float32}

@@ -34,7 +34,8 @@ import torch
 
 from maxsim.index.codec import assign_centroids, byte_lookup_table, compress
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
-from maxsim.index.segmented import Segment, SegmentedIndex
+from maxsim.index.segment import Segment
+from maxsim.index.segmented import SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError, load_array
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4
