@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -91,3 +93,14 @@ def check_queries(query_embeddings, dim: int) -> list[np.ndarray]:
             raise ValueError(f"query {i} contains NaN or inf.")
         out.append(arr)
     return out
+
+
+def check_search_settings(params: dict) -> None:
+    """PLAID search settings: n_ivf_probe and n_full_scores positive ints, the threshold a number (None: default)."""
+    for key in ("n_ivf_probe", "n_full_scores"):
+        v = params.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{key} must be a positive integer or None, got {v!r}.")
+    v = params.get("centroid_score_threshold")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)):
+        raise ValueError(f"centroid_score_threshold must be a number or None, got {v!r}.")

@@ -32,6 +32,7 @@ import faiss
 import numpy as np
 import torch
 
+from maxsim.index.checks import check_search_settings
 from maxsim.index.codec import assign_centroids, byte_lookup_table, compress
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
 from maxsim.index.segment import Segment
@@ -86,7 +87,7 @@ class PlaidIndex(SegmentedIndex):
             raise ValueError("n_centroids must be positive.")
         if int(params["kmeans_niters"]) < 1:
             raise ValueError("kmeans_niters must be at least 1.")
-        _check_search_values(params)
+        check_search_settings(params)
         if float(params["drift_bound"]) <= 1.0:
             raise ValueError("drift_bound must be greater than 1.")
 
@@ -277,7 +278,7 @@ class PlaidIndex(SegmentedIndex):
         """PLAID search; the three settings default to the index's values, else to the collection-size
         rule (``resolve_search_params``). ``n_ivf_probe=n_centroids, centroid_score_threshold=-inf,
         n_full_scores >= len(index)`` makes it exhaustive (exact MaxSim on decompressed vectors)."""
-        _check_search_values({"n_ivf_probe": n_ivf_probe, "n_full_scores": n_full_scores,
+        check_search_settings({"n_ivf_probe": n_ivf_probe, "n_full_scores": n_full_scores,
                               "centroid_score_threshold": centroid_score_threshold})
         return super().search(query_embeddings, k, subset, n_ivf_probe=n_ivf_probe,
                               centroid_score_threshold=centroid_score_threshold, n_full_scores=n_full_scores)
@@ -286,7 +287,7 @@ class PlaidIndex(SegmentedIndex):
     def _search(self, queries, k, mask, **options):
         stored = {key: self._body["params"].get(key) for key in SEARCH_KEYS}
         given = {key: options.get(key) if options.get(key) is not None else stored[key] for key in SEARCH_KEYS}
-        _check_search_values(given)
+        check_search_settings(given)
         sp = resolve_search_params(len(self), k, given)
         n_probe = max(1, min(int(sp["n_ivf_probe"]), len(self._centroids)))
         n_full = max(int(sp["n_full_scores"]), k)
@@ -399,13 +400,3 @@ def _top(scores: np.ndarray, n: int, cand: np.ndarray) -> np.ndarray:
     if len(scores) <= n:
         return np.arange(len(scores))
     return np.lexsort((cand, -scores))[:n]
-
-
-def _check_search_values(params: dict) -> None:
-    for key in ("n_ivf_probe", "n_full_scores"):
-        v = params.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise ValueError(f"{key} must be a positive integer or None, got {v!r}.")
-    v = params.get("centroid_score_threshold")
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)):
-        raise ValueError(f"centroid_score_threshold must be a number or None, got {v!r}.")
