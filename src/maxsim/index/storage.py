@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maxsim.errors import CorruptedError, LockedError
+
 MANIFEST = "manifest.json"
 LOCK = "LOCK"
 FORMAT = "maxsim-index"
@@ -44,15 +46,11 @@ SMALL_FILE_BYTES = 8 << 20
 MANAGED_PREFIXES = ("seg-", "shared-", ".tmp-")
 
 
-class IndexError_(Exception):
-    """Base of the index errors."""
-
-
-class IndexCorruptedError(IndexError_):
+class IndexCorruptedError(CorruptedError):
     """A file of the index is missing, truncated or does not match its checksum."""
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(LockedError):
     """Another writer holds the index lock for longer than the timeout."""
 
 
