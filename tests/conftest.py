@@ -1,21 +1,23 @@
-"""Shared fixtures: the read-only ../shared folder (override with MAXSIM_SHARED)."""
+"""Shared fixtures: reference models, collections and KD samples under tests/fixtures (see tests/README.md)."""
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MAXSIM_SHARED", ROOT.parent / "shared"))
-MODELS = SHARED / "models"
-DATA = SHARED / "data"
+FIXTURES = ROOT / "tests" / "fixtures"
+SHARED = FIXTURES  # the suite's former name for this folder (it mirrors ../shared's models/, data/, reference/)
+MODELS = FIXTURES / "models"
+DATA = FIXTURES / "data"
+CRANFIELD = DATA / "cranfield"
+TINY_MODEL = MODELS / "st6-tiny-bert"
 REFERENCE_MODELS = ["st6-tiny-bert", "st6-tiny-modernbert", "seed-layout-tiny-modernbert",
                     "pylate-tiny-bert", "stanford-tiny-bert"]
 
 
 def probe_texts():
-    """QUERIES, DOCUMENTS of shared/models/texts.py."""
+    """QUERIES, DOCUMENTS of tests/fixtures/models/texts.py."""
     sys.path.insert(0, str(MODELS))
     try:
         import texts
@@ -26,9 +28,14 @@ def probe_texts():
 
 @pytest.fixture(scope="session")
 def shared():
-    if not SHARED.is_dir():
-        pytest.fail(f"shared folder {SHARED} not found; set MAXSIM_SHARED")
-    return SHARED
+    """The fixtures folder (models/, data/, reference/)."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def cranfield():
+    """Folder of the Cranfield collection (corpus.jsonl, queries.jsonl, qrels.tsv)."""
+    return CRANFIELD
 
 
 @pytest.fixture(scope="session")
@@ -43,4 +50,4 @@ def tiny_model():
     """A small real model (BERT 2 layers, hidden 64, Dense 64->32) for fast tests."""
     from maxsim import MultiVectorEncoder
 
-    return MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu")
+    return MultiVectorEncoder(TINY_MODEL, device="cpu")

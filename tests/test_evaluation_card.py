@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import MODELS
+from conftest import FIXTURES, MODELS
 from maxsim import MultiVectorEncoder
 from maxsim.evaluation import write_model_card
 
@@ -43,9 +43,9 @@ def card(tmp_path_factory):
     return model, folder, path.read_text()
 
 
-def test_card_has_the_reference_sections_in_order(card, shared):
+def test_card_has_the_reference_sections_in_order(card):
     _, _, text = card
-    reference_lines = {line.strip() for line in (shared / "reference" / "model-card.md").read_text().splitlines()}
+    reference_lines = {line.strip() for line in (FIXTURES / "reference" / "model-card.md").read_text().splitlines()}
     ours = [h.replace("(maxsim)", "(Sentence Transformers)")
             for h in re.findall(r"^#{2,4} (.+)$", text, flags=re.M)]
     assert all(h in reference_lines for h in HEADINGS)

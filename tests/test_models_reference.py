@@ -1,4 +1,4 @@
-"""Every reference model in shared/models reproduces its library's own outputs."""
+"""Every reference model in tests/fixtures/models reproduces its library's own outputs."""
 
 import numpy as np
 import pytest
