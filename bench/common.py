@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MAXSIM_SHARED", ROOT.parent / "shared"))
+SHARED = ROOT / "tests" / "fixtures"  # models/, data/ (copied from ../shared; see tests/README.md)
 WORK = ROOT / "bench" / "_work"
 
 
 def cranfield_texts() -> tuple[list[str], list[str]]:
-    """(documents "title text", queries) of shared/data/cranfield."""
+    """(documents "title text", queries) of tests/fixtures/data/cranfield."""
     folder = SHARED / "data" / "cranfield"
     with open(folder / "corpus.jsonl", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f if line.strip()]

@@ -5,7 +5,7 @@ its top 100 candidates. Documents are "title text" (the BEIR convention; the iss
 used it). BM25 is the Retriever's (English stopwords + Snowball stemmer); one row repeats it
 without the stemmer, as the issue measured it.
 
-    python -P bench/hybrid.py [--model default] [--index exact] [--data /work/shared/data/cranfield]
+    python -P bench/hybrid.py [--model default] [--index exact] [--data tests/fixtures/data/cranfield]
 
 (``-P``: do not put bench/ first on sys.path, where bench/maxsim.py would shadow the package.)
 
@@ -29,7 +29,7 @@ import pytrec_eval
 from maxsim.search import Retriever, fuse
 from maxsim.search.fusion import FUSION_DEPTH
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 
 
 def load_cranfield(folder: Path):

@@ -34,11 +34,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-SHARED = Path(os.environ.get("MAXSIM_SHARED", ROOT.parent / "shared"))
+SHARED = ROOT / "tests" / "fixtures"  # models/, data/ (copied from ../shared; see tests/README.md)
 WORK = ROOT / "bench" / "_work"
 RESULTS = ROOT / "bench" / "results" / "index.md"
 PLOT = ROOT / "bench" / "index_recall_latency.png"
-FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", "/tmp/fpenv/bin/python")
+FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", str(WORK / "fpenv" / "bin" / "python"))
 
 FASTPLAID_RUNNER = r'''
 import json, os, sys, time

@@ -1,6 +1,6 @@
 """Retrieval quality on a BEIR folder (default: Cranfield): BM25, dense MiniLM, multi-vector variants.
 
-    python -P bench/quality.py [--data /work/shared/data/cranfield] [--systems bm25,bm25stem,dense,default,markers,expansion,doc180] [--fields title+text|text]
+    python -P bench/quality.py [--data tests/fixtures/data/cranfield] [--systems bm25,bm25stem,dense,default,markers,expansion,doc180] [--fields title+text|text]
 
 Every system is scored with ``maxsim.evaluation`` (nDCG@10 graded, recall@100), on the same documents:
 BEIR's "title text" (``--fields title+text``, the evaluator's default) or the "text" field alone
@@ -39,7 +39,7 @@ from maxsim.models.default import minilm_folder
 from maxsim.scoring import topk
 from maxsim.search.bm25 import BM25Ranker
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 CUTOFFS = {"precision_recall_at_k": (1, 3, 5, 10, 100)}
 
 

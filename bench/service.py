@@ -4,7 +4,7 @@
                             [--duration 60] [--max-requests 20000] [--readers 4] [--threads N] [--hybrid]
                             [--output bench/results/service.md]
 
-Builds the index (default model, exact, hybrid) from shared/data/cranfield if ``--index`` does not
+Builds the index (default model, exact, hybrid) from tests/fixtures/data/cranfield if ``--index`` does not
 exist, starts ``maxsim serve`` as a subprocess on 127.0.0.1 (never another address), and for each
 client count runs that many concurrent clients (asyncio + httpx, one query per request, k=10,
 Cranfield's 225 queries in turn) for ``--duration`` seconds or ``--max-requests`` requests,

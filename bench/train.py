@@ -29,7 +29,7 @@ from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder
 from maxsim.losses import DistillKLDiv
 from maxsim.training import MaxSimTrainer, TrainingRows, load_rows
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 KD_FILES = [SHARED / "data" / "msmarco-kd-flagembedding" / "train.jsonl",
             SHARED / "data" / "nq-kd-flagembedding" / "train.jsonl"]
 

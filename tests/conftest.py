@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
-SHARED = FIXTURES  # the suite's former name for this folder (it mirrors ../shared's models/, data/, reference/)
+SHARED = FIXTURES  # the suite's former name for this folder (models/, data/, reference/)
 MODELS = FIXTURES / "models"
 DATA = FIXTURES / "data"
 CRANFIELD = DATA / "cranfield"
