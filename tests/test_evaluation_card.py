@@ -82,3 +82,25 @@ def test_card_without_training_or_evaluation(tmp_path, tiny_model):
     assert "MultiVectorEncoder('org/name')" in text
     with pytest.raises(TypeError, match="training_args"):
         write_model_card(tiny_model, tmp_path, training_args=[1])
+
+
+def test_card_takes_an_evaluators_own_result(tmp_path, tiny_model):
+    """``evaluations=evaluator(model)`` (a flat dict) works and equals {name: that dict}."""
+    from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder
+
+    queries, corpus, qrels = load_beir_folder(FIXTURES / "data" / "cranfield")
+    few = dict(list(queries.items())[:3])
+    documents = {d: corpus[d] for q in few for d in qrels[q]} | dict(list(corpus.items())[:20])
+    results = InformationRetrievalEvaluator(few, documents, qrels, name="cran")(tiny_model)
+    plain = write_model_card(tiny_model, tmp_path / "plain", evaluations=results, model_id="m").read_text()
+    named = write_model_card(tiny_model, tmp_path / "named", evaluations={"cran": results}, model_id="m").read_text()
+    assert plain == named
+    assert f"| MaxSim_ndcg@10 | {round(results['cran_MaxSim_ndcg@10'], 4)!r} |" in plain
+    with pytest.raises(TypeError, match=r"evaluations\['cran'\] is str"):
+        write_model_card(tiny_model, tmp_path / "bad", evaluations={"cran": "0.5"})
+
+
+def test_card_links_a_training_plot(tmp_path, tiny_model):
+    text = write_model_card(tiny_model, tmp_path, training_log=LOG, training_plot="training_curves.png").read_text()
+    logs = text.split("### Training Logs")[1]
+    assert logs.index("![Training loss and evaluation curves](training_curves.png)") < logs.index("| Epoch |")

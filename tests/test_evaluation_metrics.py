@@ -27,8 +27,8 @@ def assert_matches_trec(rankings, qrels):
     trec = pytrec_eval.RelevanceEvaluator(qrels, TREC_MEASURES).evaluate(trec_run(rankings))
     assert ours, "no query evaluated"
     for qid, values in ours.items():
-        if qid not in trec:  # not in the run: trec_eval skips it (0 everywhere with -c), we count 0
-            assert qid not in rankings and not any(values.values()), qid
+        if qid not in trec:  # an empty ranking: trec_eval has nothing to score, we count 0
+            assert rankings[qid] == [] and not any(values.values()), qid
             continue
         for label, trec_label in OURS_TO_TREC.items():
             assert values[label] == pytest.approx(trec[qid][trec_label], abs=1e-6), (qid, label)
@@ -69,18 +69,20 @@ def test_hand_made_ties_unjudged_and_k_beyond_corpus():
         "q1": {"d1": 2, "d2": 0, "d3": 1, "d9": 3},  # d9 never retrieved
         "q2": {"d1": 0},                              # judged, nothing relevant: skipped
         "q3": {"d2": 1},
-        "q4": {"d4": 1},                              # not in the run: retrieved nothing
+        "q4": {"d4": 1},                              # not in the run (no query text): skipped
+        "q5": {"d4": 1},                              # an empty ranking: retrieved nothing, scores 0
     }
     # Ties: d1/d3 and d2/d4 tie in q1; all four tie in q3. Ties are broken by doc id ascending.
     run = {"q1": [("d4", 1.0), ("d3", 2.0), ("d2", 1.0), ("d1", 2.0)],
            "q2": [("d1", 1.0)],
-           "q3": [("d4", 0.5), ("d3", 0.5), ("d2", 0.5), ("d1", 0.5)]}
+           "q3": [("d4", 0.5), ("d3", 0.5), ("d2", 0.5), ("d1", 0.5)], "q5": []}
     assert rank(run["q1"]) == ["d1", "d3", "d2", "d4"]
-    ours = assert_matches_trec(run, qrels)
-    assert set(ours) == {"q1", "q3", "q4"}
+    with pytest.warns(UserWarning, match="1 of 4 judged queries have no ranking .*'q4'"):
+        ours = assert_matches_trec(run, qrels)
+    assert set(ours) == {"q1", "q3", "q5"}
     assert ours["q3"]["precision@1"] == 0.0 and ours["q3"]["precision@3"] == pytest.approx(1 / 3)
     assert ours["q3"]["precision@100"] == pytest.approx(1 / 100)  # k beyond the 4 ranked documents
-    assert ours["q4"]["ndcg@10"] == ours["q4"]["recall@100"] == 0.0
+    assert ours["q5"]["ndcg@10"] == ours["q5"]["recall@100"] == 0.0
     idcg = 3 + 2 / math.log2(3) + 1 / math.log2(4)
     assert ours["q1"]["ndcg@10"] == pytest.approx((2 + 1 / math.log2(3)) / idcg)
 
@@ -143,3 +145,16 @@ def test_no_relevant_query_or_a_duplicate_document_is_a_clear_error():
 def test_bad_cutoffs_are_rejected():
     with pytest.raises(ValueError, match="positive integer"):
         metric_functions(ndcg_at=(0,))
+
+
+def test_judged_queries_without_a_ranking_do_not_count_as_zeros(cranfield, cranfield_run):
+    """The issue's trap: qrels judge 225 queries, the run ranks 50 (the others had no query text).
+    The mean is over the 50, as trec_eval's, not diluted by 175 zeros."""
+    _, _, qrels = cranfield
+    asked = dict(list(cranfield_run.items())[:50])
+    with pytest.warns(UserWarning, match="175 of 225 judged queries have no ranking"):
+        ours = evaluate_rankings(asked, qrels)["MaxSim_ndcg@10"]
+    trec = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(trec_run(asked))
+    assert len(trec) == 50
+    assert ours == pytest.approx(np.mean([v["ndcg_cut_10"] for v in trec.values()]), abs=1e-9)
+    assert ours > 0.05 and ours * 50 / 225 < ours / 2  # counting the 175 as zeros would be 4.5x lower

@@ -3,12 +3,13 @@
 A document is *relevant* to a query when its grade in ``relevant_docs`` is > 0. A ranking is a list of
 document ids, best first; its ties must already be broken (``rank`` breaks them by document id).
 Every function takes one query's ``ranking`` (list[str]) and ``grades`` (dict doc_id -> int) and
-returns a float; ``evaluate_rankings`` averages them over the queries that have a relevant document.
+returns a float; ``evaluate_rankings`` averages them over the ranked queries that have a relevant document.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 DEFAULT_K = {"accuracy": (1, 3, 5, 10), "precision_recall": (1, 3, 5, 10), "ndcg": (10,), "mrr": (10,),
@@ -106,15 +107,20 @@ def rank(hits: Iterable[tuple[str, float]]) -> list[str]:
 def per_query_metrics(rankings: Mapping[str, Sequence[tuple[str, float]]],
                       relevant_docs: Mapping[str, Mapping[str, float]],
                       functions: Mapping[str, tuple] | None = None) -> dict[str, dict[str, float]]:
-    """``{query_id: {"ndcg@10": value, ...}}`` for every query of ``relevant_docs`` with a relevant
-    document (grade > 0); others are skipped. A judged query missing from ``rankings`` retrieved
-    nothing and scores 0.0 everywhere. A document listed twice in one ranking raises ValueError."""
+    """``{query_id: {"ndcg@10": value, ...}}`` for every query of ``rankings`` that has a relevant
+    document (grade > 0) in ``relevant_docs``; others are skipped. A judged query missing from
+    ``rankings`` was not asked (e.g. it has no query text) and is skipped with a warning; give a query
+    that retrieved nothing an empty ranking to score it 0.0. A document listed twice in one ranking
+    raises ValueError."""
     functions = functions or metric_functions()
+    judged = [qid for qid, grades in relevant_docs.items() if _relevant(grades)]
+    _warn_unranked([qid for qid in judged if qid not in rankings], len(judged))
     out = {}
-    for qid, grades in relevant_docs.items():
-        if not _relevant(grades):
+    for qid in judged:
+        if qid not in rankings:
             continue
-        ranking = rank(rankings.get(qid, ()))
+        grades = relevant_docs[qid]
+        ranking = rank(rankings[qid])
         if len(set(ranking)) != len(ranking):
             duplicate = next(doc for doc in ranking if ranking.count(doc) > 1)
             raise ValueError(f"the ranking of query {qid!r} lists document {duplicate!r} more than once.")
@@ -122,11 +128,18 @@ def per_query_metrics(rankings: Mapping[str, Sequence[tuple[str, float]]],
     return out
 
 
+def _warn_unranked(missing: list[str], judged: int) -> None:
+    if missing:
+        warnings.warn(f"{len(missing)} of {judged} judged queries have no ranking (e.g. {missing[0]!r}: no query "
+                      "text?) and are left out of the means; pass an empty ranking to count a query as 0.",
+                      stacklevel=3)
+
+
 def evaluate_rankings(rankings: Mapping[str, Sequence[tuple[str, float]]],
                       relevant_docs: Mapping[str, Mapping[str, float]], name: str = "",
                       score_function: str = "MaxSim", functions: Mapping[str, tuple] | None = None
                       ) -> dict[str, float]:
-    """Mean of each metric over the queries with a relevant document, keyed like the reference card:
+    """Mean of each metric over the ranked queries with a relevant document, keyed like the reference card:
     ``f"{name}_{score_function}_ndcg@10"`` (``f"{score_function}_ndcg@10"`` when ``name`` is empty).
 
     ``rankings``: query id -> ``[(doc_id, score), ...]`` (any order; ties broken by doc id).
@@ -135,7 +148,8 @@ def evaluate_rankings(rankings: Mapping[str, Sequence[tuple[str, float]]],
     functions = functions or metric_functions()
     per_query = per_query_metrics(rankings, relevant_docs, functions)
     if not per_query:
-        raise ValueError("no query in relevant_docs has a relevant document (grade > 0): nothing to evaluate.")
+        raise ValueError("no query of rankings has a relevant document (grade > 0) in relevant_docs: "
+                         "nothing to evaluate; check that the query ids of both match.")
     prefix = f"{name}_{score_function}_" if name else f"{score_function}_"
     return {prefix + label: sum(q[label] for q in per_query.values()) / len(per_query) for label in functions}
 

@@ -53,11 +53,14 @@ print(similarities)'''
 def write_model_card(model, folder: str | os.PathLike, *, evaluations: Mapping[str, Mapping[str, float]] | None = None,
                      training_args=None, training_log: Sequence[Mapping] | None = None,
                      datasets: Sequence[str] | None = None, base_model: str | None = None,
-                     model_id: str | None = None, best_metric: str | None = None) -> Path:
+                     model_id: str | None = None, best_metric: str | None = None,
+                     training_plot: str | None = None) -> Path:
     """Write ``folder/README.md`` (atomically) and return its path.
 
-    ``evaluations``: {evaluator name: flat results} as evaluators return them (keys
-    ``f"{collection}_MaxSim_{metric}"``); collections named ``*_mean`` get their own table.
+    ``evaluations``: one evaluator's flat results (``evaluator(model)``, keys
+    ``f"{collection}_MaxSim_{metric}"``) or {evaluator name: flat results}; collections named
+    ``*_mean`` get their own table. ``training_plot``: an image file in ``folder`` (e.g. the
+    training curves) shown under the training logs.
     ``training_args``: a dict or a dataclass (then "non-default" compares with its field defaults).
     ``training_log``: rows such as {"epoch", "step", "loss", "<collection>_MaxSim_ndcg@10"}; the row
     with the highest ``best_metric`` (default: the log's ``*_mean_*ndcg@10`` column, else its first
@@ -67,9 +70,9 @@ def write_model_card(model, folder: str | os.PathLike, *, evaluations: Mapping[s
     folder.mkdir(parents=True, exist_ok=True)
     sections = [_header(model, datasets, base_model), _usage(model, model_id or str(folder))]
     if evaluations:
-        sections.append(_evaluation(evaluations))
-    if training_args is not None or training_log or datasets:
-        sections.append(_training(training_args, training_log, datasets, best_metric))
+        sections.append(_evaluation(_by_evaluator(evaluations)))
+    if training_args is not None or training_log or datasets or training_plot:
+        sections.append(_training(training_args, training_log, datasets, best_metric, training_plot))
     sections += [_versions(), _citations()]
     path = folder / "README.md"
     tmp = folder / ".README.md.tmp"
@@ -115,6 +118,17 @@ def _usage(model, model_id: str) -> str:
     ])
 
 
+def _by_evaluator(evaluations: Mapping) -> Mapping[str, Mapping[str, float]]:
+    """One evaluator's flat results ({key: number}) -> {"": results}; {name: results} unchanged."""
+    if all(isinstance(value, (int, float)) for value in evaluations.values()):
+        return {"": evaluations}
+    for name, results in evaluations.items():
+        if not isinstance(results, Mapping):
+            raise TypeError(f"evaluations[{name!r}] is {type(results).__name__}: give evaluator(model)'s dict "
+                            "or {evaluator name: that dict}.")
+    return evaluations
+
+
 def _evaluation(evaluations: Mapping[str, Mapping[str, float]]) -> str:
     merged = {key: value for flat in evaluations.values() for key, value in flat.items()}
     by_collection = split_results(merged)
@@ -133,7 +147,7 @@ def _evaluation(evaluations: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _training(training_args, training_log, datasets, best_metric) -> str:
+def _training(training_args, training_log, datasets, best_metric, training_plot=None) -> str:
     lines = ["## Training Details"]
     if datasets:
         lines += ["", "### Training Dataset" + ("s" if len(datasets) > 1 else ""), ""]
@@ -143,8 +157,12 @@ def _training(training_args, training_log, datasets, best_metric) -> str:
         lines += ["", "### Training Hyperparameters", "", "#### Non-Default Hyperparameters", "",
                   _plain_bullets(non_default), "", "#### All Hyperparameters", "",
                   "<details><summary>Click to expand</summary>", "", _plain_bullets(all_args), "", "</details>"]
+    if training_log or training_plot:
+        lines += ["", "### Training Logs"]
+    if training_plot:
+        lines += ["", f"![Training loss and evaluation curves]({training_plot})"]
     if training_log:
-        lines += ["", "### Training Logs", "", _log_table(training_log, best_metric)]
+        lines += ["", _log_table(training_log, best_metric)]
     return "\n".join(lines)
 
 
