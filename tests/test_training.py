@@ -61,6 +61,22 @@ def test_rows_of_different_widths_need_documents_per_query():
         load_rows(sources, documents_per_query=30)
 
 
+@pytest.mark.parametrize("source", ["missing-train.jsonl", "data/kd/missing", "./rows", "~/no/such.parquet"])
+def test_a_missing_local_file_fails_at_once_naming_it(source, monkeypatch, tmp_path):
+    """No hub lookup (whose retries took 30 s): NotFoundError, raised before ``datasets`` is asked."""
+    from maxsim.errors import NotFoundError
+    from maxsim.evaluation import load_hub_collection
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError, match=f"training data '{source}': no such file or folder"):
+        load_rows(source)
+    with pytest.raises(NotFoundError, match=f"collection '{source}': no such file or folder"):
+        load_hub_collection(source, "test")
+    (tmp_path / "rows.csv").write_text("query,positive\n")
+    with pytest.raises(ValueError, match="rows.csv: not a .jsonl or .parquet file"):
+        load_rows("rows.csv")
+
+
 def test_triples_become_positive_then_negatives():
     rows = load_rows(DATA / "msmarco-triples-splade-toy" / "triples.jsonl")
     first = json.loads((DATA / "msmarco-triples-splade-toy" / "triples.jsonl").read_text().splitlines()[0])

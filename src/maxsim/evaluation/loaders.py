@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from maxsim.evaluation.sources import check_local
+
 logger = logging.getLogger(__name__)
 
 HEADER_NAMES = {"query-id", "query_id", "qid", "query"}
@@ -117,7 +119,8 @@ def load_hub_collection(dataset_id: str, split: str) -> Collection:
     """A NanoBEIR-style hub dataset (subsets ``corpus``, ``queries``, ``qrels``, each with ``split``),
     read with the ``datasets`` library, as sentence-transformers reads NanoBEIR: document text only
     (no title), empty documents and queries skipped, every listed pair relevant (grade 1 unless a
-    ``score`` column says otherwise)."""
+    ``score`` column says otherwise). A ``dataset_id`` that is a missing local path raises NotFoundError."""
+    check_local(dataset_id, "collection")
     check_hub_reachable()
     from datasets import load_dataset
 

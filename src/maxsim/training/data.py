@@ -23,6 +23,9 @@ from pathlib import Path
 
 import torch
 
+from maxsim.errors import InvalidInputError
+from maxsim.evaluation.sources import check_local
+
 ID_COLUMNS = ("query_id", "document_id", "_id", "id")
 
 
@@ -178,9 +181,10 @@ def _iter_records(source, default_config: str | None = None) -> Iterator[tuple[s
         yield from _iter_jsonl(path)
     elif path.suffix == ".parquet" and path.is_file():
         yield from _iter_parquet(path)
-    elif path.exists() or str(source).startswith((".", "/", "~")):
-        raise ValueError(f"{source}: not a .jsonl or .parquet file.")
+    elif path.exists():
+        raise InvalidInputError(f"{source}: not a .jsonl or .parquet file.")
     else:
+        check_local(source, "training data")
         import datasets
 
         dataset = datasets.load_dataset(str(source), config, split=split)
