@@ -78,7 +78,11 @@ def test_search_add_get_delete_round_trip(service):
     results = service.post("/search", json={"queries": ["heat conduction in slabs", "wing flutter"], "k": 3}).json()
     assert [len(hits) for hits in results["results"]] == [3, 3]
     for hit in results["results"][0]:
-        assert set(hit) == {"id", "score", "text", "metadata"} and hit["id"] in SAMPLE.ids[:40]
+        assert set(hit) == {"id", "score", "text", "metadata", "passage"} and hit["id"] in SAMPLE.ids[:40]
+        passage = hit["passage"]
+        assert set(passage) == {"index", "start", "end", "text"}
+        assert hit["text"][passage["start"]:passage["end"]] == passage["text"]
+    assert results["omitted"] == 0
     text = "A brand new note on hypersonic heat shields."
     added = service.post("/documents", json={"documents": [{"id": "note-1", "text": text, "metadata": {"tag": "x"}}]})
     assert added.status_code == 201 and added.json() == {"ids": ["note-1"], "documents": 41}

@@ -1,34 +1,71 @@
-"""Helpers shared by the commands: option help, turning library errors into messages, sizes."""
+"""Helpers shared by the commands: option help, turning errors into one ``error: …`` line, sizes."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import sqlite3
 from pathlib import Path
 
+import click
 import typer
 
 DEFAULT_MODEL = "default"
 MODEL_HELP = "A model folder, a Hugging Face hub id, or 'default' for the embedded all-MiniLM-L6-v2."
+TRACEBACK_ENV = "MAXSIM_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+SQLITE_EXIT = 5  # a SQLite error that escapes the store means a damaged database, as CorruptedError
 
 
 def fail(message: str, code: int = 1):
     """Print ``message`` to stderr and stop with exit status ``code``."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    typer.secho(f"error: {printable(message)}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 
 @contextlib.contextmanager
-def user_errors():
-    """Turn the library's user-facing exceptions (bad paths, malformed input, bad arguments) into a
-    one-line message on stderr and exit status 1 instead of a traceback."""
-    from maxsim import ModelLoadError
+def user_errors(subject: str | Path | None = None):
+    """Print any error escaping the block as one ``error: …`` line on stderr and exit with its
+    status: a ``MaxsimError``'s ``exit_code``, 5 for a SQLite error, 1 for anything else; never
+    a traceback (unless ``MAXSIM_TRACEBACK=1``). ``subject``, the file or folder the command works
+    on, prefixes messages that do not name one (decoding and SQLite errors)."""
+    from maxsim.errors import MaxsimError
 
     try:
         yield
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as error:
-        fail(_describe(error))
-    except (ValueError, TypeError, KeyError, ModelLoadError) as error:
-        fail(error.args[0] if len(error.args) == 1 else str(error))
+    except (click.exceptions.Exit, click.ClickException, click.Abort):
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted.", 130)
+    except MaxsimError as error:
+        fail(str(error), error.exit_code)
+    except Exception as error:
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        fail(describe(error, subject), SQLITE_EXIT if isinstance(error, sqlite3.Error) else 1)
+
+
+def describe(error: Exception, subject) -> str:
+    """One line for an error that is not a ``MaxsimError``."""
+    prefix = f"{subject}: " if subject is not None else ""
+    if isinstance(error, UnicodeDecodeError):
+        return f"{prefix}not {error.encoding} text (byte {error.object[error.start:error.start + 1]!r} at offset " \
+               f"{error.start}): convert it to UTF-8."
+    if isinstance(error, sqlite3.Error):
+        return f"{prefix}its database is damaged or unreadable ({error}): restore the folder from a backup or " \
+               "rebuild it with `maxsim index`."
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}."
+    if isinstance(error, (ValueError, TypeError, KeyError)):
+        return prefix + (str(error.args[0]) if len(error.args) == 1 else str(error))
+    return f"{prefix}unexpected {type(error).__name__}: {error} (set {TRACEBACK_ENV}=1 to see where)."
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (which no terminal encoding takes) written as ``\\udXXX``."""
+    return SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -42,9 +79,3 @@ def human_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
-
-
-def _describe(error: OSError) -> str:
-    if error.filename and error.strerror:
-        return f"{error.filename}: {error.strerror.lower()}."
-    return str(error)

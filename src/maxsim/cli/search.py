@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import printable, user_errors
 
 
 @app.command()
@@ -35,9 +35,9 @@ def search(
                 hit["matched"] = matched_terms(query, hit["text"], explanation)
     if as_json:
         for rank, hit in enumerate(hits, start=1):
-            typer.echo(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
+            typer.echo(printable(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
                                    "passage": hit["passage"]["text"], "matched": hit["matched"],
-                                   "metadata": hit["metadata"]}, ensure_ascii=False))
+                                   "metadata": hit["metadata"]}, ensure_ascii=False)))
         return
     print_table(query, hits)
 
@@ -48,15 +48,16 @@ def print_table(query: str, hits: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{query!r}: {len(hits)} hits", show_lines=True, expand=True)
+    table = Table(title=printable(f"{query!r}: {len(hits)} hits"), show_lines=True, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("id", overflow="fold", max_width=24)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("best passage", ratio=4)
     table.add_column("matched", ratio=1)
     for rank, hit in enumerate(hits, start=1):
-        passage = Text(hit["passage"]["text"].replace("\n", " "))
+        passage = Text(printable(hit["passage"]["text"].replace("\n", " ")))
         for span in hit["passage"]["highlights"]:
             passage.stylize("bold", span["start"], span["end"])
-        table.add_row(str(rank), hit["id"], f"{hit['score']:.3f}", passage, ", ".join(hit["matched"]))
+        table.add_row(str(rank), printable(hit["id"]), f"{hit['score']:.3f}", passage,
+                      printable(", ".join(hit["matched"])))
     Console().print(table)

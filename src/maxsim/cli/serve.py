@@ -11,6 +11,8 @@ from maxsim.cli import app
 from maxsim.cli.common import user_errors
 from maxsim.server.schemas import Limits
 
+DEFAULTS = Limits()
+
 
 @app.command()
 def serve(
@@ -19,10 +21,11 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_key: str = typer.Option(None, "--api-key", envvar="MAXSIM_API_KEY",
-                                help="Require 'Authorization: Bearer KEY' on every route but /health and the page."),
-    max_batch: int = typer.Option(Limits.max_batch, min=1, help="Queries per search / documents per add."),
-    max_text_chars: int = typer.Option(Limits.max_text_chars, min=1, help="Characters per query or document."),
-    max_body_bytes: int = typer.Option(Limits.max_body_bytes, min=1, help="Bytes per request body."),
+                                help="Require 'Authorization: Bearer KEY' on every route but /health and the page "
+                                     "(non-empty, no whitespace)."),
+    max_batch: int = typer.Option(DEFAULTS.max_batch, min=1, help="Queries per search / documents per add."),
+    max_text_chars: int = typer.Option(DEFAULTS.max_text_chars, min=1, help="Characters per query or document."),
+    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, min=1, help="Bytes per request body."),
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
@@ -34,12 +37,15 @@ def serve(
 
     from maxsim.search.retriever import load_model
     from maxsim.server import LiveRetriever, create_app
+    from maxsim.server.app import check_api_key
 
+    check_api_key(api_key)  # before the model loads: an empty key must not open the service
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
-    with user_errors():
+    with user_errors(index):
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers)
     limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
+    service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
-               f"(API docs: /docs; {'API key required' if api_key else 'no API key'}; "
+               f"(API docs: /docs; {'API key required' if api_key is not None else 'no API key'}; "
                f"{readers} readers x {torch.get_num_threads()} threads)")
-    uvicorn.run(create_app(live, api_key=api_key, limits=limits), host=host, port=port, log_level="warning")
+    uvicorn.run(service, host=host, port=port, log_level="warning")

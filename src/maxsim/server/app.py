@@ -1,34 +1,49 @@
-"""The FastAPI application: search, documents, explain, health, stats, and the web page at ``/``.
+"""The FastAPI application: search, documents, explain, health, stats, the web page at ``/`` and the
+OpenAPI docs at ``/docs`` and ``/redoc`` (their assets served from this machine, no CDN).
 
 Routes other than ``/health``, the page and the OpenAPI docs need ``Authorization: Bearer KEY``
-when the app is built with an ``api_key``. Errors answer ``{"detail": message}``: 401 (key), 404
-(unknown id), 409 (id already present), 413 (over a limit), 422 (invalid request).
+when the app is built with an ``api_key``. Errors answer ``{"detail": ...}`` with the status of the
+``maxsim.errors`` type raised (see ``maxsim.server.errors`` and docs/server.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
+from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.io import best_passage, matched_terms
+from maxsim.server import errors
 from maxsim.server.body_limit import BodyLimit
+from maxsim.server.checks import check_id, check_json, check_text, check_texts, fit_answer
 from maxsim.server.live import LiveRetriever
-from maxsim.server.schemas import AddRequest, ExplainRequest, Limits, SearchRequest
+from maxsim.server.rerank import rerank_router
+from maxsim.server.schemas import AddRequest, ExplainRequest, Limits, SearchRequest, UpsertRequest
 
 STATIC = Path(__file__).parent / "static"
 bearer = HTTPBearer(auto_error=False, description="The key given to `maxsim serve --api-key`.")
 
 
-def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:
+def check_api_key(api_key: str | None) -> None:
+    """None (no key) or a non-empty key without whitespace; an empty key would let anyone in."""
+    if api_key is not None and (not api_key or any(c.isspace() for c in api_key)):
+        raise InvalidInputError("the API key is empty or holds whitespace: give a non-empty key without spaces "
+                                "(or none, to leave the service open).")
+
+
+def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits = Limits()):
     """The service over ``live`` (a ``LiveRetriever``); ``api_key`` None leaves every route open."""
-    app = FastAPI(title="maxsim", description="Multi-vector (MaxSim) search over one retriever folder.")
+    check_api_key(api_key)
+    app = FastAPIOffline(title="maxsim", description="Multi-vector (MaxSim) search over one retriever folder.",
+                         default_response_class=errors.SafeJSON, static_url="/docs-static")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    errors.install(app)
 
     async def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         given = credentials.credentials if credentials else ""
@@ -36,72 +51,87 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
             raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def check_texts(texts: list[str], what: str, plural: str) -> None:
-        if len(texts) > limits.max_batch:
-            raise HTTPException(413, f"{len(texts)} {plural} in one request; the limit is {limits.max_batch}: "
-                                     "split the request.")
-        for i, text in enumerate(texts):
-            if len(text) > limits.max_text_chars:
-                raise HTTPException(413, f"{what} {i} has {len(text)} characters; the limit is "
-                                         f"{limits.max_text_chars}: split or shorten it.")
-
     api = APIRouter(dependencies=[Depends(authorize)])
 
     @api.post("/search")
     async def search(request: SearchRequest) -> dict:
-        """Top ``k`` documents per query: ``{"results": [[{"id", "score", "text", "metadata"}, ...], ...]}``."""
-        check_texts(request.queries, "query", "queries")
+        """Top ``k`` documents per query: ``{"results": [[{"id", "score", "text", "metadata", "passage"},
+        ...], ...], "omitted": n}``; ``n`` hits past the answer budget come without text and metadata."""
+        check_texts(request.queries, "queries", "query", limits)
         if request.k > limits.max_k:
-            raise HTTPException(422, f"k={request.k} is above the limit {limits.max_k}.")
-        with library_errors():
-            results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid))
-        return {"results": results}
+            raise InvalidInputError(f"k={request.k} is above the limit {limits.max_k}.")
+        if request.k * len(request.queries) > limits.max_hits:
+            raise LimitExceededError(f"k={request.k} x {len(request.queries)} queries asks for more than "
+                                     f"{limits.max_hits} hits: lower k or send fewer queries per request.")
+        check_json(request.filter, "filter", limits)
+        options = {"filter": request.filter} if request.filter is not None else {}
+        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid, **options))
+        return {"results": results, "omitted": fit_answer(results, limits.max_response_chars)}
 
     @api.post("/documents", status_code=201)
     async def add_documents(request: AddRequest) -> dict:
-        """Encode and add documents (all or nothing); answers their ids."""
+        """Encode and add documents (all or nothing; 409 if an id is taken); answers their ids."""
         documents = request.documents
-        check_texts([d.text for d in documents], "document", "documents")
+        check_texts([d.text for d in documents], "documents", "document", limits)
         given = [d.id for d in documents if d.id is not None]
         if given and len(given) != len(documents):
-            raise HTTPException(422, "give every document an id, or none (ids are then generated).")
+            raise InvalidInputError("give every document an id, or none (ids are then generated).")
         if len(set(given)) != len(given):
-            raise HTTPException(422, "the request holds the same id twice: each id once.")
+            raise InvalidInputError("the request holds the same id twice: each id once.")
+        for i, document in enumerate(documents):
+            if document.id is not None:
+                check_id(document.id, f"document {i} id", limits)
+            check_json(document.metadata, f"document {i} metadata", limits)
 
         def add(retriever):
-            present = set(retriever.index.ids())
-            taken = [i for i in given if i in present]
-            if taken:
-                raise HTTPException(409, f"id {taken[0]!r} is already present: delete it first or pick a new id.")
-            return retriever.add([d.text for d in documents], ids=given or None,
-                                 metadata=[d.metadata for d in documents])
+            ids = retriever.add([d.text for d in documents], ids=given or None,
+                                metadata=[d.metadata for d in documents])
+            return {"ids": ids, "documents": len(retriever)}
 
-        with library_errors():
-            ids = await live.write(add)
-        return {"ids": ids, "documents": live.documents}
+        return await live.write(add)
+
+    @api.put("/documents/{doc_id:path}")
+    async def upsert_document(doc_id: str, request: UpsertRequest) -> dict:
+        """Add the document, or replace its text, metadata and vectors (one commit)."""
+        check_id(doc_id, "id", limits)
+        check_text(request.text, "text", limits.max_text_chars)
+        check_json(request.metadata, "metadata", limits)
+
+        def upsert(retriever):
+            retriever.upsert([request.text], ids=[doc_id], metadata=[request.metadata])
+            return {"id": doc_id, "documents": len(retriever)}
+
+        return await live.write(upsert)
 
     @api.get("/documents/{doc_id:path}")
     async def get_document(doc_id: str) -> dict:
         """``{"id", "text", "metadata"}`` of one document."""
-        with library_errors():
-            return await live.read(lambda r: r.get(doc_id))
+        check_id(doc_id, "id", limits)
+        return await live.read(lambda r: r.get(doc_id))
 
     @api.delete("/documents/{doc_id:path}")
     async def delete_document(doc_id: str) -> dict:
         """Remove one document."""
-        with library_errors():
-            await live.write(lambda r: r.remove([doc_id]))
-        return {"deleted": doc_id, "documents": live.documents}
+        check_id(doc_id, "id", limits)
+
+        def remove(retriever):
+            retriever.remove([doc_id])
+            return {"deleted": doc_id, "documents": len(retriever)}
+
+        return await live.write(remove)
 
     @api.post("/explain")
     async def explain(request: ExplainRequest) -> dict:
-        """The MaxSim alignment of a query and one document (see ``Retriever.explain``), with the
-        document ``text``, its best ``passage`` and the ``matched`` query terms."""
-        check_texts([request.query], "query", "queries")
-        with library_errors():
-            explanation, text = await live.read(lambda r: (r.explain(request.query, request.id),
-                                                           r.get(request.id)["text"]))
-        return {**explanation, "text": text, "passage": best_passage(text, explanation),
+        """The MaxSim alignment of a query and the best passage of one document (see
+        ``Retriever.explain``; ``passage_span``: that passage's ``index``, ``start``, ``end``), with the
+        document ``text``, the window of it to show with its highlights (``passage``) and the
+        ``matched`` query terms."""
+        check_text(request.query, "query", limits.max_text_chars)
+        check_id(request.id, "id", limits)
+        explanation, text = await live.read(lambda r: (r.explain(request.query, request.id),
+                                                       r.get(request.id)["text"]))
+        span = {key: value for key, value in explanation.pop("passage", {}).items() if key != "text"}
+        return {**explanation, "text": text, "passage_span": span, "passage": best_passage(text, explanation),
                 "matched": matched_terms(request.query, text, explanation)}
 
     @api.get("/stats")
@@ -112,23 +142,13 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
     @app.get("/health")
     async def health() -> dict:
         """Open without a key: liveness, document count, and whether the other routes need a key."""
-        return {"status": "ok", "documents": live.documents, "auth": api_key is not None}
+        return {"status": "ok", "documents": await live.read(len), "auth": api_key is not None}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    api.include_router(rerank_router(live, limits))
     app.include_router(api)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-@contextlib.contextmanager
-def library_errors():
-    """Map the library's exceptions to HTTP errors: KeyError -> 404, ValueError/TypeError -> 422."""
-    try:
-        yield
-    except KeyError as error:
-        raise HTTPException(404, error.args[0] if error.args else "unknown id") from None
-    except (ValueError, TypeError) as error:
-        raise HTTPException(422, str(error)) from None
