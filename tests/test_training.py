@@ -224,6 +224,40 @@ def test_maxsim_train_end_to_end(tmp_path):
     card = (out / "README.md").read_text()
     assert "Training Logs" in card and "toy_MaxSim_ndcg@10" in card
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert "![Training loss and evaluation curves](training_curves.png)" in card
+    assert_png(out / "training_curves.png", (400, 1000))
+
+
+def assert_png(path, shape):
+    """A real PNG of ``shape`` (height, width) pixels that is not blank."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[:2] == shape and pixels[..., :3].std() > 0.01
+
+
+def test_training_curves_plot_loss_and_metrics(tmp_path):
+    from maxsim.training.plots import plot_training_curves
+
+    rows = [{"epoch": 0.0, "step": 0, "cran_MaxSim_ndcg@10": 0.3}, {"epoch": 0.5, "step": 1, "loss": 2.0},
+            {"epoch": 1.0, "step": 2, "loss": 1.5, "cran_MaxSim_ndcg@10": 0.35}]
+    assert plot_training_curves(rows, tmp_path / "curves.png", title="tiny") == tmp_path / "curves.png"
+    assert_png(tmp_path / "curves.png", (400, 1000))
+    assert plot_training_curves([{"epoch": 0.0, "step": 0}], tmp_path / "none.png") is None
+
+
+def test_cpu_recipe_reads_data_shipped_in_the_package(monkeypatch, tmp_path):
+    """recipes/minilm-kd-cpu.yaml names maxsim:kd/... and maxsim:cranfield: no file outside the package."""
+    from conftest import ROOT
+    from maxsim.training.recipe import _paths, build_evaluators, load_recipe
+
+    monkeypatch.chdir(tmp_path)  # anywhere, as after a fresh clone or a pip install
+    recipe = load_recipe(ROOT / "recipes" / "minilm-kd-cpu.yaml")
+    rows = load_rows(_paths(recipe["data"]["train"], recipe["_folder"]), documents_per_query=16)
+    assert len(rows) == 20 and rows.has_scores
+    (evaluator,) = build_evaluators(recipe["evaluation"], recipe["_folder"])
+    assert evaluator.name == "cranfield" and len(evaluator.queries) == 5 and len(evaluator.documents) == 400
 
 
 def test_failed_training_leaves_nothing_half_written(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ evaluation: [{name: cranfield, path: ../data/cranfield}]
 training: {per_device_train_batch_size: 4, learning_rate: 3.0e-5, ...}   # transformers.TrainingArguments
 output_dir: out/model
 ```
-Relative paths are resolved against the recipe's folder first, then the working directory.
+Relative paths are resolved against the recipe's folder first, then the working directory;
+``maxsim:NAME`` names data shipped inside the package (``maxsim:kd/msmarco-kd-flagembedding.jsonl``,
+``maxsim:cranfield``; see ``maxsim/data/*/PROVENANCE.md``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ import yaml
 
 from maxsim.losses import LOSSES
 from maxsim.training.data import load_rows
+from maxsim.training.plots import FILE_NAME as PLOT_NAME
+from maxsim.training.plots import plot_training_curves
 from maxsim.training.trainer import MaxSimTrainer
 
 SECTIONS = ("model", "data", "loss", "evaluation", "training", "output_dir", "resume_from_checkpoint")
 TRAINING_FIELDS = {f.name for f in dataclasses.fields(transformers.TrainingArguments)}
+PACKAGE_DATA = "maxsim:"  # prefix of paths into the package's data folder
 MODEL_KEYS = {"backbone", "dense", "query_length", "document_length", "query_expansion", "skiplist", "prompts"}
 
 
@@ -72,7 +77,8 @@ def _parse_value(text: str):
 
 
 def run_recipe(recipe: dict) -> Path:
-    """Train as ``recipe`` says; write the model and its README.md to ``output_dir`` (checkpoints go to
+    """Train as ``recipe`` says; write the model, its README.md and ``training_curves.png`` (loss and
+    evaluation curves, with matplotlib) to ``output_dir`` (checkpoints go to
     ``output_dir/checkpoints``). On failure nothing half-written is left: the final model is written to
     a temporary folder and moved in at the end, and an interrupted checkpoint is removed."""
     for section in ("model", "data", "output_dir"):
@@ -189,9 +195,11 @@ def _write_card(model, folder: Path, evaluations: dict, trainer, recipe: dict, d
 
     loss = ", ".join(f"{k}={v}" for k, v in loss_spec.items() if k != "name")
     base = recipe["model"] if isinstance(recipe["model"], str) else recipe["model"].get("backbone")
-    write_model_card(model, folder, evaluations=evaluations, training_args=trainer.args,
-                     training_log=log_rows(trainer.state.log_history, [ev.primary_metric for ev in trainer.evaluators]),
-                     datasets=[f"{dataset} (loss: {loss_spec['name']}({loss}))"], base_model=str(base))
+    rows = log_rows(trainer.state.log_history, [ev.primary_metric for ev in trainer.evaluators])
+    plot = plot_training_curves(rows, folder / PLOT_NAME, title=f"{base} ({loss_spec['name']})")
+    write_model_card(model, folder, evaluations=evaluations, training_args=trainer.args, training_log=rows,
+                     datasets=[f"{dataset} (loss: {loss_spec['name']}({loss}))"], base_model=str(base),
+                     training_plot=plot and plot.name)
 
 
 def log_rows(log_history: list[dict], metrics: list[str]) -> list[dict]:
@@ -216,11 +224,14 @@ def _remove_incomplete_checkpoints(folder: Path) -> None:
 
 
 def _paths(value, folder: str):
-    """Resolve relative file paths (strings, or ``path`` of dicts, in lists) against the recipe's folder."""
+    """Resolve relative file paths (strings, or ``path`` of dicts, in lists) against the recipe's folder;
+    ``maxsim:NAME`` against the package's data folder."""
     if isinstance(value, list):
         return [_paths(v, folder) for v in value]
     if isinstance(value, dict) and "path" in value:
         return {**value, "path": _paths(value["path"], folder)}
+    if isinstance(value, str) and value.startswith(PACKAGE_DATA):
+        return str(Path(__file__).resolve().parents[1] / "data" / value[len(PACKAGE_DATA):])
     if isinstance(value, str) and not os.path.isabs(value):
         candidate = Path(folder) / value
         if candidate.exists():
