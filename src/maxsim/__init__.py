@@ -1,9 +1,27 @@
 """maxsim: multi-vector (late-interaction, ColBERT-style) retrieval."""
 
-from maxsim.models import Dense, ModelLoadError, MultiVectorEncoder, MultiVectorMask, Normalize, Transformer
-from maxsim.scoring import maxsim as maxsim_scores
-from maxsim.scoring import maxsim_pairwise, rerank
+import importlib
+
+# Exported names -> (module, attribute), imported on first use (PEP 562), so that `import maxsim.cli`
+# and `maxsim search --server` do not pay for torch and transformers.
+_EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "ModelLoadError", "MultiVectorEncoder",
+                                                            "MultiVectorMask", "Normalize", "Transformer")},
+            "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
+            "rerank": ("maxsim.scoring", "rerank")}
 
 __version__ = "0.1.0"
 __all__ = ["Dense", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "Transformer",
            "maxsim_pairwise", "maxsim_scores", "rerank"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'maxsim' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,7 +1,13 @@
 """The HTTP service (FastAPI) over a retriever folder, with a web page at ``/``."""
 
-from maxsim.server.app import create_app
-from maxsim.server.live import LiveRetriever
-from maxsim.server.schemas import Limits
+import importlib
 
+# imported on first use, so that the CLI (which reads Limits' defaults) does not load torch
+_EXPORTS = {"create_app": "maxsim.server.app", "LiveRetriever": "maxsim.server.live", "Limits": "maxsim.server.schemas"}
 __all__ = ["Limits", "LiveRetriever", "create_app"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'maxsim.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
