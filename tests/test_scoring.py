@@ -64,8 +64,8 @@ def test_rerank_orders_candidates():
     q = [np.array([[1.0, 0.0]], dtype=np.float32)]
     cands = [[np.array([[0.2, 0.0]]), np.array([[0.9, 0.1], [0.0, 1.0]]), np.array([[0.5, 0.5]])]]
     out = rerank(q, cands, [["a", "b", "c"]], k=2)
-    assert [doc_id for doc_id, _ in out[0]] == ["b", "c"]
-    assert out[0][0][1] == pytest.approx(0.9)
+    assert [hit["id"] for hit in out[0]] == ["b", "c"]
+    assert out[0][0]["score"] == pytest.approx(0.9)
     assert rerank(q, [[]]) == [[]]
     with pytest.raises(ValueError, match="2 ids for 3 candidate"):
         rerank(q, cands, [["a", "b"]])
