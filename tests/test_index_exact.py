@@ -123,3 +123,30 @@ def test_packed_maxsim_equals_scoring_maxsim():
     got = maxsim_packed(queries, np.concatenate(docs), np.array([len(d) for d in docs]))
     np.testing.assert_allclose(got, maxsim(queries, docs), rtol=1e-5, atol=1e-4)
     assert (got[:, -1] == 0).all()
+
+
+@pytest.mark.parametrize("scan", ["float32", "bfloat16"])
+def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
+    """Both scan dtypes, one query per call and all in one call: the float32 brute-force top-k."""
+    from maxsim.index.packed import scan_dtype
+    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", scan)
+    scan_dtype.cache_clear()
+    try:
+        rng = np.random.default_rng(7)
+        centres = rng.standard_normal((40, 64)).astype(np.float32)
+        docs = [(centres[rng.integers(0, 40, int(n))] + 0.5 * rng.standard_normal((int(n), 64))).astype(np.float16)
+                .astype(np.float32) for n in rng.integers(1, 40, 300)]
+        ids = [f"d{i}" for i in range(300)]
+        index = ExactIndex.create(tmp_path / "ix", 64, chunk_tokens=500)
+        index.add(ids[:200], docs[:200])
+        index.add(ids[200:], docs[200:])
+        queries = [centres[rng.integers(0, 40, 8)] + 0.3 * rng.standard_normal((8, 64)).astype(np.float32)
+                   for _ in range(6)]
+        want = brute_force(queries, docs, ids, 10)
+        one = [index.search([q], k=10)[0] for q in queries]
+        for got in (index.search(queries, k=10), one):
+            assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in want]
+            np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in want],
+                                       rtol=1e-5, atol=1e-4)
+    finally:
+        scan_dtype.cache_clear()

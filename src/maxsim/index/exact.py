@@ -1,9 +1,17 @@
 """ExactIndex: every token vector stored (float16 or float32, memory-mapped), exact MaxSim.
 
-The ground truth for the compressed indexes. Search scans the collection in chunks of at most
-``chunk_tokens`` token vectors (bounded memory whatever the collection size), scores the queries
-of a batch against each chunk at once (``maxsim.index.packed``: one GEMM + a segment max, the
-same MaxSim as ``maxsim.scoring.maxsim`` without padding) and keeps a running top-k.
+The ground truth for the compressed indexes. Search scans the collection in cache-sized blocks
+of documents (bounded memory whatever the collection size), scoring the queries of a batch
+against each block at once (``maxsim.index.packed``: one GEMM + a segment max, the same MaxSim as
+``maxsim.scoring.maxsim`` without padding).
+
+Where the CPU multiplies bfloat16 fast (``maxsim.index.packed.scan_dtype``: AVX512-BF16, AMX),
+the scan runs on a bfloat16 copy of the vectors kept in memory (built on the first search of a
+segment, the size of the float16 files) and every document whose approximate score comes within
+twice the scan's error allowance (``SCAN_ERROR``, ~6x the largest error measured) of the k-th best
+is re-scored exactly, in float32, from the stored vectors: scores are float32 MaxSim and the
+ranking equals a float32 scan's unless a rounding error exceeds that allowance. Elsewhere blocks are converted to float32 one at a time
+(a block-sized buffer, never a copy of the index).
 """
 
 from __future__ import annotations
@@ -11,11 +19,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from maxsim.index.packed import chunk_ranges, maxsim_packed, merge_topk, token_ranges
+import threading
+
+from maxsim.index.packed import (SCAN_ERROR, chunk_ranges, maxsim_packed, maxsim_scan, merge_topk, scan_dtype,
+                                  token_ranges, top_window)
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError
 
+SCAN_BLOCK_ELEMENTS = 1 << 19  # similarities per block: 16,384 document vectors x 32 query vectors
+MAX_GROUP_COLUMNS = 2048  # query vectors scored together
+_CACHE_LOCK = threading.Lock()
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
@@ -69,37 +83,99 @@ class ExactIndex(SegmentedIndex):
 
     @torch.inference_mode()
     def _search(self, queries, k, mask):
-        """Scan: query groups of at most 2,048 vectors x token chunks, one GEMM + segment max each."""
-        best = [None] * len(queries)
-        groups, cur = [], []
-        for qi, q in enumerate(queries):
-            if cur and sum(len(queries[j]) for j in cur) + len(q) > 2048:
-                groups.append(cur)
-                cur = []
-            cur.append(qi)
-        groups.append(cur)
-        for group in groups:
-            q_group = [queries[j] for j in group]
-            n_cols = sum(len(q) for q in q_group)
-            budget = max(1, min(int(self._body["params"]["chunk_tokens"]), (1 << 25) // n_cols))
-            for si, seg in enumerate(self._segments):
-                base = int(self._bases[si])
-                seg_mask = mask[base: base + seg.n_docs]
-                if not seg_mask.any():
-                    continue
-                vectors = seg.arrays["vectors"]
-                for a, b in chunk_ranges(seg.doclens, budget):
-                    sel = np.nonzero(seg_mask[a:b])[0]
-                    if not len(sel):
-                        continue
-                    if len(sel) * 4 >= b - a:  # dense: score the whole range, keep the selected
-                        block = np.array(vectors[seg.offsets[a]: seg.offsets[b]], dtype=np.float32)
-                        scores = maxsim_packed(q_group, block, seg.doclens[a:b])[:, sel]
-                    else:
-                        tok = token_ranges(seg.offsets, a + sel)
-                        block = np.array(vectors[tok], dtype=np.float32)
-                        scores = maxsim_packed(q_group, block, seg.doclens[a + sel])
-                    positions = base + a + sel
-                    for row, qi in enumerate(group):
-                        best[qi] = merge_topk(best[qi], positions, scores[row], k)
-        return [b if b is not None else (np.zeros(0, np.int64), np.zeros(0, np.float32)) for b in best]
+        """Approximate scan of query groups (at most MAX_GROUP_COLUMNS vectors), then an exact
+        re-score of every document within the scan's error of the k-th best."""
+        dtype = scan_dtype()
+        out = []
+        for group in _query_groups(queries):
+            qs = [queries[j] for j in group]
+            cands = self._scan(qs, k, mask, dtype)
+            out.extend(self._rescore(q, docs, k) if SCAN_ERROR[dtype] else merge_topk(None, docs, scores, k)
+                       for q, (docs, scores) in zip(qs, cands))
+        return out
+
+    def _scan(self, qs, k, mask, dtype):
+        """Per query the (global positions, approximate scores) that may be in its top ``k``."""
+        q = torch.from_numpy(np.concatenate(qs)).to(dtype)
+        widths = [len(x) for x in qs]
+        q_norms = np.array([np.linalg.norm(x, axis=1).sum() for x in qs], dtype=np.float64)
+        budget = max(1, min(int(self._body["params"]["chunk_tokens"]), SCAN_BLOCK_ELEMENTS // q.shape[0]))
+        found = [([], []) for _ in qs]
+        for si, seg in enumerate(self._segments):
+            base = int(self._bases[si])
+            seg_mask = mask[base: base + seg.n_docs]
+            if not seg_mask.any():
+                continue
+            scores, max_norm = self._scan_segment(seg, q, widths, seg_mask, budget, dtype)
+            live = np.nonzero(seg_mask)[0]
+            for row, (docs, vals) in enumerate(found):
+                d, v = top_window(live + base, scores[row, live], k, 2 * SCAN_ERROR[dtype] * max_norm * q_norms[row])
+                docs.append(d)
+                vals.append(v)
+        return [(np.concatenate(d), np.concatenate(v)) if d else (np.zeros(0, np.int64), np.zeros(0, np.float32))
+                for d, v in found]
+
+    def _scan_segment(self, seg, q, widths, seg_mask, budget, dtype):
+        """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined), and
+        the largest token norm of the segment (what the scan error scales with)."""
+        vectors, max_norm = self._scan_vectors(seg, dtype)
+        scores = np.zeros((len(widths), seg.n_docs), dtype=np.float32)
+        for a, b in chunk_ranges(seg.doclens, budget):
+            sel = np.nonzero(seg_mask[a:b])[0]
+            if not len(sel):
+                continue
+            if len(sel) * 4 >= b - a:  # dense: score the whole range
+                block = _to(vectors[seg.offsets[a]: seg.offsets[b]], dtype)
+                scores[:, a:b] = maxsim_scan(q, widths, block, seg.doclens[a:b])
+            else:
+                block = _to(vectors[token_ranges(seg.offsets, a + sel)], dtype)
+                scores[:, a + sel] = maxsim_scan(q, widths, block, seg.doclens[a + sel])
+        return scores, max_norm
+
+    def _scan_vectors(self, seg, dtype):
+        """The vectors the scan reads: the stored ones (float32 scan) or the segment's cached
+        bfloat16 copy, built on first use; and the largest token norm (0 when not needed)."""
+        if not SCAN_ERROR[dtype]:
+            return seg.arrays["vectors"], 0.0
+        with _CACHE_LOCK:
+            if "scan" not in seg.arrays:
+                v = seg.arrays["vectors"]
+                copy = torch.empty((len(v), v.shape[1]), dtype=dtype)
+                max_norm = 0.0
+                for s in range(0, len(v), 1 << 16):
+                    part = torch.from_numpy(np.array(v[s: s + (1 << 16)], dtype=np.float32))
+                    copy[s: s + len(part)] = part
+                    max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
+                seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
+        return seg.arrays["scan"], seg.arrays["scan_max_norm"]
+
+    def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int):
+        """Exact float32 MaxSim of ``q`` with the candidates (global positions) -> top ``k``."""
+        exact = np.zeros(len(cand), dtype=np.float32)
+        seg_idx = np.searchsorted(self._bases, cand, side="right") - 1
+        for si in np.unique(seg_idx):
+            sel = np.nonzero(seg_idx == si)[0]
+            seg, local = self._segments[si], cand[sel] - self._bases[si]
+            block = np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, local)], dtype=np.float32)
+            exact[sel] = maxsim_packed([q], block, seg.doclens[local])[0]
+        return merge_topk(None, cand, exact, k)
+
+
+def _to(block, dtype) -> torch.Tensor:
+    """A block of vectors (numpy or torch) as a torch tensor of ``dtype`` (no copy when it is one)."""
+    if isinstance(block, torch.Tensor):
+        return block if block.dtype == dtype else block.to(dtype)
+    return torch.from_numpy(np.array(block, dtype=np.float32)).to(dtype)  # (a block-sized copy: mmaps are read-only)
+
+
+def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:
+    """Consecutive query indices, each group at most MAX_GROUP_COLUMNS vectors (a longer query alone)."""
+    groups, cur, cols = [], [], 0
+    for qi, q in enumerate(queries):
+        if cur and cols + len(q) > MAX_GROUP_COLUMNS:
+            groups.append(cur)
+            cur, cols = [], 0
+        cur.append(qi)
+        cols += len(q)
+    groups.append(cur)
+    return groups
