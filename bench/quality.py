@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import string
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from maxsim import MultiVectorEncoder, MultiVectorMask, Normalize, Transformer
 from maxsim.evaluation import InformationRetrievalEvaluator, evaluate_rankings, load_beir_folder
 from maxsim.models.default import minilm_folder
 from maxsim.scoring import topk
-from maxsim.search.bm25 import BM25Ranker
+from maxsim.search.bm25 import BM25Index
 
 SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 CUTOFFS = {"precision_recall_at_k": (1, 3, 5, 10, 100)}
@@ -63,11 +62,8 @@ def bm25_rankings(ev: InformationRetrievalEvaluator, k: int) -> dict:
 
 
 def bm25_stemmed_rankings(ev: InformationRetrievalEvaluator, k: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        ranker = BM25Ranker(Path(tmp) / "bm25")
-        texts = dict(zip(ev.doc_ids, ev.documents))
-        ranker.sync(ev.doc_ids, lambda ids: [texts[i] for i in ids])
-        return dict(zip(ev.queries, ranker.top(list(ev.queries.values()), k)))
+    ranker = BM25Index.build(ev.doc_ids, ev.documents)
+    return dict(zip(ev.queries, ranker.top(list(ev.queries.values()), k)))
 
 
 @torch.inference_mode()

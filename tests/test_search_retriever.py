@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MODELS
+from maxsim.errors import AlreadyExistsError, NotFoundError
+from maxsim.io.chunking import split_passages
 from maxsim.search import Retriever
+from maxsim.search.passages import rank_documents
 
 TINY = str(MODELS / "st6-tiny-bert")
 N_DOCS = 60
@@ -44,7 +47,8 @@ def test_exact_duplicate_found_first(retriever, corpus):
     results = retriever.search([d["text"] for d in docs], k=3)
     assert [hits[0] for hits in top_ids(results)] == [d["_id"] for d in docs]
     hit = results[0][0]
-    assert set(hit) == {"id", "score", "text", "metadata"}
+    assert set(hit) == {"id", "score", "text", "metadata", "passage"}
+    assert hit["passage"]["text"] == hit["text"][hit["passage"]["start"]: hit["passage"]["end"]]
     assert hit["text"] == docs[0]["text"] and hit["metadata"] == {"title": docs[0]["title"], "n": 0}
     assert all(a["score"] >= b["score"] for hits in results for a, b in zip(hits, hits[1:]))
     single = retriever.search(docs[0]["text"], k=3)
@@ -73,12 +77,21 @@ def test_unnamed_model_is_saved_and_reloaded(tmp_path, tiny_model):
         assert reopened.search("panel flutter", k=2) == before
 
 
-def test_scores_are_maxsim(retriever, tiny_model, corpus):
+def passages_of(retriever, text):
+    settings = retriever.manifest["passages"]
+    spans = split_passages(text, retriever.model.tokenizer, settings["max_tokens"], settings["overlap"])
+    return [text[s:e] for s, e in spans]
+
+
+def test_scores_are_maxsim_of_the_best_passage(retriever, tiny_model, corpus):
     query = "pressure distribution on a wing"
     hits = retriever.search(query, k=5)[0]
-    expected = tiny_model.similarity(tiny_model.encode_query([query]),
-                                     tiny_model.encode_document([retriever.get(h["id"])["text"] for h in hits]))[0]
-    np.testing.assert_allclose([h["score"] for h in hits], expected, rtol=2e-3)
+    q = tiny_model.encode_query([query])
+    for hit in hits:
+        scores = tiny_model.similarity(q, tiny_model.encode_document(passages_of(retriever, hit["text"])))[0]
+        assert hit["score"] == pytest.approx(scores.max(), rel=2e-3)
+        assert scores[hit["passage"]["index"]] == pytest.approx(scores.max(), rel=2e-3)
+    assert any(len(passages_of(retriever, d["text"])) > 1 for d in corpus)  # the tiny model's 32 tokens split them
 
 
 def test_remove_then_not_found(retriever, corpus):
@@ -110,9 +123,9 @@ def test_add_default_ids_get_and_stats(retriever, tiny_model, corpus):
     assert len(ids) == 2 and len(set(ids)) == 2 and all(isinstance(i, str) and i for i in ids)
     assert retriever.get(ids[1]) == {"id": ids[1], "text": texts[1], "metadata": None}
     stats = retriever.stats()
-    all_texts = [d["text"] for d in corpus] + texts
-    assert stats["documents"] == len(corpus) + 2 == len(retriever)
-    assert stats["tokens"] == sum(len(e) for e in tiny_model.encode_document(all_texts))
+    pieces = [p for t in [d["text"] for d in corpus] + texts for p in passages_of(retriever, t)]
+    assert stats["documents"] == len(corpus) + 2 == len(retriever) and stats["passages"] == len(pieces)
+    assert stats["tokens"] == sum(len(e) for e in tiny_model.encode_document(pieces))
     assert stats["index"] == "exact" and stats["model"] == TINY and stats["dim"] == tiny_model.dim
     assert stats["bytes_on_disk"] > stats["tokens"] * tiny_model.dim * 2  # float16 vectors at least
 
@@ -132,7 +145,8 @@ def test_explain_alignment_matches_score(retriever, tiny_model, corpus):
     assert e["id"] == doc_id
     assert e["score"] == pytest.approx(hit["score"], rel=2e-3)
     assert len(e["alignment"]) == len(e["query_tokens"]) == len(tiny_model.encode_query(query))
-    assert sum(e["document_scored"]) == len(tiny_model.encode_document(corpus[0]["text"]))
+    assert e["passage"]["index"] == hit["passage"]["index"]
+    assert sum(e["document_scored"]) == len(tiny_model.encode_document(e["passage"]["text"]))
     for a in e["alignment"]:
         assert e["document_scored"][a["document_index"]]  # only positions that have vectors are picked
         assert a["document_token"] == e["document_tokens"][a["document_index"]]
@@ -160,51 +174,109 @@ def test_second_handle_sees_commits_and_cannot_clobber(retriever, tiny_model):
     """Two Retriever objects on one folder (as a server and a CLI in two processes would be)."""
     other = Retriever.open(retriever.folder, model=tiny_model)
     retriever.add(["first writer text about nozzles"], ids=["x"])
-    with pytest.raises(ValueError, match="'x' is already in"):
+    with pytest.raises(AlreadyExistsError, match="'x' is already in"):
         other.add(["second writer text"], ids=["x"])
     assert other.get("x")["text"] == retriever.get("x")["text"] == "first writer text about nozzles"
-    assert other.refresh() is False  # the failed add already moved it to the newest commit
+    assert other.version == retriever.version
     retriever.remove(["x"])
-    assert other.refresh() is True
     assert "x" not in top_ids(other.search("first writer text about nozzles", k=5, hybrid=True))[0]
+    with pytest.raises(NotFoundError):
+        other.get("x")
     other.close()
+
+
+def test_reader_keeps_its_version_during_a_write(retriever, corpus):
+    """A read holds one version: a document deleted meanwhile stays readable (text, BM25) to it."""
+    gone = corpus[4]
+    with retriever.reading() as (snap, index):
+        before = snap.version
+        retriever.remove([gone["_id"]])  # commits version N+1 while this reader is on N
+        assert snap.version == before and snap.hit_rows([gone["_id"]])[gone["_id"]]["text"] == gone["text"]
+        hits = rank_documents(index, snap, retriever.model.encode_query([gone["text"]]), 1, None)
+        assert hits[0][0][0] == gone["_id"]
+    assert retriever.version == before + 1
+    with pytest.raises(NotFoundError):
+        retriever.get(gone["_id"])
+
+
+def test_upsert_replaces_everything_in_one_commit(retriever, corpus):
+    doc = corpus[6]
+    version = retriever.version
+    retriever.upsert(["zyxwvut replaced text"], ids=[doc["_id"]], metadata=[{"lang": "xx"}])
+    assert retriever.version == version + 1
+    assert retriever.get(doc["_id"]) == {"id": doc["_id"], "text": "zyxwvut replaced text", "metadata": {"lang": "xx"}}
+    assert top_ids(retriever.search("zyxwvut", k=1, hybrid=True)) == [[doc["_id"]]]
+    assert top_ids(retriever.search(doc["text"], k=1)) != [[doc["_id"]]]
+    assert top_ids(retriever.search("anything", k=5, filter={"lang": "xx"})) == [[doc["_id"]]]
+    assert retriever.stats()["documents"] == len(corpus)
+
+
+def test_filter_equals_brute_force(retriever, corpus):
+    query = corpus[0]["text"]
+    everything = retriever.search(query, k=len(corpus))[0]
+    for flt, keep in [({"n": {"$lt": 20}}, lambda m: m["n"] < 20),
+                      ({"$or": [{"n": 3}, {"n": {"$gte": 50}}]}, lambda m: m["n"] == 3 or m["n"] >= 50)]:
+        expected = [h["id"] for h in everything if keep(h["metadata"])][:5]
+        assert top_ids(retriever.search(query, k=5, filter=flt)) == [expected]
+        hybrid = retriever.search(query, k=5, filter=flt, hybrid=True)[0]
+        assert all(keep(h["metadata"]) for h in hybrid)
+
+
+def test_long_document_found_by_its_end(tmp_path, default_model):
+    """Passages make the end of a long document searchable; without them it is cut (and counted)."""
+    filler = " ".join(f"filler sentence number {i} about nothing in particular." for i in range(60))
+    texts = [filler + " The zyxwvut nozzle melts at dawn.", "a short note on wings", "heat flow in slabs"]
+    with Retriever.create(tmp_path / "on", default_model, hybrid=False, model_name="default") as r:
+        r.add(texts, ids=["long", "a", "b"])
+        hit = r.search("zyxwvut nozzle melts", k=1)[0][0]
+        assert hit["id"] == "long" and "zyxwvut" in hit["passage"]["text"] and hit["passage"]["index"] > 0
+        assert r.get("long")["text"] == texts[0] and r.stats()["passages"] > 3
+    with Retriever.create(tmp_path / "off", default_model, hybrid=False, passages=False, model_name="default") as r:
+        with pytest.warns(UserWarning, match="1 of 3 documents are longer"):
+            r.add(texts, ids=["long", "a", "b"])
+        assert r.stats()["passages"] == 3
 
 
 CRASH_SCRIPT = """
 import os, signal, sys
-from maxsim.search import Retriever
-r = Retriever.open(sys.argv[1])
+import maxsim.search.retriever as module
+from maxsim.index.exact import ExactIndex
+r = module.Retriever.open(sys.argv[1])
 where = sys.argv[2]
-original = r.index.add
-def add(ids, embeddings, metadata=None):
+original_add, original_collect = ExactIndex.add, module.Retriever._collect
+def add(self, ids, embeddings, metadata=None):
     if where == "before-index":
         os.kill(os.getpid(), signal.SIGKILL)
-    original(ids, embeddings, metadata)
+    original_add(self, ids, embeddings, metadata)
+    if where == "after-index":
+        os.kill(os.getpid(), signal.SIGKILL)
+def collect(self):
     os.kill(os.getpid(), signal.SIGKILL)
-r.index.add = add
+ExactIndex.add, module.Retriever._collect = add, collect
 r.add(["zyxwvut crash document text"], ids=["crash"])
 """
 
 
-@pytest.mark.parametrize("where", ["before-index", "after-index"])
+@pytest.mark.parametrize("where", ["before-index", "after-index", "after-commit"])
 def test_killed_mid_add_recovers(retriever, corpus, where):
     n = len(retriever)
-    retriever.search("warm up bm25", hybrid=True)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(retriever.folder), where],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     retriever.close()
     with Retriever.open(retriever.folder) as r:
-        committed = where == "after-index"
+        committed = where == "after-commit"
         assert len(r) == n + committed
         hybrid_ids = top_ids(r.search("zyxwvut", k=3, hybrid=True))[0]
-        assert ("crash" in hybrid_ids) == committed  # BM25 caught up with the index
+        assert ("crash" in hybrid_ids) == committed  # BM25 moved with the index
         if committed:
             assert r.get("crash")["text"] == "zyxwvut crash document text"
             r.remove(["crash"])
         else:
-            with pytest.raises(KeyError):
+            with pytest.raises(NotFoundError):
                 r.get("crash")
-            r.add(["the id is free again"], ids=["crash"])  # the leftover row is settled, not in the way
+            r.add(["the id is free again"], ids=["crash"])
             assert r.get("crash")["text"] == "the id is free again"
         assert r.get(corpus[0]["_id"])["text"] == corpus[0]["text"]
+        leftovers = [p.name for p in (r.folder / "index").iterdir() if p.name.startswith(".tmp-")]
+        assert not leftovers  # the next commit collected what the killed writer left

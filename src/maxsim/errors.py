@@ -7,7 +7,7 @@ so ``except ValueError`` keeps working.
 
 | class | builtin base | HTTP | CLI exit |
 |---|---|---|---|
-| ``InvalidInputError`` | ValueError | 422 | 2 |
+| ``InvalidInputError`` | ValueError, TypeError | 422 | 2 |
 | ``LimitExceededError`` | ValueError | 413 | 2 |
 | ``NotFoundError`` | KeyError, FileNotFoundError | 404 | 3 |
 | ``AlreadyExistsError`` | ValueError, FileExistsError | 409 | 4 |
@@ -29,7 +29,7 @@ class MaxsimError(Exception):
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
-class InvalidInputError(MaxsimError, ValueError):
+class InvalidInputError(MaxsimError, ValueError, TypeError):
     """An argument, request field, filter or input record is malformed."""
 
     status = 422

@@ -18,8 +18,8 @@ import numpy as np
 from maxsim.index.base import Hit, Index
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.segment import Segment
-from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, IndexCorruptedError, Manifest,
-                                  check_files, collect_garbage, load_array, new_tag, writer_lock)
+from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, FolderManifest, IndexCorruptedError,
+                                  Manifest, check_files, load_array, new_tag, writer_lock)
 
 MAX_OPEN_RETRIES = 8
 
@@ -36,31 +36,41 @@ class SegmentedIndex(Index):
         """Subclass hook: validate creation parameters."""
 
     # ------------------------------------------------------------------ lifecycle
-    def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0):
+    def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0, manifest=None,
+                 segment_cache: dict | None = None):
+        """``manifest``: where changes commit (default ``FolderManifest``: this folder's manifest.json).
+        ``segment_cache``: loaded segments shared with other views of the same folder (kept, not pruned)."""
         self.folder = Path(folder)
         self.lock_timeout = lock_timeout
-        self._segment_cache: dict[str, Segment] = {}
+        self.manifest = manifest if manifest is not None else FolderManifest(self.folder, lock_timeout)
+        self._shared_cache = segment_cache is not None
+        self._segment_cache: dict[str, Segment] = segment_cache if segment_cache is not None else {}
         self._load_state(body)
+
+    @classmethod
+    def new_body(cls, dim: int, **params) -> dict:
+        """The committed state of an empty index (parameters checked), for ``create`` or an owner."""
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+        unknown = set(params) - set(cls.default_params)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
+                            f"known: {sorted(cls.default_params)}.")
+        merged = {**cls.default_params, **params}
+        cls._check_params(int(dim), merged)
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind, "version": 1,
+                "dim": int(dim), "params": merged, "state": {}, "segments": [], "files": {},
+                "counts": {"documents": 0, "tokens": 0, "deleted": 0, "segments": 0}}
 
     @classmethod
     def create(cls, folder, dim: int, **params):
         folder = Path(folder)
-        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
-        unknown = set(params) - set(cls.default_params) - {"lock_timeout"}
-        if unknown:
-            raise TypeError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
-                            f"known: {sorted(cls.default_params)}.")
         lock_timeout = float(params.pop("lock_timeout", 60.0))
-        merged = {**cls.default_params, **params}
-        cls._check_params(int(dim), merged)
+        body = cls.new_body(dim, **params)
         folder.mkdir(parents=True, exist_ok=True)
         with writer_lock(folder, lock_timeout):
             if (folder / MANIFEST).exists():
                 raise FileExistsError(f"{folder} already holds an index; open it with open_index().")
-            body = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind, "version": 1,
-                    "dim": int(dim), "params": merged, "state": {}, "segments": [], "files": {},
-                    "counts": {"documents": 0, "tokens": 0, "deleted": 0, "segments": 0}}
             Manifest.commit(folder, body)
         return cls(folder, body, lock_timeout)
 
@@ -86,7 +96,7 @@ class SegmentedIndex(Index):
 
     def refresh(self) -> bool:
         """Move to the newest committed state (another process may have written); True if it changed."""
-        body = Manifest.read(self.folder)
+        body = self.manifest.read()
         if body["version"] == self._body["version"]:
             return False
         self._load_state(body)
@@ -130,7 +140,10 @@ class SegmentedIndex(Index):
                 self._load_segment_arrays(seg, body)
             cache[key] = seg
             segments.append(seg)
-        self._segment_cache = cache
+        if self._shared_cache:
+            self._segment_cache.update(cache)
+        else:
+            self._segment_cache = cache
         self._segments = segments
         self._body = body
         self._bases = np.zeros(len(segments) + 1, dtype=np.int64)
@@ -234,8 +247,8 @@ class SegmentedIndex(Index):
     # ------------------------------------------------------------------ writing
     @contextmanager
     def _writing(self):
-        with writer_lock(self.folder, self.lock_timeout):
-            body = Manifest.read(self.folder)
+        with self.manifest.lock():
+            body = self.manifest.read()
             if body["version"] != self._body["version"]:
                 self._load_state(body)  # another writer committed since we loaded
             yield
@@ -257,9 +270,8 @@ class SegmentedIndex(Index):
         dead = sum(s.get("n_deleted", 0) for s in body["segments"])
         body["counts"] = {"documents": n_docs - dead, "tokens": sum(s["n_tokens"] for s in body["segments"]),
                           "deleted": dead, "segments": len(body["segments"])}
-        Manifest.commit(self.folder, body)
+        self.manifest.commit(body)
         self._load_state(body)
-        collect_garbage(self.folder, set(body["files"]))
 
     def _new_body(self) -> dict:
         return json.loads(json.dumps(self._body))

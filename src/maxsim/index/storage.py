@@ -192,8 +192,10 @@ def load_json(folder: Path, name: str):
 
 @contextmanager
 def writer_lock(folder: Path, timeout: float):
-    """Exclusive flock on ``folder/LOCK``; waits up to ``timeout`` seconds."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    """Exclusive flock on ``folder/LOCK``; waits up to ``timeout`` seconds, then raises
+    ``IndexLockedError`` naming the process that holds it (its pid is written into the file)."""
+    path = folder / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -204,12 +206,41 @@ def writer_lock(folder: Path, timeout: float):
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    raise IndexLockedError(f"{folder}: another writer holds {folder / LOCK} "
-                                           f"(waited {timeout:.0f} s).") from None
+                    raise IndexLockedError(f"{path} is held by another writer ({_holder(path)}); waited "
+                                           f"{timeout:.0f} s: retry when it has finished, or stop it.") from None
                 time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text().strip()
+    except OSError:
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "process unknown"
+
+
+class FolderManifest:
+    """Where a standalone index commits: ``manifest.json`` and ``LOCK`` in its own folder. (Inside a
+    retriever folder the owner of the folder's state passes its own object with the same methods.)"""
+
+    def __init__(self, folder: Path, lock_timeout: float = 60.0):
+        self.folder, self.lock_timeout = Path(folder), lock_timeout
+
+    def read(self) -> dict:
+        return Manifest.read(self.folder)
+
+    def lock(self):
+        return writer_lock(self.folder, self.lock_timeout)
+
+    def commit(self, body: dict) -> None:
+        """Publish ``body`` atomically, then delete the files no longer referenced."""
+        Manifest.commit(self.folder, body)
+        collect_garbage(self.folder, set(body["files"]))
 
 
 def collect_garbage(folder: Path, keep: set[str]) -> None:

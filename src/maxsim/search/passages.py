@@ -1,0 +1,147 @@
+"""Documents and passages: a document is what users add, get, filter and see; a passage is what is
+encoded and indexed. ``Encoder`` splits and encodes documents into passages; ``rank_documents``
+turns a passage ranking into a document ranking (a document scores its best passage), exactly:
+it deepens the passage search until ``k`` distinct documents are found.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from maxsim.errors import InvalidInputError
+from maxsim.io.chunking import OVERLAP, count_tokens, split_documents
+from maxsim.scoring import maxsim
+from maxsim.search.explain import explain_alignment
+
+Passage = tuple[int, int, int]  # ordinal, start, end (characters)
+
+
+@dataclass
+class Encoded:
+    """Per document: ``spans`` (its passages' character spans) and ``tokens`` (vectors kept);
+    ``vectors``: one (n_tokens, dim) float32 array per passage, documents in order."""
+
+    spans: list[list[tuple[int, int]]]
+    vectors: list[np.ndarray]
+    tokens: list[int]
+
+
+class Encoder:
+    """Split (per ``manifest["passages"]``), encode and pool (``manifest["pool_factor"]``) documents."""
+
+    def __init__(self, model, manifest: dict):
+        self.model, self.settings, self.pool_factor = model, manifest["passages"], manifest["pool_factor"]
+
+    @staticmethod
+    def passage_settings(model, passages) -> dict:
+        """``{"split", "max_tokens", "overlap"}`` from ``passages`` (True, False or a dict of those keys)."""
+        budget = model.transformer.max_length("document") - len(model.tokenize([""], "document")[0])
+        settings = {"split": True, "max_tokens": max(1, budget), "overlap": OVERLAP}
+        if isinstance(passages, bool):
+            return {**settings, "split": passages}
+        if not isinstance(passages, dict) or set(passages) - set(settings):
+            raise InvalidInputError(f"passages must be True, False or a dict with keys {sorted(settings)}, "
+                                    f"got {passages!r}.")
+        settings.update(passages)
+        for key in ("max_tokens", "overlap"):
+            if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 0:
+                raise InvalidInputError(f"passages[{key!r}] must be a non-negative int, got {settings[key]!r}.")
+        if not 0 < settings["max_tokens"] <= budget or settings["overlap"] >= settings["max_tokens"]:
+            raise InvalidInputError(f"passages: need 0 < max_tokens <= {budget} (the model's document length) "
+                                    f"and overlap < max_tokens, got {settings}.")
+        return settings
+
+    @staticmethod
+    def check_pool(pool_factor) -> int:
+        if isinstance(pool_factor, bool) or not isinstance(pool_factor, int) or pool_factor < 1:
+            raise InvalidInputError(f"pool_factor must be an int >= 1, got {pool_factor!r}.")
+        return pool_factor
+
+    def encode(self, texts: list[str], batch_size: int, show_progress_bar, embeddings=None) -> Encoded:
+        if embeddings is not None:
+            vectors = list(embeddings)
+            if len(vectors) != len(texts):
+                raise InvalidInputError(f"got {len(vectors)} embeddings for {len(texts)} texts: pass one per text.")
+            spans = [[(0, len(text))] for text in texts]
+        else:
+            spans = self.split(texts)
+            pieces = [text[s:e] for text, doc in zip(texts, spans) for s, e in doc]
+            vectors = self.model.encode_document(pieces, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        if self.pool_factor > 1:
+            from maxsim.models.pooling import pool_embeddings
+
+            vectors = pool_embeddings(vectors, self.pool_factor)
+        vectors = [np.asarray(v, dtype=np.float32) for v in vectors]
+        tokens, start = [], 0
+        for doc in spans:
+            tokens.append(sum(len(v) for v in vectors[start: start + len(doc)]))
+            start += len(doc)
+        return Encoded(spans, vectors, tokens)
+
+    def split(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        s, tokenizer = self.settings, self.model.tokenizer
+        if s["split"]:
+            return split_documents(texts, tokenizer, s["max_tokens"], s["overlap"])
+        cut = sum(n > s["max_tokens"] for n in count_tokens(texts, tokenizer))
+        if cut:
+            warnings.warn(f"{cut} of {len(texts)} documents are longer than the model's {s['max_tokens']} tokens and "
+                          "were cut there (passages are off): their ends are not searchable.", stacklevel=4)
+        return [[(0, len(text))] for text in texts]
+
+
+def rank_documents(index, snap, queries: list, k: int, keys: list[int] | None) -> list[list[tuple[str, float, Passage]]]:
+    """Per query the top ``k`` documents ``(id, best passage score, best passage)``: passages are
+    searched ``depth`` deep, and deeper (x4) until ``k`` distinct documents or all passages are seen."""
+    subset = None if keys is None else [str(key) for key in keys]
+    n = len(index) if subset is None else len(subset)
+    out: list = [None] * len(queries)
+    todo, depth = list(range(len(queries))), k
+    while todo:
+        hits = index.search([queries[i] for i in todo], k=min(depth, n), subset=subset)
+        info = snap.passages(int(pid) for h in hits for pid, _ in h)
+        later = []
+        for qi, h in zip(todo, hits):
+            docs: dict[str, tuple[float, Passage]] = {}
+            for pid, score in h:
+                doc, *passage = info[int(pid)]
+                docs.setdefault(doc, (score, tuple(passage)))
+            if len(docs) >= k or len(h) < depth or depth >= n:
+                out[qi] = [(doc, score, passage) for doc, (score, passage) in list(docs.items())[:k]]
+            else:
+                later.append(qi)
+        todo, depth = later, depth * 4
+    return out
+
+
+def best_passages(index, snap, queries: list, ranked: list, dense: list) -> list[dict[str, Passage]]:
+    """Per query, doc id -> its best passage, for every document in ``ranked``: from the dense
+    ranking where it is there, else scored now (a hybrid hit found by BM25 alone)."""
+    out = []
+    for q, hits, found in zip(queries, ranked, dense):
+        best = {doc: passage for doc, _, passage in found}
+        for doc, _ in hits:
+            if doc not in best:
+                best[doc] = _best_passage(index, snap, q, doc)
+        out.append(best)
+    return out
+
+
+def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> Passage:
+    rows = snap.doc_passages(doc_id)
+    if len(rows) > 1:
+        scores = maxsim([query], index.get_embeddings([str(r[0]) for r in rows]))[0]
+        rows = [rows[int(np.argmax(scores))]]
+    return tuple(rows[0][1:])
+
+
+def explain_passage(model, index, snap, query: str, doc_id: str, text: str) -> dict:
+    """``explain_alignment`` of ``query`` with the best passage of ``doc_id`` (character spans in
+    ``text``), plus ``passage``: ``{"index", "start", "end", "text"}``."""
+    ordinal, start, end = _best_passage(index, snap, model.encode_query([query])[0], doc_id)
+    explanation = explain_alignment(model, query, text[start:end])
+    explanation["document_spans"] = [None if span is None else (span[0] + start, span[1] + start)
+                                     for span in explanation["document_spans"]]
+    return {**explanation, "passage": {"index": ordinal, "start": start, "end": end, "text": text[start:end]}}
