@@ -42,7 +42,7 @@ def cranfield():
 def default_model():
     from maxsim import MultiVectorEncoder
 
-    return MultiVectorEncoder.default(device="cpu")
+    return MultiVectorEncoder.default(device="cpu", dtype="float32")  # the exact path: oracle tests compare it
 
 
 @pytest.fixture(scope="session")
@@ -50,4 +50,4 @@ def tiny_model():
     """A small real model (BERT 2 layers, hidden 64, Dense 64->32) for fast tests."""
     from maxsim import MultiVectorEncoder
 
-    return MultiVectorEncoder(TINY_MODEL, device="cpu")
+    return MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")  # the exact path: oracle tests compare it

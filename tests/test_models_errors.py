@@ -71,14 +71,14 @@ def test_missing_file_names_it(tmp_path):
     folder = _copy("st6-tiny-bert", tmp_path)
     (folder / "1_Dense" / "model.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="1_Dense"):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
 
 
 def test_corrupt_json_names_file(tmp_path):
     folder = _copy("st6-tiny-bert", tmp_path)
     (folder / "modules.json").write_text("[{not json")
     with pytest.raises(ModelLoadError, match="modules.json"):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
 
 
 def test_truncated_weights_name_file(tmp_path):
@@ -86,7 +86,7 @@ def test_truncated_weights_name_file(tmp_path):
     path = folder / "1_Dense" / "model.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ModelLoadError, match="model.safetensors"):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
 
 
 def test_truncated_backbone_names_folder(tmp_path):
@@ -94,7 +94,7 @@ def test_truncated_backbone_names_folder(tmp_path):
     path = folder / "model.safetensors"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ModelLoadError, match=str(folder)):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
 
 
 @pytest.mark.parametrize("escape", ["../outside", "/etc", "1_Dense/../../x"])
@@ -104,7 +104,7 @@ def test_module_paths_escaping_folder_are_refused(tmp_path, escape):
     modules[1]["path"] = escape
     (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ModelLoadError, match="escapes the model folder"):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
 
 
 def _stanford_as_pickle(tmp_path):
@@ -118,7 +118,7 @@ def _stanford_as_pickle(tmp_path):
 def test_stanford_pickle_checkpoint_loads_through_weights_only(tmp_path):
     folder = _stanford_as_pickle(tmp_path)
     reference = np.load(MODELS / "stanford-tiny-bert.reference.npz")
-    docs = MultiVectorEncoder(folder, device="cpu").encode_document(DOCUMENTS)
+    docs = MultiVectorEncoder(folder, device="cpu", dtype="float32").encode_document(DOCUMENTS)
     for i, d in enumerate(docs):
         np.testing.assert_allclose(d, reference[f"document_{i}"], atol=1e-5)
 
@@ -136,7 +136,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     if os.path.exists("/tmp/maxsim_pwned"):
         os.remove("/tmp/maxsim_pwned")
     with pytest.raises(ModelLoadError):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")
     assert not os.path.exists("/tmp/maxsim_pwned")
 
 
@@ -148,7 +148,7 @@ def test_remote_code_is_off_by_default(tmp_path):
     (folder / "modeling_evil.py").write_text("open('/tmp/maxsim_remote_code_ran', 'w').close()\n")
     if os.path.exists("/tmp/maxsim_remote_code_ran"):
         os.remove("/tmp/maxsim_remote_code_ran")
-    model = MultiVectorEncoder(folder, device="cpu")  # the built-in BERT class, not the repo's code
+    model = MultiVectorEncoder(folder, device="cpu", dtype="float32")  # the built-in BERT class, not the repo's code
     assert type(model.transformer.auto_model).__name__ == "BertModel"
     assert not os.path.exists("/tmp/maxsim_remote_code_ran")
 
@@ -167,4 +167,4 @@ def test_unsupported_module_type_is_named(tmp_path):
     modules[2]["type"] = "my_package.FancyPooling"
     (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ModelLoadError, match="my_package.FancyPooling"):
-        MultiVectorEncoder(folder, device="cpu")
+        MultiVectorEncoder(folder, device="cpu", dtype="float32")

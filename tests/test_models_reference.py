@@ -13,7 +13,7 @@ QUERIES, DOCUMENTS = probe_texts()
 @pytest.fixture(scope="module", params=REFERENCE_MODELS)
 def loaded(request):
     name = request.param
-    model = MultiVectorEncoder(MODELS / name, device="cpu")
+    model = MultiVectorEncoder(MODELS / name, device="cpu", dtype="float32")
     return name, model, np.load(MODELS / f"{name}.reference.npz")
 
 
@@ -52,7 +52,7 @@ def test_batch_size_does_not_change_vectors(loaded):
                                          ("seed-layout-tiny-modernbert", "card-pre-release"),
                                          ("pylate-tiny-bert", "pylate"), ("stanford-tiny-bert", "stanford")])
 def test_layout_is_detected(name, layout):
-    assert MultiVectorEncoder(MODELS / name, device="cpu").layout == layout
+    assert MultiVectorEncoder(MODELS / name, device="cpu", dtype="float32").layout == layout
 
 
 def test_query_expansion_and_truncation(tiny_model):

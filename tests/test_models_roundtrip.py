@@ -22,9 +22,9 @@ def _max_diff(a, b):
 
 @pytest.mark.parametrize("name", REFERENCE_MODELS)
 def test_every_layout_saves_as_st6_and_loads_back_equal(name, tmp_path):
-    original = MultiVectorEncoder(MODELS / name, device="cpu")
+    original = MultiVectorEncoder(MODELS / name, device="cpu", dtype="float32")
     original.save(tmp_path / "saved")
-    reloaded = MultiVectorEncoder(tmp_path / "saved", device="cpu")
+    reloaded = MultiVectorEncoder(tmp_path / "saved", device="cpu", dtype="float32")
     assert reloaded.layout == "sentence-transformers-6"
     assert json.loads((tmp_path / "saved" / "config_sentence_transformers.json").read_text())["model_type"] \
         == "MultiVectorEncoder"
@@ -42,7 +42,8 @@ def _minilm_with_projection():
     transformer = Transformer.from_pretrained(minilm_folder(), query_length=32, document_length=180,
                                               query_expansion={"strategy": "fixed", "attend": False, "length": 32})
     return MultiVectorEncoder(modules=[transformer, Dense(384, 128), MultiVectorMask(list(string.punctuation)),
-                                       Normalize()], prompts={"query": "[Q] ", "document": "[D] "}, device="cpu")
+                                       Normalize()], prompts={"query": "[Q] ", "document": "[D] "}, device="cpu",
+                              dtype="float32")
 
 
 def test_sentence_transformers_loads_what_we_save(tmp_path):
@@ -70,7 +71,7 @@ def test_we_load_what_sentence_transformers_saves(tmp_path):
         STMask(skiplist_words=list(string.punctuation)), STNormalize(module_input_name="token_embeddings"),
     ], prompts={"query": "[Q] ", "document": "[D] "}, device="cpu")
     theirs.save(str(tmp_path / "theirs"))
-    ours = MultiVectorEncoder(tmp_path / "theirs", device="cpu")
+    ours = MultiVectorEncoder(tmp_path / "theirs", device="cpu", dtype="float32")
     assert _max_diff(ours.encode_query(QUERIES), theirs.encode_query(QUERIES)) <= 1e-5
     assert _max_diff(ours.encode_document(DOCUMENTS), theirs.encode_document(DOCUMENTS)) <= 1e-5
     scores_ours = ours.similarity(ours.encode_query(QUERIES), ours.encode_document(DOCUMENTS))
@@ -93,7 +94,7 @@ def test_output_formats(tiny_model):
 
 
 def test_bfloat16_close_to_float32(tmp_path):
-    model32 = MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu")
+    model32 = MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu", dtype="float32")
     model16 = MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu", dtype="bfloat16")
     a, b = model32.encode_document(DOCUMENTS), model16.encode_document(DOCUMENTS)
     assert all(x.dtype == np.float32 for x in b)
@@ -126,7 +127,7 @@ def test_query_expansion_variants_match_sentence_transformers(expansion, tmp_pat
     config["query_expansion"] = expansion
     config_path.chmod(0o644)
     config_path.write_text(json.dumps(config))
-    ours = MultiVectorEncoder(folder, device="cpu").encode_query(QUERIES, batch_size=3)
+    ours = MultiVectorEncoder(folder, device="cpu", dtype="float32").encode_query(QUERIES, batch_size=3)
     theirs = st.MultiVectorEncoder(str(folder), device="cpu").encode_query(QUERIES, batch_size=3)
     assert _max_diff(ours, theirs) <= 1e-5
     if expansion and expansion["strategy"] == "min":  # long queries keep their tokens, short ones reach 8
@@ -146,6 +147,6 @@ def test_mask_variants_match_sentence_transformers(mask_config, tmp_path):
     path = folder / "2_MultiVectorMask" / "config.json"
     path.chmod(0o644)
     path.write_text(json.dumps(mask_config))
-    ours, theirs = MultiVectorEncoder(folder, device="cpu"), st.MultiVectorEncoder(str(folder), device="cpu")
+    ours, theirs = MultiVectorEncoder(folder, device="cpu", dtype="float32"), st.MultiVectorEncoder(str(folder), device="cpu")
     assert _max_diff(ours.encode_query(QUERIES), theirs.encode_query(QUERIES)) <= 1e-5
     assert _max_diff(ours.encode_document(DOCUMENTS), theirs.encode_document(DOCUMENTS)) <= 1e-5

@@ -2,6 +2,7 @@
 
 from maxsim.models.encoder import MultiVectorEncoder
 from maxsim.models.errors import ModelLoadError
-from maxsim.models.modules import Dense, MultiVectorMask, Normalize, Transformer
+from maxsim.models.modules import Dense, HierarchicalTokenPooling, MultiVectorMask, Normalize, Transformer
 
-__all__ = ["Dense", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "Transformer"]
+__all__ = ["Dense", "HierarchicalTokenPooling", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask",
+           "Normalize", "Transformer"]

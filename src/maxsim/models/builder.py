@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from maxsim.models.formats import ModelSpec, ModuleSpec
-from maxsim.models.modules import Dense, MultiVectorMask, Normalize, Transformer
+from maxsim.models.modules import Dense, HierarchicalTokenPooling, MultiVectorMask, Normalize, Transformer
 from maxsim.models.modules.base import load_pickle_weights, load_weights
 
 
@@ -25,6 +25,8 @@ def _build_step(step: ModuleSpec, width: int):
     if step.kind == "mask":
         keys = MultiVectorMask.config_keys
         return MultiVectorMask(**{k: v for k, v in step.config.items() if k in keys})
+    if step.kind == "token_pooling":
+        return HierarchicalTokenPooling.from_config(step.config)
     if step.kind == "normalize":
         return Normalize(step.config.get("module_input_name", "token_embeddings"),
                          step.config.get("module_output_name"))

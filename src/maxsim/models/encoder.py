@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -13,10 +14,10 @@ from tqdm.auto import tqdm
 from maxsim.models import formats
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
-from maxsim.models.modules import Dense, MultiVectorMask, Normalize, Transformer
-from maxsim.scoring import maxsim, maxsim_pairwise
+from maxsim.models.modules import Dense, MultiVectorMask, Transformer
+from maxsim.models.precision import CAST_DTYPES, BFloat16Matmuls, resolve_dtype
+from maxsim.scoring.similarity import resolve_similarity, similarity, similarity_pairwise
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TASKS = ("query", "document")
 
 
@@ -25,29 +26,33 @@ class MultiVectorEncoder(torch.nn.Module):
 
     ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
-    ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype``: "float32",
-    "bfloat16" or "float16" for the forward pass; outputs are always float32.
+    ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
+    pass: "auto" (default: "mixed" where the hardware multiplies bfloat16, else "float32"), "mixed"
+    (bfloat16 GEMMs, float32 everything else, see ``precision``), "float32" (the exact reference
+    path), "bfloat16" or "float16" (whole model cast); outputs are always float32.
+    ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, *, modules: list | None = None,
-                 prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "float32",
-                 revision: str | None = None, token: str | None = None, cache_folder: str | None = None,
-                 local_files_only: bool = False, trust_remote_code: bool = False):
+                 prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "auto",
+                 similarity_fn_name: str | None = None, revision: str | None = None, token: str | None = None,
+                 cache_folder: str | None = None, local_files_only: bool = False, trust_remote_code: bool = False):
         super().__init__()
         if (model_name_or_path is None) == (modules is None):
             raise ValueError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
-        self.layout = "modules"
+        self.layout, saved_similarity = "modules", "maxsim"
         if model_name_or_path is not None:
             folder = resolve_model_folder(model_name_or_path, revision, token, cache_folder, local_files_only)
             spec = formats.read_layout(folder)
             modules = build_modules(spec, trust_remote_code=trust_remote_code)
             prompts = {**spec.prompts, **(prompts or {})}
-            self.layout = spec.layout
+            self.layout, saved_similarity = spec.layout, spec.similarity
         if not modules or not isinstance(modules[0], Transformer):
             raise ValueError("the first module must be a maxsim Transformer.")
         self.transformer: Transformer = modules[0]
         self.steps = torch.nn.ModuleList(modules[1:])
         self.prompts = {k: v for k, v in (prompts or {}).items() if v}
+        self.similarity_fn_name = resolve_similarity(similarity_fn_name or saved_similarity, "similarity_fn_name")
         for step in self.steps:
             if isinstance(step, MultiVectorMask):
                 step.bind_tokenizer(self.tokenizer)
@@ -79,11 +84,16 @@ class MultiVectorEncoder(torch.nn.Module):
         return dims[-1] if dims else self.transformer.hidden_size
 
     def set_dtype(self, dtype: str | torch.dtype) -> None:
-        if isinstance(dtype, str):
-            if dtype not in DTYPES:
-                raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}.")
-            dtype = DTYPES[dtype]
-        self.to(dtype)
+        """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never)."""
+        self.precision = resolve_dtype(dtype, self.device)
+        self.to(CAST_DTYPES.get(self.precision, torch.float32))
+        self._bfloat16_weights: dict = {}
+
+    def precision_context(self):
+        """The context ``encode`` runs the forward pass in (the mixed mode, or nothing)."""
+        if self.precision == "mixed":
+            return BFloat16Matmuls(self._bfloat16_weights)
+        return contextlib.nullcontext()
 
     # -- preprocessing and forward (shared by inference and training) -------------------
     def tokenize(self, texts, task: str | None) -> list[list[int]]:
@@ -139,7 +149,8 @@ class MultiVectorEncoder(torch.nn.Module):
             rows = order[start: start + batch_size]
             features = self.transformer.collate([ids[i] for i in rows], task)
             features = {k: v.to(device) for k, v in features.items()}
-            out = self.forward(features, task)
+            with self.precision_context():
+                out = self.forward(features, task)
             mask = out["attention_mask"]
             kept = out["token_embeddings"][mask].float()
             if not convert_to_tensor:
@@ -153,12 +164,13 @@ class MultiVectorEncoder(torch.nn.Module):
 
     # -- scoring -----------------------------------------------------------------------------
     def similarity(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """MaxSim matrix (Nq, Nd) float32 of encoded queries and documents (chunked, bounded memory)."""
-        return maxsim(query_embeddings, document_embeddings)
+        """Score matrix (Nq, Nd) float32 of encoded queries and documents with ``similarity_fn_name``
+        (MaxSim, or MaxSim / query vector count for "meanmaxsim"); chunked, bounded memory."""
+        return similarity(query_embeddings, document_embeddings, self.similarity_fn_name)
 
     def similarity_pairwise(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """MaxSim of each (query i, document i) pair -> (n,) float32."""
-        return maxsim_pairwise(query_embeddings, document_embeddings)
+        """Score of each (query i, document i) pair with ``similarity_fn_name`` -> (n,) float32."""
+        return similarity_pairwise(query_embeddings, document_embeddings, self.similarity_fn_name)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
@@ -167,7 +179,8 @@ class MultiVectorEncoder(torch.nn.Module):
         if dtype != torch.float32:
             self.float()
         try:
-            formats.write_sentence_transformers(Path(folder), self.transformer, list(self.steps), self.prompts)
+            formats.write_sentence_transformers(Path(folder), self.transformer, list(self.steps), self.prompts,
+                                                self.similarity_fn_name)
         finally:
             self.to(dtype)
 

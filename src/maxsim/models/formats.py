@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from maxsim.errors import InvalidInputError
 from maxsim.models.errors import ModelLoadError
 from maxsim.models.modules.base import PICKLE_WEIGHTS_NAMES, WEIGHTS_NAME, read_json, write_json
+from maxsim.scoring.similarity import resolve_similarity
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ ST_MODEL_TYPE = "MultiVectorEncoder"
 
 @dataclass
 class ModuleSpec:
-    """One pipeline step: ``kind`` in {dense, mask, normalize}, its config and where its weights are."""
+    """One pipeline step: ``kind`` in {dense, mask, normalize, token_pooling}, its config and where its
+    weights are."""
 
     kind: str
     config: dict
@@ -44,6 +47,7 @@ class ModelSpec:
     prompts: dict = field(default_factory=dict)
     prefix_tokens: list[str] = field(default_factory=list)
     layout: str = "sentence-transformers-6"
+    similarity: str = "maxsim"  # or "meanmaxsim"
 
 
 def read_layout(root: Path) -> ModelSpec:
@@ -86,10 +90,10 @@ def _module_entries(root: Path) -> list[tuple[str, Path]]:
 def _kind(class_ref: str) -> str:
     name = class_ref.rsplit(".", 1)[-1]
     kinds = {"Transformer": "transformer", "Dense": "dense", "MultiVectorMask": "mask", "Normalize": "normalize",
-             "Pooling": "pooling"}
+             "Pooling": "pooling", "HierarchicalTokenPooling": "token_pooling"}
     if name not in kinds:
         raise ModelLoadError(f"module type {class_ref!r} is not supported; maxsim reads Transformer, Dense, "
-                             "MultiVectorMask and Normalize modules.")
+                             "MultiVectorMask, Normalize and HierarchicalTokenPooling modules.")
     return kinds[name]
 
 
@@ -114,8 +118,17 @@ def _flat_expansion(flat: dict) -> dict | None:
             "length": flat.get("query_length") or flat.get("query_maxlen") or 32}
 
 
+def _similarity(name, source: Path) -> str:
+    try:
+        return resolve_similarity(name, str(source))
+    except InvalidInputError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
 def _read_sentence_transformers(root: Path, st_config: dict) -> ModelSpec:
-    spec = ModelSpec(root, {}, prompts=dict(st_config.get("prompts") or {}))
+    spec = ModelSpec(root, {}, prompts=dict(st_config.get("prompts") or {}),
+                     similarity=_similarity(st_config.get("similarity_fn_name"),
+                                            root / "config_sentence_transformers.json"))
     for class_ref, folder in _module_entries(root):
         kind = _kind(class_ref)
         if kind == "transformer":
@@ -177,10 +190,17 @@ def _read_stanford(root: Path) -> ModelSpec:
         [ModuleSpec("dense", {}, root, weights), ModuleSpec("mask", {"skiplist_words": skiplist}),
          ModuleSpec("normalize", {})],
         prompts=markers, prefix_tokens=list(markers.values()), layout="stanford",
+        similarity=_similarity(_stanford_similarity(meta), meta_path),
     )
 
 
-def write_sentence_transformers(folder: Path, transformer, steps, prompts: dict) -> None:
+def _stanford_similarity(meta: dict):
+    """Stanford's "cosine" is MaxSim of normalised vectors; its "l2" is another score (refused)."""
+    name = meta.get("similarity", "cosine")
+    return "maxsim" if name == "cosine" else name
+
+
+def write_sentence_transformers(folder: Path, transformer, steps, prompts: dict, similarity: str = "maxsim") -> None:
     """Write the sentence-transformers 6 layout: backbone at the root, step i in ``{i}_{Name}``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -197,5 +217,5 @@ def write_sentence_transformers(folder: Path, transformer, steps, prompts: dict)
         "model_type": ST_MODEL_TYPE,
         "prompts": {k: v for k, v in prompts.items()},
         "default_prompt_name": None,
-        "similarity_fn_name": "maxsim",
+        "similarity_fn_name": similarity,
     })
