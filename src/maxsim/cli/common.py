@@ -13,10 +13,14 @@ import typer
 
 DEFAULT_MODEL = "default"
 MODEL_HELP = "A model folder, a Hugging Face hub id, or 'default' for the embedded all-MiniLM-L6-v2."
+DEVICE_HELP = "Where the model runs: cpu, cuda, cuda:1, mps, ... (default: cuda when available, else cpu)."
+DTYPE_HELP = ("Encoding precision: float32 (default), bfloat16, float16, mixed (bfloat16 matrix products, "
+              "float32 elsewhere) or auto (mixed where the hardware has bfloat16 units).")
 TRACEBACK_ENV = "MAXSIM_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
 SURROGATE = re.compile("[\ud800-\udfff]")
 
-SQLITE_EXIT = 5  # a SQLite error that escapes the store means a damaged database, as CorruptedError
+# exit statuses of errors that are not maxsim's own, as their maxsim.errors counterparts; others: 1
+EXIT_CODES = ((FileNotFoundError, 3), (FileExistsError, 4), (sqlite3.Error, 5), (UnicodeDecodeError, 2))
 
 
 def fail(message: str, code: int = 1):
@@ -28,15 +32,15 @@ def fail(message: str, code: int = 1):
 @contextlib.contextmanager
 def user_errors(subject: str | Path | None = None):
     """Print any error escaping the block as one ``error: …`` line on stderr and exit with its
-    status: a ``MaxsimError``'s ``exit_code``, 5 for a SQLite error, 1 for anything else; never
+    status: a ``MaxsimError``'s ``exit_code``, else per ``EXIT_CODES`` (1 for the rest); never
     a traceback (unless ``MAXSIM_TRACEBACK=1``). ``subject``, the file or folder the command works
     on, prefixes messages that do not name one (decoding and SQLite errors)."""
     from maxsim.errors import MaxsimError
 
     try:
         yield
-    except (click.exceptions.Exit, click.ClickException, click.Abort):
-        raise
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort):
+        raise  # already reported (fail) or typer's own usage error
     except KeyboardInterrupt:
         fail("interrupted.", 130)
     except MaxsimError as error:
@@ -44,7 +48,7 @@ def user_errors(subject: str | Path | None = None):
     except Exception as error:
         if os.environ.get(TRACEBACK_ENV) == "1":
             raise
-        fail(describe(error, subject), SQLITE_EXIT if isinstance(error, sqlite3.Error) else 1)
+        fail(describe(error, subject), next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1))
 
 
 def describe(error: Exception, subject) -> str:

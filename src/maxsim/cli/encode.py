@@ -7,11 +7,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, MODEL_HELP, fail, human_bytes, user_errors
+from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, fail, human_bytes, user_errors
 
 FORMAT = "maxsim-token-vectors-1"
 
@@ -23,11 +22,14 @@ def encode(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     task: str = typer.Option("document", help="'document' or 'query': which preprocessing to use."),
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
 ):
     """Encode INPUT to token vectors in one safetensors file.
 
     Tensors: 'embeddings' (total tokens, dim) float32 and 'offsets' (n + 1,) int64, text i owning
     rows offsets(i) to offsets(i + 1); the ids are in the file's metadata (JSON list under 'ids')."""
+    import numpy as np
     from safetensors.numpy import save_file
 
     from maxsim.io import read_corpus
@@ -39,7 +41,7 @@ def encode(
         fail(f"--task must be 'document' or 'query', got {task!r}.")
     with user_errors():
         corpus = read_corpus(input)
-        encoder = load_model(model)
+        encoder = load_model(model, device=device, dtype=dtype)
         start = time.perf_counter()
         vectors = encoder.encode(corpus.texts, task=task, batch_size=batch_size, show_progress_bar=True)
     seconds = time.perf_counter() - start

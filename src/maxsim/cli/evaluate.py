@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import MODEL_HELP, user_errors
+from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, MODEL_HELP, user_errors
 
 
 @app.command()
@@ -20,7 +20,8 @@ def evaluate(
                                     help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv); repeatable."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the flat metric dict to this JSON file."),
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
-    device: str = typer.Option(None, help="cpu, cuda, ... (default: cuda when available)."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
     hybrid: bool = typer.Option(False, "--hybrid", help="Score the BM25 + MaxSim fused ranking (reciprocal-rank "
                                                         "fusion) instead of exact MaxSim; metrics named Hybrid_*."),
 ):
@@ -35,7 +36,7 @@ def evaluate(
         evaluators = [InformationRetrievalEvaluator(*load_beir_folder(folder), name=name, batch_size=batch_size,
                                                     show_progress_bar=True)
                       for name, folder in zip(names, data)]
-        encoder = load_model(model, device=device)
+        encoder = load_model(model, device=device, dtype=dtype)
         per_collection = []
         for evaluator in evaluators:
             start = time.perf_counter()

@@ -16,7 +16,8 @@ def fused_metrics(evaluator, model, model_name: str) -> dict[str, float]:
 
     depth = min(max_k(evaluator.functions), len(evaluator.doc_ids))
     with tempfile.TemporaryDirectory(prefix="maxsim-evaluate-") as folder:
-        with Retriever.create(folder + "/index", model, index="exact", hybrid=True, model_name=model_name) as retriever:
+        with Retriever.create(folder + "/index", model, index="exact", hybrid=True, model_name=model_name,
+                              passages=False) as retriever:  # whole documents, as the evaluator scores them
             retriever.add([document_text(d) for d in evaluator.documents], ids=evaluator.doc_ids,
                           batch_size=evaluator.batch_size, show_progress_bar=evaluator.show_progress_bar)
             query_ids = list(evaluator.queries)

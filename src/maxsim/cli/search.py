@@ -1,4 +1,8 @@
-"""``maxsim search``: ranked hits of one query, each with its best passage and matched query terms."""
+"""``maxsim search``: ranked hits of one query, each with its best passage and matched query terms.
+
+In this process (loading the model), or through a running ``maxsim serve`` of the folder: the one
+given with ``--server URL`` or the one its discovery file names (``maxsim.cli.discovery``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import printable, user_errors
+from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, printable, user_errors
+
+WHERE_HELP = ("Metadata filter clause, repeatable (AND): 'lang = en', 'year >= 2020', 'tag in a,b', "
+              "'tag not in c' or a JSON object such as '{\"year\": {\"$lt\": 2000}}'.")
 
 
 @app.command()
@@ -17,29 +24,83 @@ def search(
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
     hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (reciprocal-rank fusion)."),
+    where: list[str] = typer.Option(None, "--where", "-w", help=WHERE_HELP),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    server: str = typer.Option(None, "--server", help="URL of a running `maxsim serve` of INDEX "
+                                                      "(e.g. http://127.0.0.1:8000): search there, no model load."),
+    local: bool = typer.Option(False, "--local", help="Search in this process even when a `maxsim serve` of "
+                                                      "INDEX is running."),
+    api_key: str = typer.Option(None, "--api-key", envvar="MAXSIM_API_KEY", help="The server's API key, if any."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per hit instead of a table."),
 ):
     """Search INDEX for QUERY; each hit shows the passage around the document tokens with the highest
-    MaxSim contribution (picked tokens in bold) and the query terms they matched."""
+    MaxSim contribution (picked tokens in bold) and the query terms they matched.
+
+    Without --server, --local, --model, --device or --dtype, a running `maxsim serve` of INDEX (found
+    through INDEX/.maxsim-serve.json) answers, which costs milliseconds instead of a model load."""
+    with user_errors(index):
+        filter = _filter(where)
+        url = server or (None if local or model or device or dtype else _discovered(index))
+        if url:
+            typer.echo(f"searching through {url}", err=True)
+            hits = remote_hits(url, query, k, hybrid, filter, api_key)
+        else:
+            hits = local_hits(index, query, k, hybrid, filter, model, device, dtype)
+    if as_json:
+        for rank, hit in enumerate(hits, start=1):
+            typer.echo(printable(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
+                                             "passage": hit["passage"]["text"], "matched": hit["matched"],
+                                             "metadata": hit["metadata"]}, ensure_ascii=False)))
+        return
+    print_table(query, hits)
+
+
+def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | None, model: str | None,
+               device: str | None, dtype: str | None) -> list[dict]:
+    """Hits of ``query`` searched in this process, each with ``passage`` (highlighted) and ``matched``."""
     from maxsim.io import best_passage, matched_terms
     from maxsim.search import Retriever
     from maxsim.search.retriever import load_model
 
-    with user_errors():
-        with Retriever.open(index, model=load_model(model) if model else None) as retriever:
-            hits = retriever.search(query, k=k, hybrid=hybrid)[0]
-            for hit in hits:
-                explanation = retriever.explain(query, hit["id"])
-                hit["passage"] = best_passage(hit["text"], explanation)
-                hit["matched"] = matched_terms(query, hit["text"], explanation)
-    if as_json:
-        for rank, hit in enumerate(hits, start=1):
-            typer.echo(printable(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
-                                   "passage": hit["passage"]["text"], "matched": hit["matched"],
-                                   "metadata": hit["metadata"]}, ensure_ascii=False)))
-        return
-    print_table(query, hits)
+    encoder = load_model(model, device=device, dtype=dtype) if model else None
+    with Retriever.open(index, model=encoder, device=device, dtype=dtype) as retriever:
+        hits = retriever.search(query, k=k, hybrid=hybrid, filter=filter)[0]
+        for hit in hits:
+            explanation = retriever.explain(query, hit["id"])
+            hit["passage"] = best_passage(hit["text"], explanation)
+            hit["matched"] = matched_terms(query, hit["text"], explanation)
+    return hits
+
+
+def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None, api_key: str | None) -> list[dict]:
+    """The same hits, from the server at ``url`` (POST /search, then POST /explain per hit)."""
+    from maxsim.cli.remote import call
+
+    body = {"queries": [query], "k": k, "hybrid": hybrid, **({"filter": filter} if filter else {})}
+    hits = call(url, "/search", body, api_key)["results"][0]
+    for hit in hits:
+        explained = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)
+        hit["passage"], hit["matched"] = explained["passage"], explained["matched"]
+        hit.setdefault("metadata", None)
+    return hits
+
+
+def _filter(where: list[str] | None) -> dict | None:
+    """The ``--where`` clauses as one filter dict (None without any)."""
+    if not where:
+        return None  # without clauses, do not import maxsim.search (torch) on the --server path
+    from maxsim.search.filters import parse_where
+
+    return parse_where(where)
+
+
+def _discovered(index: Path) -> str | None:
+    from maxsim.cli.discovery import discover
+
+    found = discover(index)
+    return found["url"] if found else None
 
 
 def print_table(query: str, hits: list[dict]) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from maxsim.cli import app
 from maxsim.cli.common import user_errors
+from maxsim.cli.discovery import announced, server_url
 from maxsim.server.schemas import Limits
 
 DEFAULTS = Limits()
@@ -48,4 +49,5 @@ def serve(
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
                f"(API docs: /docs; {'API key required' if api_key is not None else 'no API key'}; "
                f"{readers} readers x {torch.get_num_threads()} threads)")
-    uvicorn.run(service, host=host, port=port, log_level="warning")
+    with announced(index, server_url(host, port), auth=api_key is not None):  # for `maxsim search INDEX`
+        uvicorn.run(service, host=host, port=port, log_level="warning")

@@ -1,0 +1,111 @@
+"""``maxsim search --server URL`` and the discovery of a running ``maxsim serve``: the same hits as
+the in-process search (a real server subprocess on 127.0.0.1), ``--where`` filters, ``--device``."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CRANFIELD, TINY_MODEL
+from maxsim.cli import app
+from maxsim.cli.discovery import FILE_NAME, discover
+from maxsim.cli.remote import health
+
+QUERIES = ["boundary layer heat transfer", "supersonic wing flutter"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from maxsim.search import Retriever
+
+    rows = [json.loads(line) for line in open(CRANFIELD / "corpus.jsonl", encoding="utf-8")][:40]
+    path = tmp_path_factory.mktemp("search-server") / "index"
+    with Retriever.create(path, model_name=str(TINY_MODEL), device="cpu") as retriever:
+        retriever.add([f"{r['title']} {r['text']}" for r in rows], ids=[r["_id"] for r in rows],
+                      metadata=[{"kind": "odd" if i % 2 else "even", "n": i} for i in range(len(rows))])
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(folder):
+    """``maxsim serve`` of ``folder`` in a subprocess on a free loopback port: (url, process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "serve", str(folder), "--host", "127.0.0.1",
+                                "--port", str(port), "--readers", "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
+    while not health(url) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if process.poll() is not None or not health(url):
+        process.kill()
+        pytest.fail(f"maxsim serve did not start: {process.communicate()[0][-2000:]}")
+    yield url, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def run(*args):
+    result = CliRunner().invoke(app, ["search", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+def assert_same_hits(ours, theirs):
+    assert [h["id"] for h in ours] == [h["id"] for h in theirs] and len(ours) == 5
+    for a, b in zip(ours, theirs):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-5, abs=1e-5)
+        assert (a["passage"], a["matched"], a["metadata"], a["rank"]) == \
+            (b["passage"], b["matched"], b["metadata"], b["rank"])
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_server_answers_the_same_hits_as_in_process(folder, server, query):
+    url, _ = server
+    local, local_log = run(folder, query, "-k", 5, "--json", "--local", "--device", "cpu")
+    remote, remote_log = run(folder, query, "-k", 5, "--json", "--server", url)
+    assert "searching through" not in local_log and f"searching through {url}" in remote_log
+    assert_same_hits(local, remote)
+
+
+def test_where_filters_in_process_and_on_the_server(folder, server):
+    url, _ = server
+    local, _ = run(folder, QUERIES[0], "-k", 5, "--json", "--local", "--where", "kind = odd", "--where", "n < 30")
+    remote, _ = run(folder, QUERIES[0], "-k", 5, "--json", "--server", url, "-w", "kind = odd", "-w", "n < 30")
+    assert_same_hits(local, remote)
+    assert all(h["metadata"]["kind"] == "odd" and h["metadata"]["n"] < 30 for h in local)
+    everything, _ = run(folder, QUERIES[0], "-k", 5, "--json", "--local")
+    assert [h["id"] for h in everything] != [h["id"] for h in local]  # the filter changed the ranking
+
+
+def test_a_running_server_is_discovered_and_a_stopped_one_is_not(folder, server):
+    url, process = server
+    assert discover(folder)["url"] == url
+    found, log = run(folder, QUERIES[1], "-k", 5, "--json")
+    assert f"searching through {url}" in log
+    local, _ = run(folder, QUERIES[1], "-k", 5, "--json", "--local")
+    assert_same_hits(local, found)
+    process.send_signal(signal.SIGINT)  # a clean stop removes the discovery file
+    process.wait(timeout=60)
+    assert not (folder / FILE_NAME).exists()
+    (folder / FILE_NAME).write_text(json.dumps({"url": url, "pid": process.pid, "auth": False}))  # as if killed
+    assert discover(folder) is None
+    after, log = run(folder, QUERIES[1], "-k", 5, "--json")
+    assert "searching through" not in log
+    assert_same_hits(local, after)
+
+
+def test_no_server_at_the_url_is_one_error_line(folder):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    result = CliRunner().invoke(app, ["search", str(folder), "flow", "--server", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert f"error: no maxsim server answers at http://127.0.0.1:{port}" in result.stderr
