@@ -36,3 +36,45 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_plot(path: Path, panels: list[dict], title: str = "") -> Path | None:
+    """One PNG of side-by-side panels next to a results table (None without matplotlib, the ``plots``
+    extra). A panel: {"title", "xlabel", "ylabel", "series": {label: [(x, y), ...]}, "kind": "line"
+    (default) or "bar" (one bar per label, y of its first point), "logx": bool, "logy": bool}."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib missing (pip install -e '.[plots]'): {path} not written")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        _draw_panel(ax, panel)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    print(f"wrote {path}")
+    return Path(path)
+
+
+def _draw_panel(ax, panel: dict) -> None:
+    series = panel["series"]
+    if panel.get("kind") == "bar":
+        labels = list(series)
+        ax.bar(range(len(labels)), [points[0][1] for points in series.values()])
+        ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
+    else:
+        for label, points in series.items():
+            ax.plot(*zip(*points), marker="o", label=label)
+        ax.legend(fontsize=8)
+    ax.set_xscale("log" if panel.get("logx") else "linear")
+    ax.set_yscale("log" if panel.get("logy") else "linear")
+    ax.set(title=panel.get("title", ""), xlabel=panel.get("xlabel", ""), ylabel=panel.get("ylabel", ""))
+    ax.grid(alpha=0.3, which="both")
+

@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, WORK, markdown_table  # noqa: E402
+from common import SHARED, WORK, markdown_table, save_plot  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
 
@@ -128,11 +128,12 @@ def main() -> None:
         stats = httpx.get(f"{url}/stats").json()
         idle_rss = memory_kib(process.pid)[0]
         asyncio.run(run_level(url, queries, 1, min(5.0, args.duration), 50, args.hybrid))  # warm-up
-        rows = []
+        rows, results = [], []
         for clients in args.clients:
             result = asyncio.run(run_level(url, queries, clients, args.duration, args.max_requests, args.hybrid))
             rss, peak = memory_kib(process.pid)
             print(json.dumps({**result, "rss_mib": rss / 1024, "peak_rss_mib": peak / 1024}), flush=True)
+            results.append(result)
             rows.append([clients, result["requests"], f"{result['seconds']:.0f}", f"{result['rps']:.1f}",
                          f"{result['p50']:.0f}", f"{result['p95']:.0f}", f"{result['max']:.0f}", result["errors"],
                          f"{rss / 1024:.0f}", f"{peak / 1024:.0f}"])
@@ -155,6 +156,19 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report + "\n")
+        plot_levels(results, args.output.with_suffix(".png"), f"maxsim serve, {stats['documents']} documents, "
+                    f"load average {load_before:.1f} at start")
+
+
+def plot_levels(results: list[dict], path: Path, title: str) -> None:
+    """Throughput and latency against the number of concurrent clients, next to the table."""
+    clients = [r["clients"] for r in results]
+    save_plot(path, [
+        {"title": "throughput", "xlabel": "concurrent clients", "ylabel": "requests / s", "logx": True,
+         "series": {"requests/s": list(zip(clients, [r["rps"] for r in results]))}},
+        {"title": "latency", "xlabel": "concurrent clients", "ylabel": "ms", "logx": True, "logy": True,
+         "series": {p: list(zip(clients, [r[p] for r in results])) for p in ("p50", "p95")}},
+    ], title)
 
 
 if __name__ == "__main__":
