@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, MODEL_HELP
+from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP
 from maxsim.errors import InvalidInputError, NotFoundError
 
 
@@ -41,13 +41,16 @@ def rerank(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     k: int = typer.Option(None, "--k", "-k", min=1, help="Keep the best k candidates per query (default all)."),
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
+    device: str = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
 ):
     """Rerank each query's candidates in INPUT by MaxSim; one JSON line per query, best first."""
     from maxsim.scoring import rerank as rerank_texts
     from maxsim.search.retriever import load_model
 
     groups = read_groups(input)
-    ranked = rerank_texts([g.query for g in groups], [g.texts for g in groups], k=k, model=load_model(model),
+    encoder = load_model(model, device=device, dtype=dtype)
+    ranked = rerank_texts([g.query for g in groups], [g.texts for g in groups], k=k, model=encoder,
                           batch_size=batch_size, show_progress_bar=True)
     lines = [json.dumps(answer(group, hits), ensure_ascii=False) for group, hits in zip(groups, ranked)]
     if output is None:
