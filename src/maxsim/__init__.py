@@ -7,11 +7,15 @@ import importlib
 _EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "ModelLoadError", "MultiVectorEncoder",
                                                             "MultiVectorMask", "Normalize", "Transformer")},
             "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
-            "rerank": ("maxsim.scoring", "rerank")}
+            "rerank": ("maxsim.scoring", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
+            **{name: ("maxsim.errors", name) for name in ("AlreadyExistsError", "CorruptedError", "InvalidInputError",
+                                                           "LimitExceededError", "LockedError", "MaxsimError",
+                                                           "NotFoundError")}}
 
 __version__ = "0.1.0"
-__all__ = ["Dense", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "Transformer",
-           "maxsim_pairwise", "maxsim_scores", "rerank"]
+__all__ = ["AlreadyExistsError", "CorruptedError", "Dense", "InvalidInputError", "LimitExceededError", "LockedError",
+           "MaxsimError", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "NotFoundError",
+           "Retriever", "Transformer", "maxsim_pairwise", "maxsim_scores", "rerank"]
 
 
 def __getattr__(name: str):
