@@ -25,7 +25,7 @@ def index(
     from maxsim.search import Retriever
     from maxsim.search.retriever import load_model
 
-    with user_errors():
+    with user_errors(input):
         corpus = read_corpus(input)
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}")
         encoder = load_model(model)

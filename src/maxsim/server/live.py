@@ -30,6 +30,7 @@ class LiveRetriever:
         self.retriever = Retriever.open(self.folder, model=model)
         self.model = self.retriever.model
         self.documents = len(self.retriever)
+        len(self.retriever.index)  # loads the committed index: damaged files fail here, naming themselves
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="maxsim-reader")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="maxsim-writer")
 

@@ -1,0 +1,101 @@
+"""The command line on bad input and damaged folders: one ``error: …`` line naming the file or
+item, the documented exit status (docs/cli.md), never a traceback."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from test_server import TINY, build_index
+from typer.testing import CliRunner
+
+from maxsim.cli import app
+
+
+@pytest.fixture()
+def folder(tiny_model, tmp_path):
+    return build_index(tmp_path / "index", tiny_model, n=3)
+
+
+def run(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_empty_api_key_is_refused_before_serving(folder):
+    for key in ("", "  "):
+        result = run("serve", folder, "--api-key", key, "--port", "1")
+        assert result.exit_code == 2 and "API key is empty" in one_error_line(result)
+
+
+def test_missing_folder_and_store(folder, tmp_path):
+    result = run("search", tmp_path / "nowhere", "flow")
+    assert result.exit_code == 3 and "nowhere" in one_error_line(result)
+    (folder / "state.sqlite3").unlink()
+    result = run("search", folder, "flow")
+    assert result.exit_code == 5 and "state.sqlite3" in one_error_line(result)
+    assert not (folder / "state.sqlite3").exists()  # never silently recreated
+
+
+def test_truncated_store_is_named(folder):
+    store = folder / "state.sqlite3"
+    for suffix in ("-wal", "-shm"):
+        (folder / f"state.sqlite3{suffix}").unlink(missing_ok=True)
+    store.write_bytes(store.read_bytes()[:1000])
+    result = run("search", folder, "flow")
+    assert result.exit_code == 5 and "state.sqlite3" in one_error_line(result)
+
+
+def test_truncated_vectors_are_named_by_search_and_serve(folder):
+    damaged = [p for p in (folder / "index").iterdir() if p.is_file() and p.stat().st_size > 100]
+    assert damaged
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:50])
+    for command in (["search", folder, "flow"], ["serve", folder, "--port", "1"]):
+        done = subprocess.run([sys.executable, "-m", "maxsim.cli", *map(str, command)], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 5, done.stderr[-2000:]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert "Traceback" not in done.stderr and len(errors) == 1, done.stderr[-2000:]
+        assert str(folder / "index") in errors[0] and errors[0] == done.stderr.splitlines()[-1]
+
+
+def test_search_json_prints_surrogates(folder):
+    with sqlite3.connect(folder / "state.sqlite3") as db:  # as an older maxsim could have stored it
+        db.execute("UPDATE documents SET metadata = ?", (json.dumps({"note": "\ud800 x"}),))
+    assert run("search", folder, "flow", "--k", "2").exit_code == 0  # the table
+    result = run("search", folder, "flow", "--json")
+    assert result.exit_code == 0 and "\\ud800" in result.output, result.output
+    hits = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert hits and all(hit["metadata"] == {"note": "\ud800 x"} for hit in hits)
+
+
+def test_non_utf8_input_names_the_file(tmp_path):
+    bad = tmp_path / "docs.jsonl"
+    bad.write_bytes(b'{"id": "a", "text": "fine"}\n{"id": "b", "text": "caf\xe9"}\n')
+    result = run("index", bad, "--output", tmp_path / "out", "--model", TINY)
+    if result.exit_code == 0:  # read with a detected encoding: both documents are there
+        assert "café" in run("search", tmp_path / "out", "cafe", "--json").output
+    else:
+        assert result.exit_code == 2 and "docs.jsonl" in one_error_line(result), result.output
+
+
+def test_unexpected_errors_are_one_line(folder, monkeypatch):
+    from maxsim.search import Retriever
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Retriever, "open", broken)
+    result = run("search", folder, "flow")
+    assert result.exit_code == 1 and "unexpected RuntimeError: boom" in one_error_line(result)
