@@ -107,16 +107,18 @@ def sql_seconds(folder: Path, flt: dict, repeats: int) -> float:
         db.close()
 
 
-def measure(r: Retriever, texts: list[str], flt: dict, repeats: int) -> tuple[list, list, list, list]:
-    """Per query: best unfiltered and filtered latency (interleaved), and their top-K ids."""
-    unf, fil, unf_ids, fil_ids = [], [], [], []
-    for text in texts:
-        pairs = [(timed_search(r, text, None), timed_search(r, text, flt)) for _ in range(repeats)]
-        unf.append(min(p[0][0] for p in pairs))
-        fil.append(min(p[1][0] for p in pairs))
-        unf_ids.append(pairs[0][0][1])
-        fil_ids.append(pairs[0][1][1])
-    return unf, fil, unf_ids, fil_ids
+def measure(r: Retriever, texts: list[str], flts: list[dict], repeats: int) -> tuple[np.ndarray, list[list]]:
+    """(best latency per query (rows) of unfiltered search and each filter (columns), interleaved in
+    each repeat; top-K ids per search kind and query)."""
+    kinds = [None, *flts]
+    best = np.full((len(texts), len(kinds)), np.inf)
+    ids = [[None] * len(texts) for _ in kinds]
+    for qi, text in enumerate(texts):
+        for _ in range(repeats):
+            for c, flt in enumerate(kinds):
+                seconds, ids[c][qi] = timed_search(r, text, flt)
+                best[qi, c] = min(best[qi, c], seconds)
+    return best, ids
 
 
 def recall(found: list[list[str]], truth: list[list[str]]) -> float:
@@ -137,32 +139,38 @@ def main() -> None:
     model.encode_query = lambda batch, **kwargs: [by_text[t] for t in batch]  # precomputed query vectors
     cat, rank, metas = metadata(args.docs)
     cases = filters(cat, rank)
-    rows, exact_unfiltered = [], None
+    rows, unfiltered = [], []
     for kind in INDEXES:
         folder = WORK / f"filter-{kind}-{args.docs}"
         r, build_s = build(kind, folder, model, coll, metas)
         print(f"{kind}: built {len(r)} documents in {build_s:.0f} s", flush=True)
         r.search(texts[0], k=K)  # warm-up (caches built on first search)
-        for name, flt, positions in cases:
-            docs = [coll.document(int(i)) for i in positions]
-            if kind == "exact":  # what the index stores
-                docs = [d.astype(np.float16).astype(np.float32) for d in docs]
-            truth = brute_force(queries, docs, positions)
-            unf, fil, unf_ids, fil_ids = measure(r, texts, flt, args.repeats)
-            if kind == "exact" and exact_unfiltered is None:
-                exact_unfiltered = unf_ids
-            inside = all(set(ids) <= {f"d{i}" for i in positions} for ids in fil_ids)
-            same = sum(f == t for f, t in zip(fil_ids, truth))
-            p50_u, p50_f = np.median(unf) * 1e3, np.median(fil) * 1e3
-            unf_recall = "1 (reference)" if kind == "exact" else f"{recall(unf_ids, exact_unfiltered):.3f}"
-            rows.append([kind, name, f"{len(positions) / args.docs:.2%}", f"{p50_u:.1f}", f"{p50_f:.1f}",
-                         f"{p50_f / p50_u:.3f}", f"{sql_seconds(folder, flt, args.repeats) * 1e3:.1f}",
-                         f"{same}/{len(texts)}", f"{recall(fil_ids, truth):.3f}", unf_recall,
-                         "yes" if inside else "NO"])
-            print(markdown_table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+        found, top = index_rows(kind, r, folder, coll, queries, texts, cases, args, unfiltered)
+        rows, unfiltered = rows + found, top if kind == "exact" else unfiltered
         r.close()
         shutil.rmtree(folder, ignore_errors=True)
     report(args, rows)
+
+
+def index_rows(kind, r, folder, coll, queries, texts, cases, args, exact_unfiltered) -> tuple[list, list]:
+    """Table rows of one index, and its unfiltered top-K ids per query."""
+    best, ids = measure(r, texts, [flt for _, flt, _ in cases], args.repeats)
+    unf_recall = "1 (reference)" if kind == "exact" else f"{recall(ids[0], exact_unfiltered):.3f}"
+    p50_u = np.median(best[:, 0]) * 1e3
+    rows = []
+    for c, (name, flt, positions) in enumerate(cases, start=1):
+        docs = [coll.document(int(i)) for i in positions]
+        if kind == "exact":  # what the index stores
+            docs = [d.astype(np.float16).astype(np.float32) for d in docs]
+        truth = brute_force(queries, docs, positions)
+        inside = all(set(found) <= {f"d{i}" for i in positions} for found in ids[c])
+        same = sum(f == t for f, t in zip(ids[c], truth))
+        p50_f = np.median(best[:, c]) * 1e3
+        rows.append([kind, name, f"{len(positions) / args.docs:.2%}", f"{p50_u:.1f}", f"{p50_f:.1f}",
+                     f"{p50_f / p50_u:.3f}", f"{sql_seconds(folder, flt, args.repeats) * 1e3:.1f}",
+                     f"{same}/{len(texts)}", f"{recall(ids[c], truth):.3f}", unf_recall, "yes" if inside else "NO"])
+        print(markdown_table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+    return rows, ids[0]
 
 
 HEADER = ["index", "filter", "kept", "p50 unfiltered ms", "p50 filtered ms", "filtered / unfiltered",
