@@ -72,7 +72,7 @@ def test_post_rerank_needs_the_key(client):
 
 
 def run_cli(*args):
-    result = CliRunner().invoke(cli, ["rerank", *map(str, args), "--model", TINY])
+    result = CliRunner().invoke(cli, ["rerank", *map(str, args), "--model", TINY, "--dtype", "float32"])
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
