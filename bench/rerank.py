@@ -6,7 +6,7 @@ candidates itself) and from the corpus embeddings (the embedding form); exact Ma
 document. The two rerank rows must agree, the rerank must beat BM25 and match exact MaxSim's nDCG@10
 within 0.01 (the candidates hold most relevant documents: see the recall@100 line).
 
-    python -P bench/rerank.py [--model default] [--depth 100] [--data tests/fixtures/data/cranfield]
+    python -P bench/rerank.py [--model default] [--dtype float32] [--depth 100] [--data tests/fixtures/data/cranfield]
 
 (``-P``: do not put bench/ first on sys.path, where bench/maxsim.py would shadow the package.)
 """
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates per query")
     parser.add_argument("--data", default=str(CRANFIELD))
+    parser.add_argument("--dtype", default="float32", help="encoding precision (float32: the exact path; auto, mixed)")
     args = parser.parse_args()
     queries, corpus, qrels = load_beir_folder(args.data)
     qrels = {qid: g for qid, g in qrels.items() if qid in queries and any(v > 0 for v in g.values())}
@@ -51,8 +52,8 @@ def main() -> None:
     bm25 = BM25Index.build(doc_ids, [texts[d] for d in doc_ids])
     lexical, bm25_s = timed(lambda: bm25.top(query_texts, args.depth))
     candidates = [[doc for doc, _ in hits] for hits in lexical]
-    model, load_s = timed(lambda: MultiVectorEncoder.default() if args.model == "default"
-                          else MultiVectorEncoder(args.model))
+    model, load_s = timed(lambda: MultiVectorEncoder.default(dtype=args.dtype) if args.model == "default"
+                          else MultiVectorEncoder(args.model, dtype=args.dtype))
 
     by_text, text_s = timed(lambda: rerank(query_texts, [[texts[d] for d in c] for c in candidates],
                                            documents_ids=candidates, model=model, show_progress_bar=True))
@@ -72,7 +73,7 @@ def main() -> None:
              {q: [h["id"] for h in hits] for q, hits in zip(qids, by_embedding)}, embedding_s),
             ("exact MaxSim over every document (corpus embeddings)",
              {q: [doc_ids[j] for j in row] for q, row in zip(qids, indices.tolist())}, exact_s)]
-    print(f"Cranfield: {len(doc_ids)} documents, {len(qids)} judged queries; model {args.model!r} (load {load_s:.1f} s); "
+    print(f"Cranfield: {len(doc_ids)} documents, {len(qids)} judged queries; model {args.model!r} ({args.dtype}, load {load_s:.1f} s); "
           f"corpus encode {encode_s:.1f} s; BM25 recall@{args.depth} "
           f"{mean_metric(recall_at_k, rows[0][1], qrels, args.depth):.4f}\n")
     print("| ranking | nDCG@10 | seconds (all queries) |")
