@@ -127,7 +127,7 @@ def test_quickstart_on_a_small_model(tmp_path):
 
 
 @pytest.mark.parametrize("lines, where, words", [
-    (['{"_id": "a", "text": "ok"}', '{"_id": "b", "text": '], ":2", "invalid JSON"),
+    (['{"_id": "a", "text": "ok"}', '{"_id": "b", "text": '], ":2", "not valid JSON"),
     (['{"_id": "a", "text": "ok"}', "", '{"text": "no id"}'], ":3", "missing id"),
     (['{"_id": "a", "text": "ok"}', '{"_id": "a", "text": "again"}'], ":2", "already used"),
     (['{"_id": "a", "body": "no text"}'], ":1", "'text' is missing"),

@@ -54,10 +54,10 @@ def test_kd_rows_from_jsonl_keep_first_n_documents():
 
 def test_rows_of_different_widths_need_documents_per_query():
     sources = [DATA / "msmarco-kd-flagembedding" / "train.jsonl", DATA / "nq-kd-flagembedding" / "train.jsonl"]
-    with pytest.raises(ValueError, match=r"nq-kd-flagembedding/train.jsonl line 1: has \d+ documents, earlier rows have 26"):
+    with pytest.raises(ValueError, match=r"nq-kd-flagembedding/train.jsonl:1: has \d+ documents, earlier rows have 26"):
         load_rows(sources)
     assert len(load_rows(sources, documents_per_query=26)) == 20
-    with pytest.raises(ValueError, match="line 1: has 26 documents but documents_per_query=30"):
+    with pytest.raises(ValueError, match=":1: has 26 documents but documents_per_query=30"):
         load_rows(sources, documents_per_query=30)
 
 
@@ -117,7 +117,7 @@ def test_bad_rows_name_file_and_line(tmp_path, bad, message):
     path = tmp_path / "train.jsonl"
     good = {"query": "fine", "documents": ["a", "b"], "scores": [1.0, 2.0]}
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match=rf"{path} line 2: {message}"):
+    with pytest.raises(ValueError, match=rf"{path}:2: {message}"):
         load_rows(path)
 
 
@@ -284,7 +284,7 @@ def test_cli_reports_bad_rows_and_overrides(tmp_path):
     with open(tmp_path / "train.jsonl", "a") as f:
         f.write(json.dumps({"query": "q", "documents": ["a", "b", "c"], "scores": [1.0, 2.0]}) + "\n")
     result = CliRunner().invoke(app, ["train", str(recipe), "max_steps=1"])
-    assert result.exit_code == 1 and "train.jsonl line 17: 3 documents but 2 scores" in result.output
+    assert result.exit_code == 1 and "train.jsonl:17: 3 documents but 2 scores" in result.output
     result = CliRunner().invoke(app, ["train", str(recipe), "max_stepz=1"])
     assert result.exit_code == 1 and "max_stepz" in result.output
 

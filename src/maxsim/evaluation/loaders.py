@@ -7,7 +7,6 @@ Every loader returns ``(queries, corpus, qrels)``: ``queries`` {query_id: text},
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import socket
@@ -16,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from maxsim.evaluation.sources import check_local
+from maxsim.io.documents import CorpusError, beir_text
+from maxsim.io.records import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -23,29 +24,20 @@ HEADER_NAMES = {"query-id", "query_id", "qid", "query"}
 Collection = tuple[dict[str, str], dict[str, "str | dict"], dict[str, dict[str, int]]]
 
 
-class CollectionError(ValueError):
-    """A collection file or dict is missing, malformed or inconsistent; the message names the item."""
+# A collection file or dict is missing, malformed or inconsistent; the message names the item.
+# The same error as maxsim.io's readers, which read the files (one reader per format).
+CollectionError = CorpusError
 
 
 def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """Rows of a JSON-lines file; blank lines are skipped. A malformed line, a non-object or a missing
-    key raises CollectionError naming ``path:line``."""
+    """Rows of a JSON-lines file (``maxsim.io.iter_jsonl``); blank lines are skipped. A malformed
+    line, a non-object or a missing key raises CollectionError naming ``path:line``."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CollectionError(f"{path}:{line_no}: not valid JSON ({exc.msg}); "
-                                      "fix or remove the line.") from None
-            if not isinstance(row, dict):
-                raise CollectionError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}.")
-            missing = [key for key in required if key not in row]
-            if missing:
-                raise CollectionError(f"{path}:{line_no}: missing key(s) {missing}; each row needs {list(required)}.")
-            rows.append(row)
+    for where, row in iter_jsonl(path):
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise CollectionError(f"{where}: missing key(s) {missing}; each row needs {list(required)}.")
+        rows.append(row)
     return rows
 
 
@@ -147,8 +139,7 @@ def document_text(doc) -> str:
     if isinstance(doc, str):
         return doc
     if isinstance(doc, Mapping) and "text" in doc:
-        title, text = doc.get("title") or "", doc["text"] or ""
-        return f"{title} {text}" if title else text
+        return beir_text(doc.get("title") or "", doc["text"] or "")
     raise CollectionError(f"a corpus value must be a string or a {{'title', 'text'}} dict, got {doc!r:.80}.")
 
 

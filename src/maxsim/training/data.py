@@ -14,7 +14,6 @@ list of such sources (read one after the other).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -25,6 +24,8 @@ import torch
 
 from maxsim.errors import InvalidInputError
 from maxsim.evaluation.sources import check_local
+from maxsim.io.documents import beir_text
+from maxsim.io.records import iter_jsonl, iter_parquet
 
 ID_COLUMNS = ("query_id", "document_id", "_id", "id")
 
@@ -157,7 +158,7 @@ def _id_table(source, name: str) -> dict[str, str]:
         key = next((raw[c] for c in ID_COLUMNS if c in raw), None)
         if key is None or not isinstance(raw.get("text"), str):
             raise ValueError(f"{where}: a {name} table row needs an id column ({'/'.join(ID_COLUMNS)}) and 'text'.")
-        table[str(key)] = raw["text"]
+        table[str(key)] = beir_text(raw.get("title") or "", raw["text"])  # BEIR corpus rows: with the title
     return table
 
 
@@ -178,9 +179,9 @@ def _iter_records(source, default_config: str | None = None) -> Iterator[tuple[s
         return
     path = Path(os.fspath(source)).expanduser()
     if path.suffix == ".jsonl" and path.is_file():
-        yield from _iter_jsonl(path)
+        yield from iter_jsonl(path)
     elif path.suffix == ".parquet" and path.is_file():
-        yield from _iter_parquet(path)
+        yield from iter_parquet(path)
     elif path.exists():
         raise InvalidInputError(f"{source}: not a .jsonl or .parquet file.")
     else:
@@ -189,28 +190,6 @@ def _iter_records(source, default_config: str | None = None) -> Iterator[tuple[s
 
         dataset = datasets.load_dataset(str(source), config, split=split)
         yield from ((f"{source} ({config or 'default'}/{split}) row {i}", r) for i, r in enumerate(dataset))
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc}).") from None
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
-    import pyarrow.parquet as pq
-
-    index = 0
-    for record_batch in pq.ParquetFile(str(path)).iter_batches():
-        for record in record_batch.to_pylist():
-            yield f"{path} row {index}", record
-            index += 1
 
 
 def _is_source(item) -> bool:

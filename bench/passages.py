@@ -1,0 +1,121 @@
+"""Choose the passage splitter's defaults (overlap, boundary lookback) by measurement.
+
+Long Markdown reports built from Cranfield (tests/long_documents.py: one query's answer abstract
+placed past the first 2,000 characters of each report) are split with
+``maxsim.io.chunking.split_passages`` under a grid of (overlap, lookback); every passage is encoded
+with the embedded default model and a report scores the max over its passages (exact MaxSim). Printed per
+setting: recall@1 / @3 and MRR of the answer's report, passages and encoded tokens (the index cost),
+the share of answers held whole by one passage. Then full Cranfield (short abstracts): nDCG@10 of
+the model's own truncation against passages with the defaults.
+
+    python bench/passages.py [--documents 60] [--skip-cranfield]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+
+from common import markdown_table  # noqa: E402
+from long_documents import CRANFIELD, long_collection  # noqa: E402
+
+from maxsim import MultiVectorEncoder  # noqa: E402
+from maxsim.io.chunking import LOOKBACK, OVERLAP, split_documents  # noqa: E402
+from maxsim.scoring import maxsim  # noqa: E402
+
+GRID = [(overlap, lookback) for overlap in (0, 16, 32, 64) for lookback in (0, 24, 48, 96)]
+
+
+class Encoded:
+    """Document vectors by text, so settings that give the same passage encode it once."""
+
+    def __init__(self, model):
+        self.model, self.cache = model, {}
+
+    def __call__(self, texts: list[str]) -> list[np.ndarray]:
+        new = sorted({t for t in texts if t not in self.cache})
+        for text, vectors in zip(new, self.model.encode_document(new, batch_size=32) if new else []):
+            self.cache[text] = vectors
+        return [self.cache[t] for t in texts]
+
+
+def budget(model) -> int:
+    """Tokens of document text a passage may hold: the document length minus special tokens."""
+    return model.transformer.max_length("document") - model.tokenizer.num_special_tokens_to_add(pair=False)
+
+
+def passage_scores(encode, model, queries: list[str], texts: list[str], spans: list[list]) -> np.ndarray:
+    """(n_queries, n_texts) float32: per text the best MaxSim over its passages."""
+    pieces = [text[s:e] for text, doc in zip(texts, spans) for s, e in doc]
+    owner = np.repeat(np.arange(len(texts)), [len(doc) for doc in spans])
+    scores = maxsim(model.encode_query(queries), encode(pieces))
+    best = np.full((len(queries), len(texts)), -np.inf, dtype=np.float32)
+    np.maximum.at(best.T, owner, scores.T)
+    return best
+
+
+def long_documents(model, encode, n_documents: int) -> list[list]:
+    collection = long_collection(n_documents)
+    doc_ids, texts = list(collection.documents), list(collection.documents.values())
+    qids = list(collection.queries)
+    queries = [collection.queries[q] for q in qids]
+    answers = np.array([doc_ids.index(collection.answers[q]) for q in qids])
+    settings = [("truncate (model)", None, [[(0, len(t))] for t in texts])]
+    settings += [(f"overlap {o}, lookback {b}", (o, b), split_documents(texts, model.tokenizer, budget(model), o, b))
+                 for o, b in GRID]
+    rows = []
+    for name, _, spans in settings:
+        scores = passage_scores(encode, model, queries, texts, spans)
+        ranks = (scores > scores[np.arange(len(qids)), answers][:, None]).sum(1) + 1
+        whole = np.mean([any(s <= collection.answer_spans[q][0] and collection.answer_spans[q][1] <= e
+                             for s, e in spans[a]) for q, a in zip(qids, answers)])
+        n_passages = sum(map(len, spans))
+        tokens = sum(len(v) for v in encode([t[s:e] for t, doc in zip(texts, spans) for s, e in doc]))
+        rows.append([name, f"{np.mean(ranks <= 1):.3f}", f"{np.mean(ranks <= 3):.3f}", f"{np.mean(1 / ranks):.3f}",
+                     n_passages, tokens, f"{whole:.2f}"])
+    return rows
+
+
+def cranfield_ndcg(model, encode) -> list[list]:
+    from maxsim.evaluation import evaluate_rankings, load_beir_folder
+    from maxsim.evaluation.loaders import document_text
+
+    queries, corpus, qrels = load_beir_folder(CRANFIELD)
+    doc_ids, qids = list(corpus), list(queries)
+    texts = [document_text(corpus[d]) for d in doc_ids]
+    rows = []
+    for name, spans in (("truncate (model)", [[(0, len(t))] for t in texts]),
+                        (f"passages (overlap {OVERLAP}, lookback {LOOKBACK})",
+                         split_documents(texts, model.tokenizer, budget(model)))):
+        scores = passage_scores(encode, model, [queries[q] for q in qids], texts, spans)
+        top = np.argsort(-scores, axis=1)[:, :100]
+        rankings = {q: [(doc_ids[j], float(scores[i, j])) for j in top[i]] for i, q in enumerate(qids)}
+        ndcg = evaluate_rankings(rankings, qrels)["MaxSim_ndcg@10"]
+        rows.append([name, sum(len(s) > 1 for s in spans), sum(map(len, spans)), f"{ndcg:.4f}"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=60)
+    parser.add_argument("--skip-cranfield", action="store_true")
+    args = parser.parse_args()
+    model = MultiVectorEncoder.default(device="cpu")
+    encode = Encoded(model)
+    print(f"## Long reports ({args.documents} reports, {args.documents} queries, passage budget "
+          f"{budget(model)} tokens)\n")
+    print(markdown_table(["setting", "recall@1", "recall@3", "MRR", "passages", "tokens", "answer whole"],
+                         long_documents(model, encode, args.documents)))
+    if not args.skip_cranfield:
+        print("\n## Cranfield (1400 abstracts, 225 queries)\n")
+        print(markdown_table(["setting", "documents split", "passages", "nDCG@10"], cranfield_ndcg(model, encode)))
+
+
+if __name__ == "__main__":
+    main()
