@@ -19,8 +19,16 @@ def index(
     kind: str = typer.Option("exact", "--index", help="'exact' (every vector) or 'plaid' (compressed)."),
     hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search."),
     batch_size: int = typer.Option(32, min=1, help="Documents per forward pass."),
+    ray: bool = typer.Option(False, "--ray", help="Encode on a Ray cluster into a sharded collection (docs/scale.md)."),
+    address: str = typer.Option(None, "--address", help="With --ray: a running cluster (default: start a local one)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="With --ray: encoder workers (default: GPUs, else CPUs)."),
+    shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
     """Encode every document of INPUT and store vectors, texts and metadata in OUTPUT."""
+    if ray:
+        from maxsim.distributed.cli import index_on_ray
+
+        return index_on_ray(input, output, model, kind, hybrid, batch_size, address, workers, shards)
     from maxsim.io import read_corpus
     from maxsim.search import Retriever
     from maxsim.search.retriever import load_model

@@ -30,6 +30,8 @@ def serve(
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
+    ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
+                                                  "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):
     """Serve INDEX: POST /search, POST /documents, GET/DELETE /documents/{id}, POST /explain, GET /health,
     GET /stats, the web page at / and the OpenAPI docs at /docs."""
@@ -42,6 +44,10 @@ def serve(
 
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
+    if ray:
+        from maxsim.distributed import serve_shards_on_ray
+
+        serve_shards_on_ray(os.environ.get("RAY_ADDRESS") or "local")
     with user_errors(index):
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers)
     limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)

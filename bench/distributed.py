@@ -1,0 +1,156 @@
+"""Ray scale-out benchmark: documents/s of the Ray build with 1 and 2 workers and of the plain build.
+
+    python -P bench/distributed.py                    # 300 Cranfield documents, default model
+    python -P bench/distributed.py --docs 1400 --repeats 2
+
+Side by side in one run, interleaved (plain, Ray 1 worker, Ray 2 workers; ``--repeats`` rounds, the
+best of each kept): every path does the whole job (load the model, split, encode, write an exact
+index with texts) at 1 torch thread per worker.
+- plain: what ``maxsim index`` does, in this process (``Retriever.create`` + ``add``);
+- Ray N workers: ``build_collection`` on a local Ray cluster (2 CPUs, started once before the
+  rounds), N encoder actors, N shards. Times include starting the actors and loading their model.
+Then a 2-node run: ``ray start --head`` and a second ``ray start --address`` on this machine
+(127.0.0.1, 1 CPU each) and ``maxsim index --ray --address`` in a subprocess, to show the cluster
+path; the nodes are ended by process group when it is done. Results: bench/results/distributed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import SHARED, markdown_table  # noqa: E402
+
+WORK = ROOT / "bench" / "_work" / "distributed"
+RESULTS = ROOT / "bench" / "results" / "distributed.md"
+PORT = 6391
+
+
+def corpus_file(n: int) -> Path:
+    rows = (SHARED / "data" / "cranfield" / "corpus.jsonl").read_text().splitlines()[:n]
+    path = WORK / f"cranfield-{len(rows)}.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def plain(corpus: Path, model: str) -> float:
+    """Seconds for load model + Retriever.create + add at 1 torch thread."""
+    import torch
+
+    from maxsim.io import read_corpus
+    from maxsim.search import Retriever
+    from maxsim.search.retriever import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        folder = WORK / "plain"
+        shutil.rmtree(folder, ignore_errors=True)
+        start = time.perf_counter()
+        docs = read_corpus(corpus)
+        with Retriever.create(folder, load_model(model), index="exact", model_name=model) as r:
+            r.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+
+
+def on_ray(corpus: Path, model: str, workers: int) -> float:
+    from maxsim.distributed import build_collection
+
+    folder = WORK / f"ray-{workers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    start = time.perf_counter()
+    build_collection(corpus, folder, model=model, index="exact", workers=workers, shards=workers)
+    return time.perf_counter() - start
+
+
+def two_nodes(corpus: Path, model: str) -> dict:
+    """A head and a second node (1 CPU each) on 127.0.0.1; ``maxsim index --ray`` with 2 workers."""
+    base = ["ray", "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
+    nodes = [subprocess.Popen(base + ["--head", f"--port={PORT}", "--include-dashboard=false"],
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(15)
+        nodes.append(subprocess.Popen(base + [f"--address=127.0.0.1:{PORT}"], start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(15)
+        folder = WORK / "two-nodes"
+        shutil.rmtree(folder, ignore_errors=True)
+        probe = ("import ray, json; ray.init(address='127.0.0.1:%d', log_to_driver=False); "
+                 "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))" % PORT)
+        alive = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                          timeout=300).stdout.strip().splitlines()[-1])
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "maxsim", "index", str(corpus), "--output", str(folder),
+                              "--model", model, "--no-hybrid", "--ray", "--address", f"127.0.0.1:{PORT}",
+                              "--workers", "2"], capture_output=True, text=True, timeout=3600)
+        seconds = time.perf_counter() - start
+        return {"nodes": len(alive), "exit": run.returncode, "seconds": seconds,
+                "output": (run.stdout + run.stderr).strip().splitlines()[-1:]}
+    finally:
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)
+            node.wait(timeout=120)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--docs", type=int, default=300)
+    p.add_argument("--model", default="default")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--skip-two-nodes", action="store_true")
+    a = p.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    corpus = corpus_file(a.docs)
+    import ray
+
+    loads = {"start": os.getloadavg()}
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as maxsim.distributed.encode.connect does
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    times: dict[str, list[float]] = {"plain": [], "ray1": [], "ray2": []}
+    for _ in range(a.repeats):
+        times["plain"].append(plain(corpus, a.model))
+        times["ray1"].append(on_ray(corpus, a.model, 1))
+        times["ray2"].append(on_ray(corpus, a.model, 2))
+        print(json.dumps(times), flush=True)
+    ray.shutdown()
+    loads["after single-node runs"] = os.getloadavg()
+    nodes = None if a.skip_two_nodes else two_nodes(corpus, a.model)
+    loads["end"] = os.getloadavg()
+    best = {k: min(v) for k, v in times.items()}
+    rate = {k: a.docs / v for k, v in best.items()}
+    rows = [["plain (`maxsim index`, 1 thread)", f"{best['plain']:.1f}", f"{rate['plain']:.2f}", "1.00"],
+            ["Ray, 1 worker", f"{best['ray1']:.1f}", f"{rate['ray1']:.2f}", f"{rate['ray1'] / rate['plain']:.2f}"],
+            ["Ray, 2 workers", f"{best['ray2']:.1f}", f"{rate['ray2']:.2f}", f"{rate['ray2'] / rate['plain']:.2f}"]]
+    lines = ["# Ray scale-out (`bench/distributed.py`)", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -P bench/distributed.py --docs {a.docs}"
+             f" --model {a.model} --repeats {a.repeats}`; {a.docs} Cranfield documents, exact index, 1 torch thread per "
+             "worker, best of the rounds. Load averages (1/5/15 min): "
+             + "; ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for k, v in loads.items())
+             + ". The 2 cores are shared with other agents: compare the rows, which ran interleaved.", "",
+             markdown_table(["build", "seconds", "documents/s", "vs plain"], rows), "",
+             f"- 2 workers vs 1 worker: {rate['ray2'] / rate['ray1']:.2f}x (goal >= 1.7x).",
+             f"- Ray 1 worker vs plain: {rate['ray1'] / rate['plain']:.2f}x (goal: within 15 %, >= 0.85x).",
+             f"- all rounds (s): {json.dumps(times)}"]
+    if nodes:
+        lines.append(f"- 2-node cluster (head + second `ray start` on 127.0.0.1, 1 CPU each): {nodes['nodes']} nodes "
+                     f"alive, `maxsim index --ray --address` exit {nodes['exit']}, {nodes['seconds']:.1f} s "
+                     f"including start-up: {nodes['output']}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

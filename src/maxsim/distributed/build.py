@@ -1,0 +1,247 @@
+"""``build_collection``: encode a collection on Ray into a sharded collection (see ``collection``).
+
+1. The driver reads the input (``maxsim.io.read_corpus``: every format ``maxsim index`` reads) and
+   creates the shard retriever folders (no BM25 of their own).
+2. PLAID only: a seeded sample of ``sample_docs`` documents is encoded on the pool and the codec
+   (centroids, buckets) is trained on it once (``PlaidIndex.train_codec``), as one index of the
+   whole collection would train it; every shard adopts it and never retrains.
+3. The documents no shard holds yet are encoded on a pool of encoder actors (Ray Data); the driver
+   routes each to its shard (``shard_of``) and commits them in groups of ``commit_docs`` (one
+   writer thread per shard). An id already committed or already routed is skipped, so a batch Ray
+   retried after a worker died lands once; a rerun encodes only what no shard holds.
+4. The collection is checked (each shard holds exactly the ids routed to it), then ``ids.json``,
+   the collection-wide BM25 (hybrid) and ``complete: true`` are written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from maxsim.distributed import collection as col
+from maxsim.distributed.encode import connect, decode, encode_batches, encoder_resources, to_batches
+from maxsim.errors import AlreadyExistsError, CorruptedError
+from maxsim.search.passages import Encoded
+
+SAMPLE_DOCS = 4096  # documents encoded to train the shared PLAID codec
+COMMIT_DOCS = 1024  # documents per shard commit
+CODEC_KEYS = ("nbits", "n_centroids", "kmeans_niters", "max_points_per_centroid", "seed")
+
+
+def build_collection(input, output, model: str = "default", index: str = "exact", hybrid: bool = True,
+                     shards: int | None = None, workers: int | None = None, address: str | None = None,
+                     batch_size: int = 32, device: str | None = None, dtype: str | None = None, threads: int = 1,
+                     passages: bool | dict = True, pool_factor: int = 1, sample_docs: int = SAMPLE_DOCS,
+                     commit_docs: int = COMMIT_DOCS, progress=None, **index_params) -> dict:
+    """Encode every document of ``input`` on Ray into the sharded collection ``output``.
+
+    ``model``: "default", a model folder or a hub id (loaded by every worker). ``workers``: encoder
+    actors (default: the cluster's GPUs, one each, else its CPUs, ``threads`` torch threads each).
+    ``shards``: retriever folders (default: ``workers``). ``address``: a running Ray cluster (None:
+    start a local one, or use the current connection). ``progress(done, total, batch)`` is called
+    after each encoded batch. Rerunning with the same arguments finishes an interrupted build.
+    Returns ``{"documents", "shards", "workers", "encoded", "seconds"}``."""
+    from maxsim.io import read_corpus
+
+    start = time.perf_counter()
+    corpus = read_corpus(input)
+    ray = connect(address)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    n_workers, resources = encoder_resources(ray, workers)
+    n_shards = col.check_shards(shards or n_workers)
+    model = str(Path(model).resolve()) if model != "default" and Path(model).exists() else model
+    settings = {"model": model, "index": index, "index_params": index_params, "hybrid": bool(hybrid),
+                "shards": n_shards, "input": str(Path(input).resolve()), "documents": len(corpus),
+                "passages": passages, "pool_factor": pool_factor}
+    output = Path(output)
+    body = _prepare_folder(output, settings)
+    job = _Job(output, corpus, settings, ray, n_workers, resources,
+               {"batch_size": batch_size, "device": device, "dtype": dtype, "threads": threads}, progress)
+    try:
+        if index == "plaid" and not (output / col.CODEC).exists():
+            job.train_codec(min(len(corpus), sample_docs), commit_docs)
+        encoded = job.encode_missing(commit_docs)
+        job.finish(body)
+    finally:
+        job.close()
+    return {"documents": len(corpus), "shards": n_shards, "workers": n_workers, "encoded": encoded,
+            "seconds": time.perf_counter() - start}
+
+
+def _prepare_folder(output: Path, settings: dict) -> dict:
+    """The manifest of a new build (written) or of the interrupted one being rerun (checked)."""
+    if col.is_collection(output):
+        body = col.read_manifest(output)
+        col.check_rerun(output, body, settings)
+        return body
+    if output.exists() and any(output.iterdir()):
+        raise AlreadyExistsError(f"{output} is not empty: pick a new output folder.")
+    output.mkdir(parents=True, exist_ok=True)
+    body = col.new_manifest(settings)
+    col.write_json(output / col.MANIFEST, body)
+    return body
+
+
+class _Job:
+    """The driver's state during one build: the corpus, the shard writers, the encoding pool."""
+
+    def __init__(self, output, corpus, settings, ray, workers, resources, encode_options, progress):
+        from maxsim.search.retriever import load_model
+
+        self.output, self.corpus, self.settings, self.ray = output, corpus, settings, ray
+        self.workers, self.resources, self.options, self.progress = workers, resources, encode_options, progress
+        self.model = load_model(settings["model"], "cpu", encode_options["dtype"])
+        self.shards = [self._open_shard(i) for i in range(settings["shards"])]
+        self.route = [col.shard_of(doc_id, len(self.shards)) for doc_id in corpus.ids]
+        self.writers = ThreadPoolExecutor(len(self.shards), thread_name_prefix="maxsim-shard-writer")
+        self.seen = self._committed()
+        self.buffers: list[list] = [[] for _ in self.shards]
+        self.futures: list = []
+
+    def _open_shard(self, i: int):
+        from maxsim.search import Retriever
+
+        folder = self.output / col.shard_name(i)
+        if (folder / "retriever.json").exists():
+            return Retriever.open(folder, model=self.model)
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted create holds nothing
+        s = self.settings
+        params = dict(s["index_params"])
+        if s["index"] == "plaid":
+            params["codec"] = str((self.output / col.CODEC).resolve())
+        return Retriever.create(folder, self.model, index=s["index"], hybrid=False, model_name=s["model"],
+                                passages=s["passages"], pool_factor=s["pool_factor"], **params)
+
+    def _committed(self) -> set[str]:
+        """Ids some shard already holds (an interrupted build's work)."""
+        by_shard: list[list[str]] = [[] for _ in self.shards]
+        for doc_id, s in zip(self.corpus.ids, self.route):
+            by_shard[s].append(doc_id)
+        seen: set[str] = set()
+        for shard, ids in zip(self.shards, by_shard):
+            with shard.store.read() as snap:
+                seen.update(snap.present(ids))
+        return seen
+
+    # -- encoding -------------------------------------------------------------------------------
+    def _encode(self, positions, sink) -> None:
+        """Encode the documents at ``positions`` on the pool; ``sink(doc)`` for each, as batches finish."""
+        options = dict(self.options)
+        done, batches = 0, to_batches(self.corpus, positions, options.pop("batch_size"))
+        if not batches:
+            return
+        manifest = self.shards[0].manifest
+        for batch in encode_batches(self.ray, batches, self.settings["model"], manifest, self.workers,
+                                    self.resources, **options):
+            for doc in decode(batch, manifest["dim"]):
+                sink(doc)
+                done += 1
+            if self.progress is not None:
+                self.progress(done, len(positions), batch)
+
+    def train_codec(self, n_sample: int, commit_docs: int) -> None:
+        """Encode a seeded sample, train the shared PLAID codec on it, then queue the sample."""
+        from maxsim.index import PlaidIndex
+
+        params = self.settings["index_params"]
+        rng = np.random.default_rng(int(params.get("seed", 0)))
+        positions = np.sort(rng.choice(len(self.corpus), n_sample, replace=False))
+        docs: list[dict] = []
+        self._encode(positions, docs.append)
+        docs.sort(key=lambda d: d["row"])
+        x = np.concatenate([v for d in docs for v in d["vectors"]])
+        total = int(round(len(x) / len(docs) * len(self.corpus)))
+        codec = PlaidIndex.train_codec(x, total, **{k: params[k] for k in CODEC_KEYS if k in params})
+        tmp = self.output / f".tmp-{col.CODEC}"
+        with open(tmp, "wb") as f:
+            np.savez(f, **codec)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.output / col.CODEC)
+        for doc in docs:
+            self._queue(doc, commit_docs)
+
+    def encode_missing(self, commit_docs: int) -> int:
+        missing = [i for i, doc_id in enumerate(self.corpus.ids) if doc_id not in self.seen]
+        self._encode(missing, lambda doc: self._queue(doc, commit_docs))
+        self._flush_all()
+        return len(missing)
+
+    # -- writing --------------------------------------------------------------------------------
+    def _queue(self, doc: dict, commit_docs: int) -> None:
+        if doc["id"] in self.seen:  # committed before, or a batch Ray ran twice
+            return
+        self.seen.add(doc["id"])
+        s = self.route[doc["row"]]
+        self.buffers[s].append(doc)
+        if len(self.buffers[s]) >= commit_docs:
+            self._flush(s)
+
+    def _flush(self, s: int) -> None:
+        docs, self.buffers[s] = self.buffers[s], []
+        if docs:
+            self.futures.append(self.writers.submit(_commit, self.shards[s], docs))
+        while len(self.futures) > 2 * len(self.shards):  # bound the documents waiting in memory
+            self.futures.pop(0).result()
+
+    def _flush_all(self) -> None:
+        for s in range(len(self.shards)):
+            self._flush(s)
+        for future in self.futures:
+            future.result()
+        self.futures = []
+
+    def finish(self, body: dict) -> None:
+        """Check that each shard holds exactly its documents, then write ids, BM25 and the manifest."""
+        expected = np.bincount(self.route, minlength=len(self.shards))
+        for i, shard in enumerate(self.shards):
+            if len(shard) != expected[i]:
+                raise CorruptedError(f"{shard.folder} holds {len(shard)} documents, expected {expected[i]}: "
+                                     "remove the output folder and build again.")
+        col.write_json(self.output / col.IDS, self.corpus.ids)
+        if self.settings["hybrid"]:
+            write_bm25(self.output, self.corpus.ids, self.corpus.texts)
+        body.update(complete=True, shard_documents=[int(n) for n in expected])
+        col.write_json(self.output / col.MANIFEST, body)
+
+    def close(self) -> None:
+        self.writers.shutdown(wait=True)
+        for shard in self.shards:
+            shard.close()
+
+
+def write_bm25(output: Path, ids: list[str], texts: list[str]) -> None:
+    """BM25 over every document of the collection (its df and average length), in input order."""
+    from maxsim.search.bm25 import BM25Index
+
+    tmp = output / f".new-{col.BM25}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    BM25Index.build(ids, texts).save(tmp)
+    shutil.rmtree(output / col.BM25, ignore_errors=True)
+    tmp.rename(output / col.BM25)
+
+
+class _Precomputed:
+    """Stands in for a shard's encoder during one add: hands back the vectors the pool computed
+    (split into passages and pooled with the shard's own settings)."""
+
+    def __init__(self, encoded: Encoded):
+        self.encoded = encoded
+
+    def encode(self, texts, batch_size, show_progress_bar, embeddings=None) -> Encoded:
+        return self.encoded
+
+
+def _commit(shard, docs: list[dict]) -> None:
+    """One commit of ``docs`` (already encoded) to ``shard``."""
+    encoded = Encoded([d["spans"] for d in docs], [v for d in docs for v in d["vectors"]], [d["tokens"] for d in docs])
+    own, shard._encoder = shard._encoder, _Precomputed(encoded)
+    try:
+        shard.add([d["text"] for d in docs], ids=[d["id"] for d in docs], metadata=[d["meta"] for d in docs])
+    finally:
+        shard._encoder = own

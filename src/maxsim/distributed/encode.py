@@ -1,0 +1,109 @@
+"""The Ray side of a build: connecting, the dataset of documents, the pool of encoder actors.
+
+A dataset row is one batch of documents, fixed by the driver (JSON lists, so documents with
+different metadata keys share one Arrow schema). Each encoder actor loads the model once and splits,
+encodes and pools a batch exactly as ``Retriever.add`` of those documents would
+(``maxsim.search.passages.Encoder`` with the shard's settings): the vectors are the same bits as a
+``Retriever.add`` of the same batch at the same torch thread count, whatever the number of workers.
+A batch comes back with its passage spans and token counts (JSON) and its float32 vectors as bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def connect(address: str | None = None, num_cpus: int | None = None):
+    """``ray`` connected to ``address`` (a running cluster, "auto"), or to a new local one with
+    ``num_cpus`` CPUs when None; an existing connection is kept."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('the distributed build needs Ray: pip install "maxsim[ray]"') from None
+    if not ray.is_initialized():
+        # Ray runs workers at niceness 15; a local cluster's encoders get the priority `maxsim index` has
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        local = {} if address else {"num_cpus": num_cpus}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+    return ray
+
+
+def encoder_resources(ray, workers: int | None) -> tuple[int, dict]:
+    """(number of encoder actors, their resources): one GPU each where the cluster has GPUs, else
+    one CPU each; ``workers`` defaults to the GPUs, else the CPUs of the cluster."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    if workers is None:
+        workers = gpus or max(1, cpus)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}.")
+    return workers, ({"num_gpus": 1} if gpus else {"num_cpus": 1})
+
+
+class DocumentEncoder:
+    """Ray Data actor: each row is one batch of documents (JSON lists ``rows``, ``ids``, ``texts``,
+    ``meta``); adds ``spans``, ``lengths`` (JSON, per document), ``vectors`` (bytes) and ``pid``."""
+
+    def __init__(self, model: str, manifest: dict, device: str | None, dtype: str | None, threads: int):
+        import torch
+
+        from maxsim.search.passages import Encoder
+        from maxsim.search.retriever import load_model
+
+        torch.set_num_threads(threads)
+        self.encoder = Encoder(load_model(model, device, dtype), manifest)
+        self.pid = os.getpid()
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"spans": [], "lengths": [], "vectors": []}
+        for texts in batch["texts"]:
+            texts = json.loads(texts)
+            encoded = self.encoder.encode(texts, len(texts), False)
+            out["spans"].append(json.dumps(encoded.spans))
+            out["lengths"].append(json.dumps([len(v) for v in encoded.vectors]))
+            out["vectors"].append(b"".join(np.ascontiguousarray(v, np.float32).tobytes() for v in encoded.vectors))
+        return {**batch, **{key: np.array(value, dtype=object) for key, value in out.items()},
+                "pid": np.full(len(batch["texts"]), self.pid, dtype=np.int64)}
+
+
+def encode_batches(ray, batches: list[dict], model: str, manifest: dict, workers: int, resources: dict,
+                   device: str | None, dtype: str | None, threads: int) -> Iterator[dict]:
+    """Encode ``batches`` (see ``to_batches``) on a pool of ``workers`` encoder actors; yields output
+    rows (numpy columns) as they finish, in any order. Ray restarts a killed actor and retries its
+    work. A batch's vectors do not depend on the worker count (each batch is encoded whole)."""
+    ds = ray.data.from_items(batches, override_num_blocks=min(len(batches), 16 * workers))
+    out = ds.map_batches(DocumentEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+                         batch_format="numpy", max_restarts=-1, max_task_retries=-1,
+                         fn_constructor_kwargs={"model": model, "manifest": manifest, "device": device,
+                                                "dtype": dtype, "threads": threads}, **resources)
+    yield from out.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def to_batches(corpus, positions, batch_size: int) -> list[dict]:
+    """The documents at ``positions`` of ``corpus`` as dataset rows of ``batch_size`` documents each."""
+    positions = [int(i) for i in positions]
+    out = []
+    for s in range(0, len(positions), batch_size):
+        part = positions[s: s + batch_size]
+        out.append({key: json.dumps(value) for key, value in (
+            ("rows", part), ("ids", [corpus.ids[i] for i in part]), ("texts", [corpus.texts[i] for i in part]),
+            ("meta", [corpus.metadata[i] for i in part]))})
+    return out
+
+
+def decode(batch: dict, dim: int) -> Iterator[dict]:
+    """The documents of one output batch of ``encode_batches``: ``{"id", "row", "text", "meta",
+    "spans", "vectors" (one float32 array per passage), "tokens"}``."""
+    for i in range(len(batch["ids"])):
+        lengths = json.loads(batch["lengths"][i])
+        flat = np.frombuffer(batch["vectors"][i], dtype=np.float32).reshape(-1, dim)
+        passages = iter(np.split(flat, np.cumsum(lengths)[:-1]) if lengths else [])
+        for row, doc_id, text, meta, spans in zip(*(json.loads(batch[key][i]) for key in
+                                                     ("rows", "ids", "texts", "meta", "spans"))):
+            vectors = [next(passages) for _ in spans]
+            yield {"id": doc_id, "row": row, "text": text, "meta": meta, "spans": [tuple(x) for x in spans],
+                   "vectors": vectors, "tokens": int(sum(len(v) for v in vectors))}

@@ -1,0 +1,191 @@
+"""maxsim.distributed on a real local Ray cluster (2 CPUs): a 300-document Cranfield sample encoded
+by 2 workers into 2 shards answers exactly what one index of the same documents answers."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import CRANFIELD, TINY_MODEL
+
+ray = pytest.importorskip("ray")
+
+from maxsim.distributed import ShardedRetriever, build_collection, shard_of  # noqa: E402
+from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError  # noqa: E402
+from maxsim.search import Retriever  # noqa: E402
+
+N_DOCS, BATCH = 300, 32
+MODEL = str(TINY_MODEL)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as maxsim.distributed.encode.connect does
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The first 300 Cranfield documents, each with a metadata field ``group`` (0, 1, 2)."""
+    rows = [json.loads(line) for line in (CRANFIELD / "corpus.jsonl").read_text().splitlines()[:N_DOCS]]
+    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
+    path.write_text("".join(json.dumps({**row, "group": i % 3}) + "\n" for i, row in enumerate(rows)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def queries():
+    return [json.loads(line)["text"] for line in (CRANFIELD / "queries.jsonl").read_text().splitlines()[:20]]
+
+
+def single_index(folder, corpus, index):
+    """One retriever over the same documents, added in the build's batches at the workers' one thread."""
+    import torch
+
+    from maxsim.io import read_corpus
+
+    docs, threads = read_corpus(corpus), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = Retriever.create(folder, model_name=MODEL, index=index)
+        for s in range(0, len(docs), BATCH):
+            r.add(docs.texts[s: s + BATCH], ids=docs.ids[s: s + BATCH], metadata=docs.metadata[s: s + BATCH])
+    finally:
+        torch.set_num_threads(threads)
+    return r
+
+
+@pytest.fixture(scope="module")
+def exact_pair(tmp_path_factory, corpus):
+    root = tmp_path_factory.mktemp("exact")
+    out = build_collection(corpus, root / "sharded", model=MODEL, index="exact", workers=2, shards=2, batch_size=BATCH)
+    assert out == {**out, "documents": N_DOCS, "shards": 2, "workers": 2, "encoded": N_DOCS}
+    return single_index(root / "single", corpus, "exact"), Retriever.open(root / "sharded")
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_sharded_exact_equals_one_index(exact_pair, queries, hybrid):
+    single, sharded = exact_pair
+    assert isinstance(sharded, ShardedRetriever)
+    expected, got = single.search(queries, k=10, hybrid=hybrid), sharded.search(queries, k=10, hybrid=hybrid)
+    assert [[h["id"] for h in q] for q in got] == [[h["id"] for h in q] for q in expected]
+    assert [[h["score"] for h in q] for q in got] == [[h["score"] for h in q] for q in expected]
+    assert got == expected  # texts, metadata and best passages too
+
+
+def test_sharded_filter_subset_get_explain(exact_pair, queries):
+    single, sharded = exact_pair
+    subset = [str(i) for i in range(1, 120, 3)]
+    for kwargs in ({"filter": {"group": 1}}, {"subset": subset}, {"filter": {"group": 2}, "subset": subset}):
+        for hybrid in (False, True):
+            assert sharded.search(queries[:5], k=7, hybrid=hybrid, **kwargs) == \
+                single.search(queries[:5], k=7, hybrid=hybrid, **kwargs)
+    assert sharded.get("17") == single.get("17")
+    assert sharded.explain(queries[0], "17") == single.explain(queries[0], "17")
+    assert len(sharded) == N_DOCS
+    stats = sharded.stats()
+    assert stats["shards"] == 2 and sum(stats["shard_documents"]) == N_DOCS and min(stats["shard_documents"]) > 100
+    assert {k: stats[k] for k in ("documents", "passages", "tokens")} == \
+        {k: single.stats()[k] for k in ("documents", "passages", "tokens")}
+    with pytest.raises(NotFoundError):
+        sharded.get("no-such-id")
+    with pytest.raises(NotFoundError):
+        sharded.search(queries[0], subset=["1", "no-such-id"])
+    with pytest.raises(InvalidInputError):
+        sharded.search(queries[0], k=0)
+    with pytest.raises(InvalidInputError):
+        sharded.add(["text"], ids=["new"])
+
+
+def test_shards_in_ray_actors_answer_the_same(exact_pair, queries):
+    _, local = exact_pair
+    with ShardedRetriever.open(local.folder, ray_address="local") as remote:
+        assert type(remote.shards).__name__ == "RayShards"
+        for hybrid in (False, True):
+            assert remote.search(queries[:5], k=10, hybrid=hybrid) == local.search(queries[:5], k=10, hybrid=hybrid)
+        assert remote.get("17") == local.get("17") and len(remote) == N_DOCS
+        with pytest.raises(NotFoundError):
+            remote.get("no-such-id")
+
+
+def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
+    build_collection(corpus, tmp_path / "sharded", model=MODEL, index="plaid", workers=2, shards=2, batch_size=BATCH)
+    single, sharded = single_index(tmp_path / "single", corpus, "plaid"), Retriever.open(tmp_path / "sharded")
+    expected, got = single.search(queries, k=10), sharded.search(queries, k=10)
+    recall = np.mean([len({h["id"] for h in a} & {h["id"] for h in b}) / 10 for a, b in zip(expected, got)])
+    assert recall >= 0.99
+    codec = np.load(tmp_path / "sharded" / "codec.npz")
+    for shard in sharded.shards.retrievers:  # both shards adopted the one codec
+        assert np.array_equal(shard.index._centroids, codec["centroids"].astype(np.float16).astype(np.float32))
+
+
+def holds_each_once(folder, corpus):
+    from maxsim.io import read_corpus
+
+    ids = read_corpus(corpus).ids
+    with Retriever.open(folder) as sharded:
+        assert len(sharded) == len(ids)
+        for s, shard in enumerate(sharded.shards.retrievers):
+            mine = [i for i in ids if shard_of(i, 2) == s]
+            with shard.store.read() as snap:
+                assert sorted(snap.present(mine)) == sorted(mine) and snap.counts()["documents"] == len(mine)
+
+
+def test_killed_encoder_actor_every_document_once(tmp_path, corpus):
+    killed, pids = [], set()
+
+    def kill_first_worker(done, total, batch):
+        pids.update(int(p) for p in batch["pid"])
+        if not killed:
+            killed.append(int(batch["pid"][0]))
+            os.kill(killed[0], signal.SIGKILL)
+
+    out = build_collection(corpus, tmp_path / "c", model=MODEL, index="exact", workers=2, shards=2,
+                           batch_size=BATCH, progress=kill_first_worker)
+    assert killed and out["encoded"] == N_DOCS
+    holds_each_once(tmp_path / "c", corpus)
+
+
+def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
+    class Stop(Exception):
+        pass
+
+    def stop_after_half(done, total, batch):
+        if done >= total // 2:
+            raise Stop()
+
+    args = dict(model=MODEL, index="exact", workers=2, shards=2, batch_size=BATCH)
+    with pytest.raises(Stop):
+        build_collection(corpus, tmp_path / "c", commit_docs=BATCH, progress=stop_after_half, **args)
+    with pytest.raises(Exception, match="did not finish"):
+        Retriever.open(tmp_path / "c")
+    with pytest.raises(AlreadyExistsError, match="index='exact'"):
+        build_collection(corpus, tmp_path / "c", **{**args, "index": "plaid"})
+    committed = 0
+    for s in range(2):
+        with Retriever.open(tmp_path / "c" / f"shard-00{s}") as shard:
+            committed += len(shard)
+    assert committed > 0
+    out = build_collection(corpus, tmp_path / "c", **args)
+    assert out["encoded"] == N_DOCS - committed
+    holds_each_once(tmp_path / "c", corpus)
+
+
+def test_cli_index_ray_then_search(tmp_path, corpus):
+    from typer.testing import CliRunner
+
+    from maxsim.cli import app
+
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(corpus.read_text().splitlines(keepends=True)[:40]))
+    run = CliRunner().invoke(app, ["index", str(small), "--output", str(tmp_path / "c"), "--model", MODEL,
+                                   "--ray", "--workers", "2", "--no-hybrid"])
+    assert run.exit_code == 0, run.output
+    assert "indexed 40 documents" in run.output and "2 shards" in run.output
+    run = CliRunner().invoke(app, ["search", str(tmp_path / "c"), "slipstream wing", "--json"])
+    assert run.exit_code == 0, run.output
+    assert "slipstream" in run.output
