@@ -42,7 +42,7 @@ def search(
     through INDEX/.maxsim-serve.json) answers, which costs milliseconds instead of a model load."""
     with user_errors(index):
         filter = _filter(where)
-        url = server or (None if local or model or device or dtype else _discovered(index))
+        url = server or (None if local or model or device or dtype else _discovered(index, api_key))
         if url:
             typer.echo(f"searching through {url}", err=True)
             hits = remote_hits(url, query, k, hybrid, filter, api_key)
@@ -96,11 +96,12 @@ def _filter(where: list[str] | None) -> dict | None:
     return parse_where(where)
 
 
-def _discovered(index: Path) -> str | None:
+def _discovered(index: Path, api_key: str | None) -> str | None:
+    """The URL of a live server of ``index``; not one that needs a key when none is given."""
     from maxsim.cli.discovery import discover
 
     found = discover(index)
-    return found["url"] if found else None
+    return found["url"] if found and (api_key or not found.get("auth")) else None
 
 
 def print_table(query: str, hits: list[dict]) -> None:
