@@ -1,16 +1,23 @@
-"""Encoding throughput: maxsim vs sentence-transformers 6 on the same MiniLM multi-vector model.
+"""Encoding throughput and quality: maxsim's default (dtype="auto") vs sentence-transformers 6 float32.
 
-Model: all-MiniLM-L6-v2 + seeded Dense 384->128 + punctuation skiplist + Normalize, "[Q] "/"[D] "
+Speed model: all-MiniLM-L6-v2 + seeded Dense 384->128 + punctuation skiplist + Normalize, "[Q] "/"[D] "
 prompts, queries expanded to 32, documents cut at 180 tokens; saved by maxsim, loaded by both.
-Data: Cranfield (1400 documents, 225 queries). Batch 32, 2 threads, CPU. Runs alternate between
-the two libraries (best of N) so that load from other processes hits both alike.
+Data: Cranfield (1400 documents, 225 queries). Batch 32, 2 threads, CPU. Each round runs every
+system once, in turn (best of N rounds), so load from other processes hits all alike.
 
-    python bench/encode.py [--repeats 3] [--limit N]
+Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 and in the default
+precision on every collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets
+(each query against all of the set's documents, label 1 = relevant) and the SPLADE triples (all
+positives and negatives as the corpus, the positive relevant); plus the max abs vector difference.
+
+    python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import string
 import sys
 import tempfile
@@ -18,10 +25,13 @@ import tempfile
 import numpy as np
 import torch
 
-from common import best_of, cranfield_texts, markdown_table
-
 from maxsim import Dense, MultiVectorEncoder, MultiVectorMask, Normalize, Transformer
+from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder
 from maxsim.models.default import minilm_folder
+from maxsim.models.precision import cpu_flags
+
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after maxsim: bench/maxsim.py must not shadow it
+from common import SHARED, best_of, cranfield_texts, markdown_table  # noqa: E402
 
 
 def build_model(folder: str) -> None:
@@ -29,13 +39,97 @@ def build_model(folder: str) -> None:
     transformer = Transformer.from_pretrained(minilm_folder(), query_length=32, document_length=180,
                                               query_expansion={"strategy": "fixed", "attend": False, "length": 32})
     model = MultiVectorEncoder(modules=[transformer, Dense(384, 128), MultiVectorMask(list(string.punctuation)),
-                                        Normalize()], prompts={"query": "[Q] ", "document": "[D] "}, device="cpu")
+                                        Normalize()], prompts={"query": "[Q] ", "document": "[D] "}, device="cpu",
+                               dtype="float32")
     model.save(folder)
 
 
 def max_diff(a, b) -> float:
     assert [x.shape for x in a] == [tuple(y.shape) for y in b], "token counts differ"
-    return max(float(np.abs(x - np.asarray(y)).max()) for x, y in zip(a, b))
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
+
+
+def speed(args) -> None:
+    from sentence_transformers import MultiVectorEncoder as STEncoder
+
+    docs, queries = cranfield_texts()
+    docs, queries = docs[: args.limit], queries[: args.limit]
+    with tempfile.TemporaryDirectory() as folder:
+        build_model(folder)
+        systems = {"sentence-transformers 6.2 float32 (reference)": STEncoder(folder, device="cpu"),
+                   "maxsim float32": MultiVectorEncoder(folder, device="cpu", dtype="float32"),
+                   "maxsim default (dtype=auto)": MultiVectorEncoder(folder, device="cpu")}
+        if args.bf16:
+            systems["maxsim dtype=bfloat16 (whole model cast)"] = MultiVectorEncoder(folder, device="cpu",
+                                                                                      dtype="bfloat16")
+    names = list(systems)
+    resolved = systems["maxsim default (dtype=auto)"].precision
+    for task, texts in (("documents", docs), ("queries", queries)):
+        calls = {name: _encoder(model, task, texts, args.batch_size) for name, model in systems.items()}
+        outputs = {name: call() for name, call in calls.items()}
+        times = {name: [] for name in names}
+        for _ in range(args.repeats):
+            for name in names:
+                times[name].append(best_of(calls[name], 1))
+        rates = {name: len(texts) / min(t) for name, t in times.items()}
+        reference = outputs[names[0]]
+        rows = [[name, f"{rates[name]:.1f}/s", f"{rates[name] / rates[names[0]]:.2f}x",
+                 f"{max_diff(outputs[name], reference):.1e}"] for name in names]
+        print(f"\n{task} ({len(texts)} texts; 'auto' resolved to {resolved!r})\n")
+        print(markdown_table([task, "rate", "vs reference", "max abs diff vs reference"], rows))
+
+
+def _encoder(model, task: str, texts: list[str], batch_size: int):
+    method = model.encode_document if task == "documents" else model.encode_query
+    if isinstance(model, MultiVectorEncoder):
+        return lambda: method(texts, batch_size=batch_size)
+    return lambda: method(texts, batch_size=batch_size, convert_to_numpy=True)
+
+
+def kd_collection(folder) -> tuple[dict, dict, dict]:
+    """A KD/triples set -> (queries, corpus, qrels): documents deduplicated by text, label 1 relevant."""
+    rows = []
+    for name in ("train.jsonl", "triples.jsonl"):
+        path = folder / name
+        if path.exists():
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    doc_ids, queries, qrels = {}, {}, {}
+    for row in rows:
+        pairs = (zip(row["documents"], row["labels"]) if "documents" in row
+                 else [(row["positive"], 1), (row["negative"], 0)])
+        qid = queries.setdefault(row["query"], f"q{len(queries)}")
+        for text, label in pairs:
+            did = doc_ids.setdefault(text, f"d{len(doc_ids)}")
+            if label == 1:
+                qrels.setdefault(qid, {})[did] = 1
+    return {v: k for k, v in queries.items()}, {v: k for k, v in doc_ids.items()}, qrels
+
+
+def collections() -> dict:
+    data = SHARED / "data"
+    found = {"cranfield": load_beir_folder(data / "cranfield")}
+    for folder in sorted(p for p in data.iterdir() if p.is_dir() and p.name != "cranfield"):
+        found[folder.name] = kd_collection(folder)
+    return found
+
+
+def quality() -> None:
+    exact = MultiVectorEncoder.default(device="cpu", dtype="float32")
+    default = MultiVectorEncoder.default(device="cpu")
+    rows = []
+    for name, (queries, corpus, qrels) in collections().items():
+        ev = InformationRetrievalEvaluator(queries, corpus, qrels, name=name, show_progress_bar=False)
+        scores = [ev(model)[ev.primary_metric] for model in (exact, default)]
+        sample = ev.documents[:200]
+        diff = max(max_diff(default.encode_document(sample), exact.encode_document(sample)),
+                   max_diff(default.encode_query(list(ev.queries.values())),
+                            exact.encode_query(list(ev.queries.values()))))
+        rows.append([name, len(ev.queries), len(ev.documents), f"{scores[0]:.4f}", f"{scores[1]:.4f}",
+                     f"{scores[1] - scores[0]:+.4f}", f"{diff:.1e}"])
+        print(rows[-1], flush=True)
+    print(f"\nnDCG@10 of MultiVectorEncoder.default(); default dtype resolved to {default.precision!r}\n")
+    print(markdown_table(["collection", "queries", "documents", "float32", "default", "difference",
+                          "max abs diff (all queries, 200 docs)"], rows))
 
 
 def main() -> None:
@@ -43,42 +137,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N documents and queries")
-    parser.add_argument("--bf16", action="store_true",
-                        help="add a row: maxsim in bfloat16 (not identical outputs) vs maxsim in float32")
+    parser.add_argument("--bf16", action="store_true", help="add maxsim with the whole model cast to bfloat16")
+    parser.add_argument("--quality", action="store_true", help="also the nDCG@10 table (slow)")
+    parser.add_argument("--quality-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    from sentence_transformers import MultiVectorEncoder as STEncoder
-
-    docs, queries = cranfield_texts()
-    docs, queries = docs[: args.limit], queries[: args.limit]
-    with tempfile.TemporaryDirectory() as folder:
-        build_model(folder)
-        ours = MultiVectorEncoder(folder, device="cpu")
-        theirs = STEncoder(folder, device="cpu")
-        fast = MultiVectorEncoder(folder, device="cpu", dtype="bfloat16") if args.bf16 else None
-    bs = args.batch_size
-    runs = {
-        "documents (reference: sentence-transformers 6.2)": (lambda: ours.encode_document(docs, batch_size=bs),
-                      lambda: theirs.encode_document(docs, batch_size=bs, convert_to_numpy=True), len(docs)),
-        "queries (reference: sentence-transformers 6.2)": (lambda: ours.encode_query(queries, batch_size=bs),
-                    lambda: theirs.encode_query(queries, batch_size=bs, convert_to_numpy=True), len(queries)),
-    }
-    if fast is not None:
-        runs["documents in bfloat16 (reference: maxsim float32)"] = (
-            lambda: fast.encode_document(docs, batch_size=bs), lambda: ours.encode_document(docs, batch_size=bs),
-            len(docs))
-    rows = []
-    for name, (mine, other, n) in runs.items():
-        diff = max_diff(mine(), other())
-        t_ours, t_theirs = [], []
-        for _ in range(args.repeats):  # interleaved
-            t_ours.append(best_of(mine, 1))
-            t_theirs.append(best_of(other, 1))
-        rate_ours, rate_theirs = n / min(t_ours), n / min(t_theirs)
-        rows.append([name, n, f"{rate_ours:.1f}/s", f"{rate_theirs:.1f}/s", f"{rate_ours / rate_theirs:.2f}x",
-                     f"{diff:.1e}"])
-    print(markdown_table(["texts", "count", "maxsim", "reference", "ratio", "max abs diff"], rows))
-    print(f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, batch {bs}, python {sys.version.split()[0]}")
+    if not args.quality_only:
+        speed(args)
+    if args.quality or args.quality_only:
+        quality()
+    flags = sorted(set(cpu_flags()) & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
+    print(f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
+          f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from maxsim.models import formats
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import Dense, MultiVectorMask, Transformer
-from maxsim.models.precision import CAST_DTYPES, BFloat16Matmuls, resolve_dtype
+from maxsim.models.precision import CAST_DTYPES, autocast, resolve_dtype
 from maxsim.scoring.similarity import resolve_similarity, similarity, similarity_pairwise
 
 TASKS = ("query", "document")
@@ -28,8 +27,8 @@ class MultiVectorEncoder(torch.nn.Module):
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
     ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
     pass: "auto" (default: "mixed" where the hardware multiplies bfloat16, else "float32"), "mixed"
-    (bfloat16 GEMMs, float32 everything else, see ``precision``), "float32" (the exact reference
-    path), "bfloat16" or "float16" (whole model cast); outputs are always float32.
+    (bfloat16 autocast, float32 weights, see ``precision``), "float32" (the exact reference path),
+    "bfloat16" or "float16" (whole model cast); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
     """
 
@@ -87,13 +86,6 @@ class MultiVectorEncoder(torch.nn.Module):
         """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never)."""
         self.precision = resolve_dtype(dtype, self.device)
         self.to(CAST_DTYPES.get(self.precision, torch.float32))
-        self._bfloat16_weights: dict = {}
-
-    def precision_context(self):
-        """The context ``encode`` runs the forward pass in (the mixed mode, or nothing)."""
-        if self.precision == "mixed":
-            return BFloat16Matmuls(self._bfloat16_weights)
-        return contextlib.nullcontext()
 
     # -- preprocessing and forward (shared by inference and training) -------------------
     def tokenize(self, texts, task: str | None) -> list[list[int]]:
@@ -149,7 +141,7 @@ class MultiVectorEncoder(torch.nn.Module):
             rows = order[start: start + batch_size]
             features = self.transformer.collate([ids[i] for i in rows], task)
             features = {k: v.to(device) for k, v in features.items()}
-            with self.precision_context():
+            with autocast(self.precision, device):
                 out = self.forward(features, task)
             mask = out["attention_mask"]
             kept = out["token_embeddings"][mask].float()

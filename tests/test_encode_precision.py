@@ -1,0 +1,77 @@
+"""dtype="auto": what it resolves to from the CPU flags, and how close the mixed path stays to float32."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL, probe_texts
+
+from maxsim import MultiVectorEncoder
+from maxsim.models import precision
+
+QUERIES, DOCUMENTS = probe_texts()
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    def use(value):
+        monkeypatch.setenv("MAXSIM_CPU_FLAGS", value)
+        precision.cpu_flags.cache_clear()
+
+    yield use
+    monkeypatch.delenv("MAXSIM_CPU_FLAGS")  # before the cache is cleared, so it reads the real flags again
+    precision.cpu_flags.cache_clear()
+
+
+@pytest.mark.parametrize("value,expected", [("fpu avx2 avx512f avx512_bf16", "mixed"), ("amx_bf16 amx_tile", "mixed"),
+                                            ("fpu avx2 avx512f", "float32"), ("", "float32")])
+def test_auto_follows_the_cpu_flags(flags, value, expected):
+    flags(value)
+    assert precision.resolve_dtype("auto", torch.device("cpu")) == expected
+    assert precision.resolve_dtype("float32", torch.device("cpu")) == "float32"
+    assert precision.resolve_dtype(torch.bfloat16, torch.device("cpu")) == "bfloat16"
+
+
+def test_unknown_dtypes_are_refused():
+    for bad in ("int8", "fp32", torch.int8):
+        with pytest.raises(ValueError, match="dtype"):
+            precision.resolve_dtype(bad, torch.device("cpu"))
+
+
+def test_cpu_flags_read_from_proc_cpuinfo(monkeypatch, tmp_path):
+    monkeypatch.delenv("MAXSIM_CPU_FLAGS", raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 sse\n\nprocessor\t: 1\nflags\t: fpu\n")
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    precision.cpu_flags.cache_clear()
+    try:
+        assert precision.cpu_flags() == ("fpu", "avx512_bf16", "sse")
+        monkeypatch.setattr(precision, "CPUINFO", tmp_path / "missing")
+        precision.cpu_flags.cache_clear()
+        assert precision.cpu_flags() == ()
+    finally:
+        precision.cpu_flags.cache_clear()
+
+
+def test_mixed_stays_close_to_float32_and_keeps_float32_weights(tmp_path):
+    exact = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")
+    mixed = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="mixed")
+    assert mixed.precision == "mixed" and {p.dtype for p in mixed.parameters()} == {torch.float32}
+    for encode in ("encode_query", "encode_document"):
+        a, b = getattr(exact, encode)(DOCUMENTS), getattr(mixed, encode)(DOCUMENTS)
+        assert [x.shape for x in a] == [x.shape for x in b] and all(x.dtype == np.float32 for x in b)
+        diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+        assert 0 < diff < 2e-2  # bfloat16 products: not identical, close (see bench/RESULTS.md)
+    q, d = exact.encode_query(QUERIES), exact.encode_document(DOCUMENTS)
+    qm, dm = mixed.encode_query(QUERIES), mixed.encode_document(DOCUMENTS)
+    np.testing.assert_array_equal(np.argmax(exact.similarity(q, d), 1), np.argmax(mixed.similarity(qm, dm), 1))
+    features = exact.preprocess(DOCUMENTS[:2], "document")
+    with torch.no_grad():  # training's forward is not changed by the encoding precision
+        torch.testing.assert_close(mixed(dict(features), "document")["token_embeddings"],
+                                   exact(dict(features), "document")["token_embeddings"], rtol=0, atol=0)
+
+
+def test_default_dtype_is_auto(flags):
+    flags("")
+    assert MultiVectorEncoder(TINY_MODEL, device="cpu").precision == "float32"
+    flags("avx512_bf16")
+    assert MultiVectorEncoder(TINY_MODEL, device="cpu").precision == "mixed"
