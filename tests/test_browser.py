@@ -7,12 +7,15 @@ under CI (``CI`` set), where it fails."""
 import os
 import shutil
 
+import httpx
 import pytest
-from test_server import KEY, LIMITS, build_index, serve_in_thread
+from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread
 
 from maxsim.server import LiveRetriever, create_app
 
 QUERY = "heat conduction in composite slabs"
+ANSWER = "Zebra mussel colonies clog cooling water intakes; zebra mussels spread fast. "
+LONG = " ".join(f"Fan bearing {i} was greased." for i in range(200)) + " " + ANSWER * 3  # answer past token 256
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +92,39 @@ def test_search_highlights_and_explanation(browser_tools, page_url):
             assert page.locator("#explained-text mark.active").count() >= 1
             page.click("#close-explanation")
             assert page.is_hidden("#explanation")
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def long_page_url(tiny_model, tmp_path_factory):
+    live = LiveRetriever(build_index(tmp_path_factory.mktemp("long") / "index", tiny_model, n=5), tiny_model)
+    live.retriever.add([LONG], ids=["long"])
+    with serve_in_thread(create_app(live, api_key=KEY, limits=LIMITS)) as url:
+        yield url
+    live.close()
+
+
+def test_long_document_shows_its_best_passage(browser_tools, long_page_url):
+    sync_playwright, chromium = browser_tools
+    page_url = long_page_url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(page_url)
+            page.fill("#api-key", KEY)
+            query = "zebra mussel colonies clog cooling water intakes"
+            page.fill("#query", query)
+            page.press("#query", "Enter")
+            page.wait_for_selector('.hit[data-id="long"].explained')
+            hits = httpx.post(page_url + "/search", json={"queries": [query], "k": 6}, headers=AUTH).json()
+            best = next(hit["passage"] for hit in hits["results"][0] if hit["id"] == "long")
+            hit = page.locator('.hit[data-id="long"]')
+            assert hit.locator(".where").text_content() == (
+                f"best passage: #{best['index'] + 1}, characters {best['start']}–{best['end']} of {len(LONG)}")
+            shown = hit.locator(".passage").text_content().strip("…")
+            assert shown and shown in LONG[best["start"]:best["end"]]
         finally:
             browser.close()

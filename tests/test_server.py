@@ -209,3 +209,32 @@ def test_maxsim_serve_subprocess(tiny_model, tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_upsert_and_filter(service):
+    docs = [{"id": f"f{i}", "text": f"Supersonic flow over a wedge, experiment {i}.",
+             "metadata": {"year": 2000 + i, "lab": "ames" if i % 2 else "langley"}} for i in range(4)]
+    assert service.post("/documents", json={"documents": docs}).status_code == 201
+    try:
+        def ids(where, k=44):
+            body = {"queries": ["supersonic flow over a wedge"], "k": k, "filter": where}
+            response = service.post("/search", json=body)
+            assert response.status_code == 200, response.text
+            return sorted(hit["id"] for hit in response.json()["results"][0])
+
+        assert ids({"lab": "ames"}) == ["f1", "f3"]
+        assert ids({"year": {"$gte": 2002}}) == ["f2", "f3"]
+        assert ids({"$or": [{"lab": "ames", "year": {"$lt": 2002}}, {"year": 2002}]}) == ["f1", "f2"]
+        assert ids({"lab": {"$in": ["mars"]}}) == []
+        replaced = service.put("/documents/f0", json={"text": "Boundary layers on heated plates.",
+                                                      "metadata": {"year": 1990, "lab": "ames"}})
+        assert replaced.status_code == 200 and replaced.json() == {"id": "f0", "documents": 44}
+        assert service.get("/documents/f0").json() == {"id": "f0", "text": "Boundary layers on heated plates.",
+                                                       "metadata": {"year": 1990, "lab": "ames"}}
+        assert ids({"lab": "ames"}) == ["f0", "f1", "f3"]
+        added = service.put("/documents/f9", json={"text": "A new note on wedges."})
+        assert added.status_code == 200 and added.json()["documents"] == 45
+        docs.append({"id": "f9"})
+    finally:
+        for doc in docs:
+            assert service.delete(f"/documents/{doc['id']}").status_code == 200

@@ -61,10 +61,16 @@ function hitElement(hit, rank, query) {
   head.querySelector(".explain").addEventListener("click", () => explain(query, hit.id));
   const passage = document.createElement("p");
   passage.className = "passage";
-  passage.textContent = hit.text.slice(0, 240) + (hit.text.length > 240 ? "…" : "");
+  const best = (hit.passage && hit.passage.text) || hit.text || "";
+  passage.textContent = best.slice(0, 240) + (best.length > 240 ? "…" : "");
+  const where = document.createElement("div");
+  where.className = "muted where";
+  if (hit.passage && hit.text && hit.passage.end - hit.passage.start < hit.text.length) {
+    where.textContent = `best passage: #${hit.passage.index + 1}, characters ${hit.passage.start}–${hit.passage.end} of ${hit.text.length}`;
+  }
   const terms = document.createElement("div");
   terms.className = "terms";
-  item.append(head, passage, terms);
+  item.append(head, where, passage, terms);
   call("POST", "/explain", { query, id: hit.id }).then((e) => {
     passage.replaceChildren(marked(e.passage.text, e.passage.highlights));
     terms.textContent = e.matched.length ? "matched: " : "";
@@ -136,12 +142,17 @@ async function explain(query, id) {
   }
 }
 
+// Outline the document tokens picked by query token q; scroll only the document box to the first
+// (scrolling the page would move the hovered row away from the pointer).
 function focusQuery(q, on) {
-  document.querySelectorAll("#explained-text mark").forEach((mark) => {
+  const box = $("explained-text");
+  let first = null;
+  box.querySelectorAll("mark").forEach((mark) => {
     const picked = mark.dataset.queries.split(" ").includes(String(q));
     mark.classList.toggle("active", on && picked);
-    if (on && picked) mark.scrollIntoView({ block: "nearest" });
+    if (on && picked && !first) first = mark;
   });
+  if (first) box.scrollTop = first.offsetTop - box.offsetTop - box.clientHeight / 2;
 }
 
 async function start() {
