@@ -38,8 +38,8 @@ def search(
     """Search INDEX for QUERY; each hit shows the passage around the document tokens with the highest
     MaxSim contribution (picked tokens in bold) and the query terms they matched.
 
-    Without --server, --local, --model, --device or --dtype, a running `maxsim serve` of INDEX (found
-    through INDEX/.maxsim-serve.json) answers, which costs milliseconds instead of a model load."""
+    A running `maxsim serve` of INDEX answers instead: milliseconds, no model load.
+    --local, --model, --device or --dtype search in this process."""
     with user_errors(index):
         filter = _filter(where)
         url = server or (None if local or model or device or dtype else _discovered(index, api_key))
