@@ -118,6 +118,16 @@ class SegmentedIndex(Index):
     def version(self) -> int:
         return self._body["version"]
 
+    @property
+    def segments(self) -> list[Segment]:
+        """The loaded segments of the committed state."""
+        return self._segments
+
+    @property
+    def files(self) -> dict[str, dict]:
+        """The committed state's files: name -> {"bytes", "crc32"}."""
+        return self._body["files"]
+
     def stats(self) -> dict:
         sizes = sum(v["bytes"] for v in self._body["files"].values())
         tokens = sum(s.n_tokens for s in self._segments)

@@ -155,18 +155,25 @@ class Manifest:
 
 def check_files(folder: Path, files: dict[str, dict], full: bool = False) -> None:
     """Sizes of all files; CRC-32 of the small ones (of all with ``full``). Raises naming the file."""
+    check_sizes(folder, files)
+    for name, info in files.items():
+        if full or info["bytes"] <= SMALL_FILE_BYTES:
+            if crc32_file(folder / name) != info["crc32"]:
+                raise IndexCorruptedError(f"{folder / name}: checksum mismatch (the file is corrupted).")
+
+
+def check_sizes(folder: Path, files: dict[str, dict]) -> None:
+    """Every file exists with the size the manifest recorded (one stat each: cheap enough to run
+    before each read, so that a file truncated under a running reader is named, not a SIGBUS)."""
     for name, info in files.items():
         path = folder / name
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise IndexCorruptedError(f"{path}: file missing (referenced by {folder / MANIFEST}).") from None
+            raise IndexCorruptedError(f"{path}: file missing (referenced by the index state).") from None
         if size != info["bytes"]:
-            raise IndexCorruptedError(f"{path}: {size} bytes, the manifest recorded {info['bytes']} "
+            raise IndexCorruptedError(f"{path}: {size} bytes, the index state recorded {info['bytes']} "
                                       "(truncated or overwritten).")
-        if full or size <= SMALL_FILE_BYTES:
-            if crc32_file(path) != info["crc32"]:
-                raise IndexCorruptedError(f"{path}: checksum mismatch (the file is corrupted).")
 
 
 def load_array(folder: Path, name: str, mmap: bool = True) -> np.ndarray:

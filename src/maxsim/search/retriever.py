@@ -33,7 +33,7 @@ from pathlib import Path
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
 from maxsim.index import KINDS
 from maxsim.index.checks import check_k
-from maxsim.index.storage import MANAGED_PREFIXES, FileWriter, IndexCorruptedError, writer_lock
+from maxsim.index.storage import MANAGED_PREFIXES, FileWriter, IndexCorruptedError, check_sizes, writer_lock
 from maxsim.search.bm25 import BM25Versions
 from maxsim.search.fusion import FUSION_DEPTH, METHODS, fuse
 from maxsim.search.passages import Encoder, best_passages, explain_passage, rank_documents
@@ -140,6 +140,7 @@ class Retriever:
             with self.store.read() as snap:
                 try:
                     view = self._view(snap.version, snap.index_body)
+                    check_sizes(view.folder, view.files)
                 except (FileNotFoundError, IndexCorruptedError):
                     if attempt == 2:  # not a race with a writer's clean-up: the files are damaged
                         raise
@@ -157,7 +158,7 @@ class Retriever:
                 self._views[version] = view
                 while len(self._views) > KEEP_VERSIONS + 1:
                     self._views.popitem(last=False)
-                live = {id(s) for v in self._views.values() for s in v._segments}
+                live = {id(s) for v in self._views.values() for s in v.segments}
                 for key in [k for k, s in self._segments.items() if id(s) not in live]:
                     del self._segments[key]
         return view
