@@ -1,48 +1,158 @@
-"""``maxsim index``: build a retriever folder from a collection on disk."""
+"""``maxsim index``: build a retriever folder from a collection on disk. The input options, the
+index-parameter parsing and the summary table are shared with ``maxsim add`` (cli/add.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+import warnings
 from pathlib import Path
 
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+
+INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
+              "or a BEIR folder (corpus.jsonl).")
+STRICT = typer.Option(False, "--strict", help="Stop at the first file or record that cannot be read (naming it) "
+                                              "instead of skipping it and reporting it.")
+ID_COLUMN = typer.Option(None, "--id-column", help="Tables: the field holding the id (default: _id, else id).")
+TEXT_COLUMN = typer.Option("text", "--text-column", help="Tables: the field holding the text.")
+TITLE_COLUMN = typer.Option("title", "--title-column", help="Tables: the field holding an optional title, put "
+                                                            "before the text as BEIR does ('' for none).")
+METADATA_COLUMNS = typer.Option(None, "--metadata-column", help="Tables: a field to keep as metadata, repeatable "
+                                                                "(default: every field but id and text).")
+BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Passages per forward pass.")
+DEVICE = typer.Option(None, "--device", help=DEVICE_HELP)
+DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
 
 
 @app.command()
 def index(
-    input: Path = typer.Argument(..., help="Folder of .txt/.md files, .jsonl/.csv (id, text), or BEIR folder."),
+    input: Path = typer.Argument(..., help=INPUT_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="The retriever folder to create (new or empty)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     kind: str = typer.Option("exact", "--index", help="'exact' (every vector) or 'plaid' (compressed)."),
     hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search."),
-    batch_size: int = typer.Option(32, min=1, help="Documents per forward pass."),
+    passages: bool = typer.Option(True, "--passages/--no-passages",
+                                  help="Split documents longer than the model's document length into passages "
+                                       "(--no-passages: cut them there, with a warning counting them)."),
+    pool_factor: int = typer.Option(1, "--pool-factor", min=1, help="Keep about 1/N of each passage's token "
+                                                                     "vectors (token pooling)."),
+    nbits: int = typer.Option(None, "--nbits", min=1, help="PLAID: bits per residual dimension (default 4)."),
+    n_centroids: int = typer.Option(None, "--n-centroids", min=1, help="PLAID: centroids (default: from the size)."),
+    index_param: list[str] = typer.Option(None, "--index-param", help="Any other index parameter, KEY=VALUE "
+                                                                      "(VALUE read as JSON, else as text), "
+                                                                      "repeatable; see docs/index.md."),
+    batch_size: int = BATCH_SIZE,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+    strict: bool = STRICT,
+    id_column: str = ID_COLUMN,
+    text_column: str = TEXT_COLUMN,
+    title_column: str = TITLE_COLUMN,
+    metadata_column: list[str] = METADATA_COLUMNS,
     ray: bool = typer.Option(False, "--ray", help="Encode on a Ray cluster into a sharded collection (docs/scale.md)."),
     address: str = typer.Option(None, "--address", help="With --ray: a running cluster (default: start a local one)."),
     workers: int = typer.Option(None, "--workers", min=1, help="With --ray: encoder workers (default: GPUs, else CPUs)."),
     shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
-    """Encode every document of INPUT and store vectors, texts and metadata in OUTPUT."""
+    """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
+    in OUTPUT; then print a summary: documents read, skipped (and why), split into passages."""
     if ray:
         from maxsim.distributed.cli import index_on_ray
 
         return index_on_ray(input, output, model, kind, hybrid, batch_size, address, workers, shards)
-    from maxsim.io import read_corpus
     from maxsim.search import Retriever
     from maxsim.search.retriever import load_model
 
     with user_errors(input):
-        corpus = read_corpus(input)
-        typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}")
-        encoder = load_model(model)
+        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
+        params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)
+        typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
+        encoder = load_model(model, device, dtype)
         start = time.perf_counter()
-        with Retriever.create(output, encoder, index=kind, hybrid=hybrid, model_name=model) as retriever:
+        with Retriever.create(output, encoder, index=kind, hybrid=hybrid, model_name=model, passages=passages,
+                              pool_factor=pool_factor, **params) as retriever, reported_warnings() as caught:
             retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
                           show_progress_bar=True)
             stats = retriever.stats()
-    seconds = time.perf_counter() - start
-    typer.echo(f"indexed {stats['documents']} documents, {stats['tokens']} token vectors, "
-               f"{human_bytes(stats['bytes_on_disk'])} on disk, in {seconds:.1f} s "
-               f"({stats['documents'] / max(seconds, 1e-9):.1f} documents/s) -> {output}")
+    print_summary(corpus, None, stats, time.perf_counter() - start, caught)
+    typer.echo(f"indexed {stats['documents']} documents ({stats['passages']} passages), {stats['tokens']} token "
+               f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk -> {output}")
+
+
+def read_input(path: Path, strict: bool, id_column, text_column, title_column, metadata_columns):
+    """``maxsim.io.read_corpus`` with the table columns of the command line."""
+    from maxsim.io import Columns, read_corpus
+
+    columns = None
+    if id_column or text_column != "text" or title_column != "title" or metadata_columns:
+        columns = Columns(id=id_column, text=text_column, title=title_column or None,
+                          metadata=tuple(metadata_columns) if metadata_columns else None)
+    return read_corpus(path, columns, strict=strict)
+
+
+def index_params(pairs: list[str] | None, **named) -> dict:
+    """Index parameters from ``KEY=VALUE`` strings (VALUE as JSON, else text) and named options
+    (None = not given)."""
+    from maxsim.errors import InvalidInputError
+
+    params = {key: value for key, value in named.items() if value is not None}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--index-param {pair!r}: expected KEY=VALUE, e.g. nbits=2.")
+        try:
+            params[key.strip()] = json.loads(value)
+        except ValueError:
+            params[key.strip()] = value
+    return params
+
+
+@contextlib.contextmanager
+def reported_warnings():
+    """Collect the library's warnings (e.g. documents cut with --no-passages) to print them once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield caught
+
+
+def print_summary(corpus, before: dict | None, after: dict, seconds: float, caught=()) -> None:
+    """A table of what was read, skipped (and why), split into passages and stored; ``before``:
+    the folder's stats before the change (``maxsim add``), shown as ``before -> after``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False)
+    for label, value in summary_rows(corpus, before, after, seconds):
+        table.add_row(label, value)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    for skipped in corpus.skipped[:10]:
+        console.print(f"skipped {skipped.where}: {skipped.reason}" + (f" ({skipped.detail})" if skipped.detail else ""),
+                      markup=False, highlight=False)
+    if len(corpus.skipped) > 10:
+        console.print(f"... and {len(corpus.skipped) - 10} more skipped", highlight=False)
+    for warning in caught:
+        typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
+
+
+def summary_rows(corpus, before: dict | None, after: dict, seconds: float) -> list[tuple[str, str]]:
+    def change(key: str) -> str:
+        value = after.get(key, 0)
+        return f"{before.get(key, 0)} -> {value}" if before is not None else str(value)
+
+    rows = [("documents read", str(len(corpus)))]
+    rows += [(f"skipped: {reason}", str(n)) for reason, n in sorted(corpus.skip_counts().items())]
+    if corpus.decoded:
+        encodings = sorted({encoding for _, encoding in corpus.decoded})
+        rows.append(("read with a detected encoding", f"{len(corpus.decoded)} ({', '.join(encodings)})"))
+    rows += [("documents in the folder", change("documents")),
+             ("documents split into passages", change("split_documents")),
+             ("passages indexed", change("passages")), ("token vectors", change("tokens")),
+             ("on disk", human_bytes(after["bytes_on_disk"])),
+             ("time", f"{seconds:.1f} s ({len(corpus) / max(seconds, 1e-9):.1f} documents/s)")]
+    return rows

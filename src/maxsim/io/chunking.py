@@ -146,12 +146,7 @@ def _offsets(tokenizer, texts: list[str]) -> list[np.ndarray]:
     """Per text, the (n_tokens, 2) int64 character spans of its tokens (no special tokens)."""
     if not texts:
         return []
-    try:
-        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    except NotImplementedError:
-        raise InvalidInputError(f"splitting documents into passages needs a fast tokenizer (offsets); "
-                                f"{type(tokenizer).__name__} has none: use a model with a tokenizer.json, "
-                                "or turn passages off.") from None
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return [np.asarray(spans, dtype=np.int64).reshape(-1, 2) for spans in encoded["offset_mapping"]]
 
 

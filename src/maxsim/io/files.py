@@ -36,10 +36,16 @@ def decode(data: bytes) -> tuple[str, str | None]:
         raise Unreadable("binary", "holds NUL bytes: not a text file")
     from charset_normalizer import from_bytes
 
-    match = from_bytes(data).best()
-    if match is None:
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
         raise Unreadable("not text", f"not UTF-8 ({bad}) and no encoding explains it")
-    return str(match), match.encoding
+    # among equally plausible readings prefer Windows-1252, the usual legacy encoding of Western text
+    # (charset-normalizer ranks cp1250 first for short French or German texts, misreading è as č)
+    western = next((m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos), None)
+    if western is not None or "cp1252" in best.could_be_from_charset:
+        return str(western or best), "cp1252"
+    return str(best), best.encoding
 
 
 def read_plain(path: Path) -> tuple[str, dict | None, str | None]:

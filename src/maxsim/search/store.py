@@ -181,9 +181,10 @@ class Snapshot:
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def counts(self) -> dict:
-        docs, tokens, passages = self.conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0), COALESCE(SUM(n_passages), 0) FROM documents").fetchone()
-        return {"documents": int(docs), "tokens": int(tokens), "passages": int(passages)}
+        docs, tokens, passages, split = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0), COALESCE(SUM(n_passages), 0), "
+            "COALESCE(SUM(n_passages > 1), 0) FROM documents").fetchone()
+        return {"documents": int(docs), "tokens": int(tokens), "passages": int(passages), "split_documents": int(split)}
 
     # -- passages ------------------------------------------------------------------------------
     def passages(self, keys: Iterable[int]) -> dict[int, tuple[str, int, int, int]]:

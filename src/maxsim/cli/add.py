@@ -1,0 +1,64 @@
+"""``maxsim add`` and ``maxsim remove``: change an existing retriever folder, one commit each
+(a kill at any point leaves the folder at its last commit)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from maxsim.cli import app
+from maxsim.cli.common import user_errors
+from maxsim.cli.index import (BATCH_SIZE, DEVICE, DTYPE, ID_COLUMN, INPUT_HELP, METADATA_COLUMNS, STRICT, TEXT_COLUMN,
+                              TITLE_COLUMN, print_summary, read_input, reported_warnings)
+
+INDEX_HELP = "A retriever folder made by `maxsim index`."
+
+
+@app.command()
+def add(
+    index: Path = typer.Argument(..., help=INDEX_HELP),
+    input: Path = typer.Argument(..., help=INPUT_HELP),
+    upsert: bool = typer.Option(False, "--upsert", help="Replace the documents whose id is already there "
+                                                        "(text, passages, vectors, metadata) instead of refusing."),
+    batch_size: int = BATCH_SIZE,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+    strict: bool = STRICT,
+    id_column: str = ID_COLUMN,
+    text_column: str = TEXT_COLUMN,
+    title_column: str = TITLE_COLUMN,
+    metadata_column: list[str] = METADATA_COLUMNS,
+):
+    """Add the documents of INPUT to INDEX in one commit (an id already there is an error unless
+    --upsert), with the folder's model and passage settings; then print the summary."""
+    from maxsim.search import Retriever
+
+    with user_errors(input):
+        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
+    with user_errors(index):
+        with Retriever.open(index, device=device, dtype=dtype) as retriever, reported_warnings() as caught:
+            before, start = retriever.stats(), time.perf_counter()
+            write = retriever.upsert if upsert else retriever.add
+            write(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
+                  show_progress_bar=True)
+            after = retriever.stats()
+    print_summary(corpus, before, after, time.perf_counter() - start, caught)
+    typer.echo(f"{'upserted' if upsert else 'added'} {len(corpus)} documents -> {index} (version {after['version']})")
+
+
+@app.command()
+def remove(
+    index: Path = typer.Argument(..., help=INDEX_HELP),
+    ids: list[str] = typer.Argument(..., help="Ids of the documents to remove."),
+):
+    """Remove documents from INDEX by id, in one commit; an unknown id is an error (exit 3) and
+    removes nothing."""
+    from maxsim.search import Retriever
+
+    with user_errors(index):
+        with Retriever.open(index) as retriever:
+            retriever.remove(ids)
+            stats = retriever.stats()
+    typer.echo(f"removed {len(set(ids))} documents from {index}; {stats['documents']} left (version {stats['version']})")
