@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.index.checks import check_ids as check_distinct_ids
+from maxsim.models.encoder import check_texts as list_of_texts
 
 MAX_ID_CHARS = 512
 MAX_METADATA_BYTES = 64 << 10
@@ -45,12 +46,11 @@ def check_ids(ids, what: str = "ids") -> list[str]:
 
 def check_texts(texts, what: str = "texts") -> list[str]:
     """A list of encodable strings (one string or a non-string raises, naming the position)."""
-    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        raise InvalidInputError(f"{what} must be a list of strings, got {type(texts).__name__}.")
-    texts = list(texts)
+    try:
+        texts = list_of_texts(texts)
+    except TypeError as exc:
+        raise InvalidInputError(str(exc)) from None
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"{what}[{i}] is {type(text).__name__}, not str: pass text only.")
         encodable(text, f"{what}[{i}]")
     return texts
 
