@@ -186,29 +186,36 @@ def test_page_and_openapi_are_served(service):
     assert {"/search", "/documents", "/documents/{doc_id}", "/explain", "/health", "/stats"} <= set(schema["paths"])
 
 
-def test_maxsim_serve_subprocess(tiny_model, tmp_path):
-    index = build_index(tmp_path / "index", tiny_model, n=5)
+@contextlib.contextmanager
+def serve_process(index, *args, timeout=180.0):
+    """``maxsim serve INDEX ARGS`` on a free port as a subprocess; yields its base URL once /health answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "serve", str(index), "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "serve", str(index), "--port", str(port), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
         while True:
             assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "maxsim serve did not answer within 120 s"
+            assert time.monotonic() < deadline, f"maxsim serve did not answer within {timeout} s"
             try:
-                health = httpx.get(f"{base}/health")
+                httpx.get(f"{base}/health")
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert health.json() == {"status": "ok", "documents": 5, "auth": False}
-        hits = httpx.post(f"{base}/search", json={"queries": ["flow"], "k": 2}).json()["results"][0]
-        assert len(hits) == 2
+        yield base
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_maxsim_serve_subprocess(tiny_model, tmp_path):
+    index = build_index(tmp_path / "index", tiny_model, n=5)
+    with serve_process(index) as base:
+        assert httpx.get(f"{base}/health").json() == {"status": "ok", "documents": 5, "auth": False}
+        hits = httpx.post(f"{base}/search", json={"queries": ["flow"], "k": 2}).json()["results"][0]
+        assert len(hits) == 2
 
 
 def test_upsert_and_filter(service):
