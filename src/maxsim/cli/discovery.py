@@ -40,8 +40,10 @@ def announced(folder: str | os.PathLike, url: str, auth: bool):
             path.unlink(missing_ok=True)
 
 
-def discover(folder: str | os.PathLike, timeout: float = 1.0) -> dict | None:
-    """``{"url", "pid", "auth"}`` of a live server of ``folder``, or None."""
+def discover(folder: str | os.PathLike, timeout: float = 10.0) -> dict | None:
+    """``{"url", "pid", "auth"}`` of a live server of ``folder``, or None. The process named must be
+    alive and answer ``/health`` within ``timeout`` seconds (a busy server on a loaded machine
+    took 3 s; the wait only happens when the server's process is alive)."""
     from maxsim.cli.remote import health
 
     record = _read(Path(folder) / FILE_NAME)
