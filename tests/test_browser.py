@@ -4,6 +4,7 @@ see ranked results with per-query-token highlights, open the explanation of one 
 Install the browser with ``scripts/install_browser.sh``. Without it the test is skipped, except
 under CI (``CI`` set), where it fails."""
 
+import contextlib
 import os
 import shutil
 
@@ -42,58 +43,65 @@ def page_url(tiny_model, tmp_path_factory):
     live.close()
 
 
-def test_search_highlights_and_explanation(browser_tools, page_url):
+@contextlib.contextmanager
+def opened(browser_tools, url):
+    """A page of headless chromium at ``url`` (60 s timeouts)."""
     sync_playwright, chromium = browser_tools
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
-            page.goto(page_url)
-            page.wait_for_function("document.getElementById('status').textContent.includes('40 documents')")
-            assert page.is_visible("#key-label")  # the service asks for a key
-
-            page.fill("#query", QUERY)
-            page.press("#query", "Enter")  # no key yet: the 401 is shown, no results
-            page.wait_for_selector("#error:not([hidden])")
-            assert "401" in page.text_content("#error") and page.locator(".hit").count() == 0
-
-            page.fill("#api-key", KEY)
-            page.fill("#k", "5")
-            page.click("button[type=submit]")
-            page.wait_for_function("document.querySelectorAll('.hit.explained').length === 5")
-            assert page.is_hidden("#error")
-            hits = page.locator(".hit")
-            ranks = [hits.nth(i).locator(".rank").text_content() for i in range(5)]
-            assert ranks == ["1.", "2.", "3.", "4.", "5."]
-            scores = [float(hits.nth(i).locator(".score").text_content()) for i in range(5)]
-            assert scores == sorted(scores, reverse=True)
-            first = hits.nth(0)
-            marks = first.locator(".passage mark")
-            assert marks.count() > 0
-            picked_by = {q for i in range(marks.count()) for q in marks.nth(i).get_attribute("data-queries").split()}
-            colors = {marks.nth(i).evaluate("m => m.style.background") for i in range(marks.count())}
-            assert len(picked_by) >= 1 and all(c.startswith("rgb") for c in colors)
-            assert first.locator(".terms .term").count() > 0
-
-            doc_id = first.locator(".hit-id").text_content()
-            first.locator("button.explain").click()
-            page.wait_for_selector("#explanation:not([hidden])")
-            assert page.text_content("#explained-id") == doc_id
-            rows = page.locator("#alignment tbody tr")
-            assert rows.count() > 0
-            row_scores = [float(rows.nth(i).locator("td").nth(2).text_content()) for i in range(rows.count())]
-            total = float(page.text_content("#explained-score"))
-            assert total == pytest.approx(sum(row_scores), abs=0.002 * rows.count())
-            assert page.locator("#explained-text mark").count() > 0
-            tokens = [rows.nth(i).locator(".term").text_content() for i in range(rows.count())]
-            heat = tokens.index("heat")
-            rows.nth(heat).hover()  # hovering a query token outlines the document token it picked
-            assert page.locator("#explained-text mark.active").count() >= 1
-            page.click("#close-explanation")
-            assert page.is_hidden("#explanation")
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_search_highlights_and_explanation(browser_tools, page_url):
+    with opened(browser_tools, page_url) as page:
+        page.wait_for_function("document.getElementById('status').textContent.includes('40 documents')")
+        assert page.is_visible("#key-label")  # the service asks for a key
+
+        page.fill("#query", QUERY)
+        page.press("#query", "Enter")  # no key yet: the 401 is shown, no results
+        page.wait_for_selector("#error:not([hidden])")
+        assert "401" in page.text_content("#error") and page.locator(".hit").count() == 0
+
+        page.fill("#api-key", KEY)
+        page.fill("#k", "5")
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('.hit.explained').length === 5")
+        assert page.is_hidden("#error")
+        hits = page.locator(".hit")
+        ranks = [hits.nth(i).locator(".rank").text_content() for i in range(5)]
+        assert ranks == ["1.", "2.", "3.", "4.", "5."]
+        scores = [float(hits.nth(i).locator(".score").text_content()) for i in range(5)]
+        assert scores == sorted(scores, reverse=True)
+        first = hits.nth(0)
+        marks = first.locator(".passage mark")
+        assert marks.count() > 0
+        picked_by = {q for i in range(marks.count()) for q in marks.nth(i).get_attribute("data-queries").split()}
+        colors = {marks.nth(i).evaluate("m => m.style.background") for i in range(marks.count())}
+        assert len(picked_by) >= 1 and all(c.startswith("rgb") for c in colors)
+        assert first.locator(".terms .term").count() > 0
+
+        doc_id = first.locator(".hit-id").text_content()
+        first.locator("button.explain").click()
+        page.wait_for_selector("#explanation:not([hidden])")
+        assert page.text_content("#explained-id") == doc_id
+        rows = page.locator("#alignment tbody tr")
+        assert rows.count() > 0
+        row_scores = [float(rows.nth(i).locator("td").nth(2).text_content()) for i in range(rows.count())]
+        total = float(page.text_content("#explained-score"))
+        assert total == pytest.approx(sum(row_scores), abs=0.002 * rows.count())
+        assert page.locator("#explained-text mark").count() > 0
+        tokens = [rows.nth(i).locator(".term").text_content() for i in range(rows.count())]
+        heat = tokens.index("heat")
+        rows.nth(heat).hover()  # hovering a query token outlines the document token it picked
+        assert page.locator("#explained-text mark.active").count() >= 1
+        page.click("#close-explanation")
+        assert page.is_hidden("#explanation")
 
 
 @pytest.fixture(scope="module")
@@ -106,25 +114,17 @@ def long_page_url(tiny_model, tmp_path_factory):
 
 
 def test_long_document_shows_its_best_passage(browser_tools, long_page_url):
-    sync_playwright, chromium = browser_tools
     page_url = long_page_url
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(page_url)
-            page.fill("#api-key", KEY)
-            query = "zebra mussel colonies clog cooling water intakes"
-            page.fill("#query", query)
-            page.press("#query", "Enter")
-            page.wait_for_selector('.hit[data-id="long"].explained')
-            hits = httpx.post(page_url + "/search", json={"queries": [query], "k": 6}, headers=AUTH).json()
-            best = next(hit["passage"] for hit in hits["results"][0] if hit["id"] == "long")
-            hit = page.locator('.hit[data-id="long"]')
-            assert hit.locator(".where").text_content() == (
-                f"best passage: #{best['index'] + 1}, characters {best['start']}–{best['end']} of {len(LONG)}")
-            shown = hit.locator(".passage").text_content().strip("…")
-            assert shown and shown in LONG[best["start"]:best["end"]]
-        finally:
-            browser.close()
+    with opened(browser_tools, page_url) as page:
+        page.fill("#api-key", KEY)
+        query = "zebra mussel colonies clog cooling water intakes"
+        page.fill("#query", query)
+        page.press("#query", "Enter")
+        page.wait_for_selector('.hit[data-id="long"].explained')
+        hits = httpx.post(page_url + "/search", json={"queries": [query], "k": 6}, headers=AUTH).json()
+        best = next(hit["passage"] for hit in hits["results"][0] if hit["id"] == "long")
+        hit = page.locator('.hit[data-id="long"]')
+        assert hit.locator(".where").text_content() == (
+            f"best passage: #{best['index'] + 1}, characters {best['start']}–{best['end']} of {len(LONG)}")
+        shown = hit.locator(".passage").text_content().strip("…")
+        assert shown and shown in LONG[best["start"]:best["end"]]
