@@ -38,6 +38,8 @@ SHARED = ROOT / "tests" / "fixtures"  # models/, data/ (copied from ../shared; s
 WORK = ROOT / "bench" / "_work"
 RESULTS = ROOT / "bench" / "results" / "index.md"
 PLOT = ROOT / "bench" / "index_recall_latency.png"
+# fast-plaid 1.7.0.2110 pins torch==2.11.0, so it runs in its own virtual environment:
+#   python -m venv bench/_work/fpenv && bench/_work/fpenv/bin/pip install fast-plaid==1.7.0.2110
 FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", str(WORK / "fpenv" / "bin" / "python"))
 
 FASTPLAID_RUNNER = r'''
@@ -46,13 +48,17 @@ import numpy as np, torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 from fast_plaid import search
+import fast_plaid.search.fast_plaid as fp_module
+if args.get("n_centroids"):  # like for like: maxsim's centroid count (fast-plaid's create has no knob for it)
+    _kmeans = fp_module.compute_kmeans
+    fp_module.compute_kmeans = lambda **kw: _kmeans(num_partitions=args["n_centroids"], **kw)
 d = np.load(args["docs"]); lens = np.load(args["lens"])
 q = np.load(args["queries"]); qlens = np.load(args["qlens"])
 docs = [torch.from_numpy(x.astype(np.float32)) for x in np.split(d, np.cumsum(lens)[:-1])]
 queries = [torch.from_numpy(x.astype(np.float32)) for x in np.split(q, np.cumsum(qlens)[:-1])]
 start = time.perf_counter()
 fp = search.FastPlaid(index=args["folder"], device="cpu")
-fp.create(documents_embeddings=docs, nbits=args["nbits"])
+fp.create(documents_embeddings=docs, nbits=args["nbits"], **args["create"])
 build = time.perf_counter() - start
 size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args["folder"]) for f in fs)
 out = {"build_s": build, "bytes": size, "tokens": int(lens.sum()), "settings": []}
@@ -69,8 +75,28 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+def folder_bytes(folder: Path, tier: str = "all") -> int:
+    """Bytes of the index folder: all files, or only the PLAID float16 re-scoring copies
+    (``tier="rescore"``: the ``*-vectors.npy`` files), or all but those (``"compressed"``)."""
+    files = [p for p in Path(folder).rglob("*") if p.is_file()]
+    if tier != "all":
+        files = [p for p in files if p.name.endswith("-vectors.npy") == (tier == "rescore")]
+    return sum(p.stat().st_size for p in files)
+
+
+def per_query_times(index, queries, k, one_at_a_time: int):
+    """(hits of all queries in one call, ms per query of that call, p50 ms of the first
+    ``one_at_a_time`` queries searched one per call)."""
+    index.search(queries[:1], k=k)  # warm-up
+    t = time.perf_counter()
+    hits = [[i for i, _ in r] for r in index.search(queries, k=k)]
+    batched = (time.perf_counter() - t) / len(queries) * 1000
+    times = []
+    for q in queries[:one_at_a_time]:
+        t = time.perf_counter()
+        index.search([q], k=k)
+        times.append(time.perf_counter() - t)
+    return hits, batched, pct(times, 50)
 
 
 def pct(times, p):
@@ -97,6 +123,8 @@ class Bench:
         self.args = args
         self.rows: list[dict] = []
         self.sweeps: list[dict] = []
+        self.matched: list[dict] = []  # maxsim and fast-plaid at the same search settings
+        self.k_rows: list[dict] = []  # PLAID vs exact at k = 10 and 100, batched and one query per call
         self.notes: list[str] = []
         self.load: list[tuple[str, tuple]] = [("start", os.getloadavg())]
         WORK.mkdir(parents=True, exist_ok=True)
@@ -104,6 +132,7 @@ class Bench:
         if args.append and previous.exists():  # continue the report of an earlier (partial) run
             old = json.loads(previous.read_text())
             self.rows, self.sweeps, self.notes = old["rows"], old["sweeps"], old["notes"]
+            self.matched, self.k_rows = old.get("matched", []), old.get("k_rows", [])
             self.load = [tuple(x) for x in old.get("load", [])] + [("restart", os.getloadavg())]
 
     # ---------------------------------------------------------------- our indexes
@@ -127,6 +156,8 @@ class Bench:
         stats = index.stats()
         row = {"collection": collection, "index": name, "build_s": build_s,
                "bytes_per_token": folder_bytes(index.folder) / max(stats["tokens"], 1),
+               "compressed_bytes_per_token": folder_bytes(index.folder, "compressed") / max(stats["tokens"], 1),
+               "rescore_bytes_per_token": folder_bytes(index.folder, "rescore") / max(stats["tokens"], 1),
                "p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "latency_queries": len(lat_q),
                "recall": recall_at(hits, truth) if truth is not None else 1.0}
         self.rows.append(row)
@@ -144,7 +175,7 @@ class Bench:
         self.save()
 
     # ---------------------------------------------------------------- fast-plaid
-    def fastplaid(self, collection, docs, queries, truth_ids, id_list, nbits, settings):
+    def fastplaid(self, collection, docs, queries, truth_ids, id_list, nbits, settings, n_centroids=None):
         if self.args.skip_fastplaid or not Path(FASTPLAID_PYTHON).exists():
             self.notes.append(f"fast-plaid skipped on {collection} ({FASTPLAID_PYTHON} missing or --skip-fastplaid).")
             return
@@ -157,7 +188,10 @@ class Bench:
         shutil.rmtree(folder, ignore_errors=True)
         job = {"docs": f"{stem}-docs.npy", "lens": f"{stem}-lens.npy", "queries": f"{stem}-queries.npy",
                "qlens": f"{stem}-qlens.npy", "folder": str(folder), "nbits": nbits,
-               "threads": self.args.threads, "settings": settings}
+               "threads": self.args.threads, "settings": settings, "n_centroids": n_centroids,
+               # maxsim's k-means sample: n_centroids * 32 token vectors drawn from all documents, 4 iterations
+               "create": {"kmeans_niters": 4, "max_points_per_centroid": 32, "n_samples_kmeans": len(docs)}
+               if n_centroids else {}}
         proc = subprocess.run([FASTPLAID_PYTHON, "-c", FASTPLAID_RUNNER, json.dumps(job)],
                               capture_output=True, text=True, timeout=self.args.fp_timeout)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -169,13 +203,16 @@ class Bench:
         for i, s in enumerate(out["settings"]):
             hits = [[id_list[j] for j in h] for h in s["hits"]]
             rec = recall_at(hits, truth_ids)
-            name = f"fast-plaid nbits {nbits}"
+            name = f"fast-plaid nbits {nbits}" + (" (maxsim's k-means)" if n_centroids else "")
             if i == 0:
-                row = {"collection": collection, "index": name + " (defaults)", "build_s": out["build_s"],
+                row = {"collection": collection, "index": name + " (its search defaults)", "build_s": out["build_s"],
                        "bytes_per_token": out["bytes"] / out["tokens"], "p50_ms": pct(s["times"], 50),
                        "p95_ms": pct(s["times"], 95), "latency_queries": len(s["times"]), "recall": rec}
                 self.rows.append(row)
                 print(json.dumps(row), flush=True)
+            if s["setting"]:
+                self.matched.append({"collection": collection, "index": name, "setting": s["setting"],
+                                     "p50_ms": pct(s["times"], 50), "recall": rec, "build_s": out["build_s"]})
             self.sweeps.append({"collection": collection, "index": name, "setting": s["setting"],
                                 "p50_ms": pct(s["times"], 50), "recall": rec})
         shutil.rmtree(folder, ignore_errors=True)
@@ -233,20 +270,52 @@ class Bench:
             index, t = self.build("plaid", WORK / f"{name}-plaid{nbits}", dim, batches, nbits=nbits)
             self.measure(name, f"PlaidIndex nbits {nbits} (defaults)", index, t, queries, truth)
             plaids[nbits] = index
+        self.k_table(name, exact, plaids[2], queries)
         for nbits, index in plaids.items():
             self.sweep(name, f"PlaidIndex nbits {nbits}", index, queries, truth,
                        SWEEP if (a.sweep or ("short" if a.quick else "full")) == "full" else SWEEP_QUICK)
         if fp and len(docs) <= a.fp_docs:
-            n = min(len(queries), a.fp_queries)
-            if n < len(queries):
-                self.notes.append(f"fast-plaid on {name}: latency and recall over the first {n} queries "
-                                  f"(its CPU search is slow); the other rows use {len(queries)}.")
-            self.fastplaid(name, docs, queries[:n], truth[:n], ids, 2, FP_SETTINGS)
+            self.like_for_like(name, docs, ids, queries, truth, plaids)
         elif fp:
             self.notes.append(f"fast-plaid not run on {name} ({len(docs)} documents > --fp-docs {a.fp_docs}).")
         for index in [exact, *plaids.values()]:
             shutil.rmtree(index.folder, ignore_errors=True)
         self.load.append((name, os.getloadavg()))
+
+    def k_table(self, name, exact, plaid, queries):
+        """PLAID nbits 2 against exact at k = 10 and 100: all queries in one call and one per call."""
+        for k in (10, 100):
+            truth, ex_b, ex_1 = per_query_times(exact, queries, k, self.args.one_at_a_time)
+            hits, pl_b, pl_1 = per_query_times(plaid, queries, k, self.args.one_at_a_time)
+            row = {"collection": name, "k": k, "exact_batched_ms": ex_b, "exact_one_ms": ex_1,
+                   "plaid_batched_ms": pl_b, "plaid_one_ms": pl_1, "recall": recall_at(hits, truth)}
+            self.k_rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    def like_for_like(self, name, docs, ids, queries, truth, plaids):
+        """fast-plaid nbits 2 and 4 built with maxsim's centroid count and k-means sample, searched at its
+        defaults and at maxsim's resolved settings; maxsim at those settings on the same queries."""
+        from maxsim.index.plaid import resolve_search_params
+        plaid = plaids[2]
+        setting = {key: resolve_search_params(len(plaid), 10, plaid.params, True)[key] for key in ("n_ivf_probe", "n_full_scores")}
+        n_c = int(plaid._body["state"]["n_centroids"])
+        for nbits, index in plaids.items():
+            times, hits = timed_queries(index, queries, **setting)
+            build = next(r["build_s"] for r in self.rows if r["collection"] == name
+                         and r["index"] == f"PlaidIndex nbits {nbits} (defaults)")
+            self.matched.append({"collection": name, "index": f"PlaidIndex nbits {nbits}", "setting": setting,
+                                 "p50_ms": pct(times, 50), "recall": recall_at(hits, truth), "build_s": build})
+        for nbits in (2, 4):
+            self.fastplaid(name, docs, queries, truth, ids, nbits, [{}, setting], n_centroids=n_c)
+
+    def synthetic_20k(self):
+        """The issue-13 set: 2,000 topic centres, token noise 0.6, 30-90 tokens per document."""
+        from maxsim.index.synthetic import ClusteredCollection
+        a = self.args
+        n = 20_000 if not a.quick else 2_000
+        coll = ClusteredCollection(n, dim=128, n_topics=2000, doc_tokens=(30, 90), noise=0.6, seed=0)
+        self.run_collection(f"synthetic-{n // 1000}k-noise0.6", coll.documents(), [f"s{i}" for i in range(n)],
+                            coll.queries(a.queries), dim=128, fp=False)
 
     def synthetic_large(self):
         from maxsim.index.synthetic import ClusteredCollection
@@ -294,7 +363,8 @@ class Bench:
     # ---------------------------------------------------------------- output
     def save(self):
         (WORK / "index-results.json").write_text(json.dumps(
-            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes, "load": self.load}, indent=1))
+            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes, "load": self.load,
+             "matched": self.matched, "k_rows": self.k_rows}, indent=1))
         self.report()
 
     def report(self):
@@ -308,11 +378,37 @@ class Bench:
                  + ". Absolute times are inflated and noisy; compare rows of the same collection (same run).", "",
                  "Recall@10 is measured against ExactIndex's top 10 (float16 vectors). Bytes per token: all files "
                  "of the index folder divided by the number of token vectors.", "",
-                 "| collection | index | build (s) | bytes/token | p50 ms | p95 ms | recall@10 |",
-                 "|---|---|---|---|---|---|---|"]
+                 "PLAID's bytes are split: the compressed tier (codes, residuals, centroids, ids; the "
+                 "<= 36 B/token goal at 128 dims, nbits 2) and its float16 re-scoring copy (memory-mapped, "
+                 "read for the final candidates only).", "",
+                 "| collection | index | build (s) | bytes/token all | compressed tier | float16 copy | p50 ms | p95 ms | recall@10 |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
+            tiers = (f"{r['compressed_bytes_per_token']:.1f} | {r['rescore_bytes_per_token']:.1f}"
+                     if "compressed_bytes_per_token" in r and r["index"].startswith("Plaid") else "- | -")
             lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_token']:.1f} | "
-                         f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
+                         f"{tiers} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
+        lines += ["", "## PLAID nbits 2 vs exact at k = 10 and 100 (ms per query; recall@10 vs exact's top 10)", "",
+                  "| collection | k | exact batched | PLAID batched | ratio | exact one per call p50 | "
+                  "PLAID one per call p50 | ratio | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.k_rows:
+            lines.append(f"| {r['collection']} | {r['k']} | {r['exact_batched_ms']:.1f} | {r['plaid_batched_ms']:.1f} | "
+                         f"{r['plaid_batched_ms'] / r['exact_batched_ms']:.2f}x | {r['exact_one_ms']:.1f} | "
+                         f"{r['plaid_one_ms']:.1f} | {r['plaid_one_ms'] / r['exact_one_ms']:.2f}x | {r['recall']:.3f} |")
+        lines += ["", "## Like for like with fast-plaid (same queries, same search settings, same centroid count and "
+                  "k-means sample: n_centroids x 32 token vectors from all documents, 4 iterations)", "",
+                  "| collection | index | setting | build (s) | p50 ms | recall@10 |", "|---|---|---|---|---|---|"]
+        for m in self.matched:
+            setting = ", ".join(f"{k}={v}" for k, v in m["setting"].items())
+            lines.append(f"| {m['collection']} | {m['index']} | {setting} | {m['build_s']:.1f} | {m['p50_ms']:.1f} | "
+                         f"{m['recall']:.3f} |")
+        for coll in sorted({m["collection"] for m in self.matched}):
+            ours = next((m for m in self.matched if m["collection"] == coll and m["index"] == "PlaidIndex nbits 2"), None)
+            theirs = next((m for m in self.matched if m["collection"] == coll and m["index"].startswith("fast-plaid nbits 2")), None)
+            if ours and theirs:
+                lines.append(f"\n{coll}, nbits 2 at matched settings: recall@10 {ours['recall']:.3f} vs "
+                             f"{theirs['recall']:.3f}; latency {ours['p50_ms'] / theirs['p50_ms']:.2f}x fast-plaid's; "
+                             f"build {theirs['build_s'] / max(ours['build_s'], 1e-9):.1f}x faster.")
         lines += ["", "## Goals of issue 5 (against fast-plaid in the same run, same collection)", ""]
         for coll in sorted({r["collection"] for r in self.rows}):
             fp = next((r for r in self.rows if r["collection"] == coll and r["index"].startswith("fast-plaid")), None)
@@ -341,7 +437,11 @@ class Bench:
         RESULTS.write_text("\n".join(lines) + "\n")
 
     def plot(self):
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:
+            print("matplotlib is missing (pip install -e '.[plots]'): no plot written", flush=True)
+            return
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import matplotlib.ticker
@@ -372,7 +472,6 @@ class Bench:
 
 SWEEP = [{"n_ivf_probe": p, "n_full_scores": f} for p in (1, 2, 4, 8) for f in (32, 64, 128, 256, 512)]
 SWEEP_QUICK = [{"n_ivf_probe": p, "n_full_scores": f} for p, f in ((1, 32), (2, 64), (4, 128), (4, 256), (8, 512))]
-FP_SETTINGS = [{}, {"n_ivf_probe": 4, "n_full_scores": 1024}]
 
 
 def main():
@@ -384,13 +483,13 @@ def main():
     p.add_argument("--queries", type=int, default=None, help="synthetic queries (50)")
     p.add_argument("--exact-latency-queries", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--fp-queries", type=int, default=30, help="queries timed on fast-plaid")
+    p.add_argument("--one-at-a-time", type=int, default=30, help="queries timed one per call in the k table")
     p.add_argument("--fp-timeout", type=int, default=3000)
     p.add_argument("--skip-fastplaid", action="store_true")
     p.add_argument("--append", action="store_true", help="add to bench/_work/index-results.json")
     p.add_argument("--sweep", choices=["full", "short"], default=None,
                    help="search-settings grid (default: full, short with --quick)")
-    p.add_argument("--only", choices=["subset", "cranfield", "large"], action="append")
+    p.add_argument("--only", choices=["subset", "cranfield", "20k", "large"], action="append")
     a = p.parse_args()
     a.docs = a.docs or (4000 if a.quick else 100_000)
     a.subset = a.subset or (1000 if a.quick else 10_000)
@@ -401,11 +500,13 @@ def main():
     torch.set_num_threads(a.threads)
     faiss.omp_set_num_threads(a.threads)
     bench = Bench(a)
-    stages = a.only or ["subset", "cranfield", "large"]
+    stages = a.only or ["subset", "cranfield", "20k", "large"]
     if "subset" in stages:
         bench.synthetic_subset()
     if "cranfield" in stages:
         bench.cranfield()
+    if "20k" in stages:
+        bench.synthetic_20k()
     if "large" in stages:
         bench.synthetic_large()
     bench.load.append(("end", os.getloadavg()))

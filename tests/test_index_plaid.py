@@ -115,3 +115,54 @@ def test_tiny_first_add_then_growth_reclusters(tmp_path):
     index.add([f"d{i}" for i in range(1, 400)], docs[1:])
     assert index._body["state"]["n_centroids"] >= 4 * small_k
     assert index.ids() == [f"d{i}" for i in range(400)]
+
+
+def test_rescore_copy_exhaustive_equals_float16_exact(small, tmp_path):
+    """With the float16 re-scoring copy (the default) exhaustive PLAID returns exact float16 MaxSim."""
+    coll, docs, queries, ids = small
+    exact = ExactIndex.create(tmp_path / "e", 32)
+    exact.add(ids, docs)
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64)
+    index.add(ids, docs)
+    got, want = index.search(queries, k=10, **EXHAUSTIVE), exact.search(queries, k=10)
+    assert hit_ids(got) == hit_ids(want)
+    np.testing.assert_allclose([s for h in got for _, s in h], [s for h in want for _, s in h], rtol=1e-5)
+    assert sorted(p.name.split("-")[-1] for p in (tmp_path / "p").glob("seg-*-vectors.npy")) == ["vectors.npy"]
+
+
+def test_recall_nbits2_defaults_noisy_collection(tmp_path):
+    """Noise 0.6 around many topics (the issue-13 generator, small): recall@10 >= 0.95 at nbits 2."""
+    coll = ClusteredCollection(1500, dim=64, n_topics=150, doc_tokens=(30, 90), noise=0.6, seed=2)
+    docs, queries = coll.documents(), coll.queries(30)
+    ids = [f"d{i}" for i in range(len(docs))]
+    exact = ExactIndex.create(tmp_path / "e", 64)
+    exact.add(ids, docs)
+    plaid = PlaidIndex.create(tmp_path / "p", 64, nbits=2)
+    plaid.add(ids, docs)
+    for k in (10, 100):
+        r = recall(plaid.search(queries, k=k), exact.search(queries, k=k))
+        assert r >= 0.95, (k, r)
+
+
+def test_layouts_without_copy_open_and_newer_format_refused(small, tmp_path):
+    from maxsim.errors import CorruptedError
+    from maxsim.index.storage import Manifest
+    coll, docs, queries, ids = small
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64, rescore=None)
+    index.add(ids, docs)
+    assert not list((tmp_path / "p").glob("*vectors*"))  # compressed tier only
+    want = hit_ids(index.search(queries, k=5))
+    body = Manifest.read(tmp_path / "p")
+    del body["params"]["rescore"]  # an index written before the float16 copy existed
+    Manifest.commit(tmp_path / "p", body)
+    old = open_index(tmp_path / "p")
+    assert hit_ids(old.search(queries, k=5)) == want
+    old.add(["new"], [docs[0]])  # and it keeps working without a copy
+    assert "new" in open_index(tmp_path / "p")
+    body = Manifest.read(tmp_path / "p")
+    body["format_version"] = 99
+    Manifest.commit(tmp_path / "p", body)
+    with pytest.raises(CorruptedError, match="newer than"):
+        open_index(tmp_path / "p")
+    with pytest.raises(ValueError, match="rescore"):
+        PlaidIndex.create(tmp_path / "q", 32, rescore="int8")

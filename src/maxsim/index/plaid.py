@@ -3,7 +3,10 @@
 Storage (per segment): ``codes`` (centroid id of each token, uint16 when there are at most 65,536
 centroids) and ``residuals`` (each token's residual to its centroid, every dimension quantized to
 ``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte). Shared: ``centroids``
-(float16) and the bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token. The
+(float16) and the bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token.
+Optional per segment: ``vectors``, a float16 copy of every token (2 * dim bytes per token, on disk
+and memory-mapped; stage 5 reads it for its few hundred candidates only), which makes the final
+ranking exact: the compressed tier then only has to find the candidates. The
 inverted file (for each centroid the documents with a token there) is derived from the codes when
 a segment is loaded (a sort of the codes) and kept in memory: it is not stored, which saves
 ~1-2 bytes per token on disk and cannot go stale.
@@ -17,9 +20,11 @@ Search of one query Q (Lq x dim), after PLAID (Santhanam et al., 2022):
    max_i S[c, i] >= centroid_score_threshold of S[c, i]); keep the best 4 * n_full_scores;
 4. approximate score without pruning (sum_i max over all tokens t of d of S[c_t, i]); keep the
    best ``n_full_scores``;
-5. decompress those documents (centroid + bucket weights of the residual codes, renormalized
-   when the collection is unit-norm) and rank them by exact MaxSim (``maxsim.index.packed``,
-   the same MaxSim as ``maxsim.scoring.maxsim``).
+5. rank those documents by MaxSim (``maxsim.index.packed``, the same MaxSim as
+   ``maxsim.scoring.maxsim``) on their float16 copy (``rescore="float16"``, the default: exact
+   scores, read from a memory-mapped file for these documents only), or on decompressed vectors
+   (centroid + bucket weights of the residual codes, renormalized when the collection is unit-norm)
+   in an index without the copy (``rescore=None``, or one written before the copy existed).
 
 Defaults chosen from the collection (``resolve_search_params``): see docs/index.md.
 """
@@ -27,6 +32,7 @@ Defaults chosen from the collection (``resolve_search_params``): see docs/index.
 from __future__ import annotations
 
 import math
+import warnings
 
 import faiss
 import numpy as np
@@ -54,16 +60,20 @@ def auto_n_centroids(n_tokens: int) -> int:
     return max(1, min(by_sqrt, by_size))
 
 
-def resolve_search_params(n_docs: int, k: int, params: dict) -> dict:
+def resolve_search_params(n_docs: int, k: int, params: dict, rescore: bool = False) -> dict:
     """Defaults from the collection size ``n_docs`` and ``k`` (explicit values win), after
     ColBERT's PLAID defaults for k <= 10 (1 cell, threshold 0.5, 64 documents decompressed),
     widened with the collection: n_ivf_probe 2 up to 50,000 documents, else 4;
-    centroid_score_threshold 0.45; n_full_scores max(4 k, 64) up to 20,000 documents, else
-    max(4 k, 128). Stage 2 keeps STAGE2_FACTOR * n_full_scores documents."""
+    centroid_score_threshold 0.45; n_full_scores (documents given a full MaxSim at stage 5):
+    max(1.5 k, 64) when the index keeps its float16 copy (``rescore``: that MaxSim is exact, so the
+    centroid-score ranking only has to bring the top k into the candidates), else max(4 k, 64) up
+    to 20,000 documents and max(4 k, 128) above; never more than max(k, n_docs / 4), so a small
+    collection is never scored in full. Stage 2 keeps STAGE2_FACTOR * n_full_scores documents."""
+    full = max(k + k // 2, 64) if rescore else max(4 * k, 64 if n_docs <= 20_000 else 128)
     auto = {
         "n_ivf_probe": 2 if n_docs <= 50_000 else 4,
         "centroid_score_threshold": 0.45,
-        "n_full_scores": max(4 * k, 64 if n_docs <= 20_000 else 128),
+        "n_full_scores": min(full, max(k, n_docs // 4)),
     }
     return {key: auto[key] if params.get(key) is None else params[key] for key in SEARCH_KEYS}
 
@@ -74,7 +84,7 @@ class PlaidIndex(SegmentedIndex):
     kind = "plaid"
     default_params = {"nbits": 4, "n_centroids": None, "kmeans_niters": 4, "max_points_per_centroid": 32,
                       "n_ivf_probe": None, "centroid_score_threshold": None, "n_full_scores": None,
-                      "drift_bound": 1.5, "seed": 0}
+                      "drift_bound": 1.5, "seed": 0, "codec": None, "rescore": "float16"}
     segment_arrays = ("codes", "residuals")
 
     @classmethod
@@ -90,6 +100,9 @@ class PlaidIndex(SegmentedIndex):
         check_search_settings(params)
         if float(params["drift_bound"]) <= 1.0:
             raise ValueError("drift_bound must be greater than 1.")
+        if params.get("rescore") not in (None, "float16"):
+            raise ValueError(f"rescore must be 'float16' (keep a float16 copy to re-rank with) or None, "
+                             f"got {params['rescore']!r}.")
 
     # ------------------------------------------------------------------ shared state
     def _load_shared(self, body: dict) -> None:
@@ -125,6 +138,10 @@ class PlaidIndex(SegmentedIndex):
         # codes index the centroids: range-check them (cheap: 2 bytes per token)
         if seg.n_tokens and int(np.max(a["codes"])) >= n_c:
             bad("codes", f"centroid id out of range (>= {n_c}).")
+        if files.get("vectors") and (a.setdefault("vectors", load_array(self.folder, files["vectors"])).shape
+                                     != (seg.n_tokens, body["dim"]) or a["vectors"].dtype != np.float16):
+            bad("vectors", f"shape {a['vectors'].shape} {a['vectors'].dtype}, expected ({seg.n_tokens}, "
+                           f"{body['dim']}) float16.")
         # the inverted file is derived from the codes when a segment is loaded (not stored)
         a["ivf_offsets"], a["ivf_docs"] = self._ivf(np.asarray(a["codes"]), seg.doclens, n_c, seg.n_docs)
 
@@ -168,68 +185,8 @@ class PlaidIndex(SegmentedIndex):
         mse = float(np.einsum("ij,ij->", r, r)) / max(len(r), 1)
         return centroids, cutoffs, weights, mse
 
-    def _ivf(self, codes: np.ndarray, doclens: np.ndarray, n_c: int, n_docs: int):
-        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
-        pairs = np.unique(codes.astype(np.int64) * max(n_docs, 1) + doc_of_token)  # sorted by centroid
-        cells, docs = pairs // max(n_docs, 1), pairs % max(n_docs, 1)
-        offsets = np.zeros(n_c + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cells, minlength=n_c), out=offsets[1:])
-        return offsets, docs.astype(np.int32)
-
-    def _segment_arrays_from(self, codes, packed, doclens, n_c):
-        return {"codes": codes.astype(np.uint16 if n_c <= 1 << 16 else np.int32), "residuals": packed}
-
-    def _prepare_add(self, body, writer, embeddings, doclens):
-        state, p = body["state"], body["params"]
-        n_new = int(doclens.sum())
-        x = np.empty((n_new, body["dim"]), dtype=np.float32)
-        pos = 0
-        for e in embeddings:
-            x[pos: pos + len(e)] = e
-            pos += len(e)
-        normalized_batch = bool(n_new == 0 or np.abs(np.linalg.norm(x[: 1 << 16], axis=1) - 1).max() < 1e-2)
-        if not body.get("shared_files"):
-            self._retrain(body, writer, x, normalized_batch)
-        else:
-            total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
-            grown = p["n_centroids"] is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
-            codes, packed, sse = compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
-            added_tokens = state["added_tokens"] + n_new
-            drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p["drift_bound"] * state["train_mse"] \
-                and added_tokens >= 0.05 * state["n_tokens_at_training"]
-            lost_norm = self._normalized and not normalized_batch
-            if grown or drift or lost_norm:
-                self._retrain(body, writer, x, normalized_batch and self._normalized)
-            else:
-                state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
-                return self._segment_arrays_from(codes, packed, doclens, state["n_centroids"])
-        # retrained: compress the new batch with the new centroids
-        codes, packed, sse = compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
-                                            body["state"]["normalized"])
-        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"])
-
-    def _retrain(self, body, writer, new_x: np.ndarray, normalized: bool) -> None:
-        """Train centroids and buckets on the stored (decompressed) vectors plus ``new_x``, then
-        recompress every stored segment under new file names (one atomic commit with the add)."""
-        old_parts = []
-        if body.get("shared_files"):
-            for entry in body["segments"]:
-                seg = self._segment_for_entry(body, entry, writer)
-                keep = np.nonzero(~seg.dead)[0]
-                tok = token_ranges(seg.offsets, keep)
-                old_parts.append((seg, keep, self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64),
-                                                              np.asarray(seg.arrays["residuals"][tok]))))
-        old = [v for _, _, v in old_parts]
-        total = len(new_x) + sum(len(v) for v in old)
-        p = body["params"]
-        limit = max(1, (int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(total))
-                    * int(p["max_points_per_centroid"]))
-        pool = np.concatenate(old + [new_x]) if old else new_x
-        if len(pool) > limit:
-            pool = pool[np.sort(np.random.default_rng(p["seed"]).choice(len(pool), limit, replace=False))]
-        if len(pool) == 0:
-            pool = np.zeros((1, body["dim"]), dtype=np.float32)
-        centroids, cutoffs, weights, mse = self._train(pool, total, normalized, body)
+    def _install_codec(self, body, writer, centroids, cutoffs, weights, mse, normalized, total) -> None:
+        """Write the centroids and buckets as the shared files and reset the training state."""
         from maxsim.index.storage import new_tag
         tag = new_tag()
         body["shared_files"] = {
@@ -240,14 +197,120 @@ class PlaidIndex(SegmentedIndex):
                          "n_tokens_at_training": int(total), "train_mse": mse,
                          "added_tokens": 0, "added_sse": 0.0}
         self._new_centroids, self._new_cutoffs = centroids, cutoffs
+
+    @classmethod
+    def train_codec(cls, vectors: np.ndarray, n_tokens_total: int, **params) -> dict[str, np.ndarray]:
+        """Centroids and buckets trained on ``vectors`` (n, dim) float32 as the first add of an index
+        of ``n_tokens_total`` tokens would train them. Save the dict with ``np.savez``; an index
+        created with ``codec=<that .npz>`` adopts it at its first add and never retrains, so shards
+        sharing one codec stay compatible (see docs/scale.md)."""
+        p = {**cls.default_params, **params}
+        normalized = _unit_norm(vectors)
+        pool = _training_pool(vectors, n_tokens_total, p, vectors.shape[1])
+        centroids, cutoffs, weights, mse = cls.__new__(cls)._train(pool, n_tokens_total, normalized, {"params": p})
+        return {"centroids": centroids, "cutoffs": cutoffs, "weights": weights, "train_mse": np.float64(mse),
+                "normalized": np.bool_(normalized), "n_tokens": np.int64(n_tokens_total)}
+
+    def _adopt_codec(self, body, writer, path) -> None:
+        z = np.load(path)
+        self._install_codec(body, writer, z["centroids"].astype(np.float32), z["cutoffs"], z["weights"],
+                            float(z["train_mse"]), bool(z["normalized"]), int(z["n_tokens"]))
+
+    def _ivf(self, codes: np.ndarray, doclens: np.ndarray, n_c: int, n_docs: int):
+        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
+        pairs = np.unique(codes.astype(np.int64) * max(n_docs, 1) + doc_of_token)  # sorted by centroid
+        cells, docs = pairs // max(n_docs, 1), pairs % max(n_docs, 1)
+        offsets = np.zeros(n_c + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cells, minlength=n_c), out=offsets[1:])
+        return offsets, docs.astype(np.int32)
+
+    def _segment_arrays_from(self, codes, packed, doclens, n_c, vectors=None):
+        """The arrays of a segment; ``vectors`` (float32 or float16) joins them as the float16
+        re-scoring copy when the index keeps one (``rescore="float16"``)."""
+        out = {"codes": codes.astype(np.uint16 if n_c <= 1 << 16 else np.int32), "residuals": packed}
+        if self._body["params"].get("rescore") and vectors is not None:
+            out["vectors"] = np.asarray(vectors, dtype=np.float16)
+        return out
+
+    def _stored_vectors(self, seg: Segment, tok: np.ndarray) -> np.ndarray:
+        """float32 vectors of the token positions ``tok``: the float16 copy where the segment has
+        one, else decompressed."""
+        if "vectors" not in seg.arrays and seg.entry["files"].get("vectors"):
+            seg.arrays["vectors"] = load_array(self.folder, seg.entry["files"]["vectors"])
+        if "vectors" in seg.arrays:
+            return np.asarray(seg.arrays["vectors"][tok], dtype=np.float32)
+        return self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
+
+    def _search_vectors(self, seg: Segment, tok: np.ndarray):
+        """Stage 5's vectors of the token positions ``tok``: a torch gather from the memory-mapped
+        float16 copy (vectorised, no numpy float16 casts), else decompressed."""
+        if "vectors" not in seg.arrays:
+            return self._stored_vectors(seg, tok)
+        if "vectors_t" not in seg.arrays:
+            with warnings.catch_warnings():  # read-only map: torch only reads it
+                warnings.simplefilter("ignore", UserWarning)
+                seg.arrays["vectors_t"] = torch.from_numpy(seg.arrays["vectors"])
+        return seg.arrays["vectors_t"].index_select(0, torch.from_numpy(tok))
+
+    def _max_abs_value(self):
+        return 65504.0 if self._body["params"].get("rescore") == "float16" else None
+
+    def _prepare_add(self, body, writer, embeddings, doclens):
+        state, p = body["state"], body["params"]
+        n_new = int(doclens.sum())
+        x = np.empty((n_new, body["dim"]), dtype=np.float32)
+        pos = 0
+        for e in embeddings:
+            x[pos: pos + len(e)] = e
+            pos += len(e)
+        normalized_batch = _unit_norm(x)
+        if not body.get("shared_files") and p.get("codec"):
+            self._adopt_codec(body, writer, p["codec"])
+        elif not body.get("shared_files"):
+            self._retrain(body, writer, x, normalized_batch)
+        else:
+            total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
+            grown = p["n_centroids"] is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
+            codes, packed, sse = compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
+            added_tokens = state["added_tokens"] + n_new
+            drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p["drift_bound"] * state["train_mse"] \
+                and added_tokens >= 0.05 * state["n_tokens_at_training"]
+            lost_norm = self._normalized and not normalized_batch
+            if lost_norm and p.get("codec"):
+                raise ValueError("these vectors are not unit-norm but the shared codec was trained on unit-norm ones.")
+            if (grown or drift or lost_norm) and not p.get("codec"):  # a shared codec is never retrained
+                self._retrain(body, writer, x, normalized_batch and self._normalized)
+            else:
+                state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
+                return self._segment_arrays_from(codes, packed, doclens, state["n_centroids"], x)
+        # retrained: compress the new batch with the new centroids
+        codes, packed, sse = compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
+                                            body["state"]["normalized"])
+        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"], x)
+
+    def _retrain(self, body, writer, new_x: np.ndarray, normalized: bool) -> None:
+        """Train centroids and buckets on the stored (decompressed) vectors plus ``new_x``, then
+        recompress every stored segment under new file names (one atomic commit with the add)."""
+        old_parts = []
+        if body.get("shared_files"):
+            for entry in body["segments"]:
+                seg = self._segment_for_entry(body, entry, writer)
+                keep = np.nonzero(~seg.dead)[0]
+                tok = token_ranges(seg.offsets, keep)
+                old_parts.append((seg, keep, self._stored_vectors(seg, tok)))
+        old = [v for _, _, v in old_parts]
+        total = len(new_x) + sum(len(v) for v in old)
+        pool = _training_pool(np.concatenate(old + [new_x]) if old else new_x, total, body["params"], body["dim"])
+        centroids, cutoffs, weights, mse = self._train(pool, total, normalized, body)
+        self._install_codec(body, writer, centroids, cutoffs, weights, mse, normalized, total)
         # recompress the stored documents (tombstoned ones are dropped on the way)
         new_segments = []
         for seg, keep, vectors in old_parts:
             if not len(keep):
                 continue
-            codes, packed, _ = compress(vectors, centroids, cutoffs, p["nbits"], normalized)
+            codes, packed, _ = compress(vectors, centroids, cutoffs, body["params"]["nbits"], normalized)
             doclens = seg.doclens[keep]
-            arrays = self._segment_arrays_from(codes, packed, doclens, len(centroids))
+            arrays = self._segment_arrays_from(codes, packed, doclens, len(centroids), vectors)
             meta = seg.metadata
             new_segments.append(self._write_segment(writer, [seg.ids[j] for j in keep],
                                                     [meta[j] for j in keep], doclens, arrays))
@@ -258,7 +321,9 @@ class PlaidIndex(SegmentedIndex):
                                 for seg, keep in parts])
         packed = np.concatenate([np.asarray(seg.arrays["residuals"][token_ranges(seg.offsets, keep)])
                                  for seg, keep in parts])
-        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"])
+        vectors = np.concatenate([self._stored_vectors(seg, token_ranges(seg.offsets, keep)) for seg, keep in parts]) \
+            if all(seg.entry["files"].get("vectors") for seg, _ in parts) else None
+        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"], vectors)
 
     def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
         out = []
@@ -288,7 +353,7 @@ class PlaidIndex(SegmentedIndex):
         stored = {key: self._body["params"].get(key) for key in SEARCH_KEYS}
         given = {key: options.get(key) if options.get(key) is not None else stored[key] for key in SEARCH_KEYS}
         check_search_settings(given)
-        sp = resolve_search_params(len(self), k, given)
+        sp = resolve_search_params(len(self), k, given, bool(self._body["params"].get("rescore")))
         n_probe = max(1, min(int(sp["n_ivf_probe"]), len(self._centroids)))
         n_full = max(int(sp["n_full_scores"]), k)
         thr = float(sp["centroid_score_threshold"])
@@ -313,11 +378,10 @@ class PlaidIndex(SegmentedIndex):
         if len(cand) > n_full:
             approx = self._centroid_scores(cand, s)
             cand = cand[_top(approx, n_full, cand)]
-        # 5. exact MaxSim on decompressed vectors
+        # 5. MaxSim on the float16 copy (exact) or on decompressed vectors
         exact = np.zeros(len(cand), dtype=np.float32)
         for seg, local, sel in self._per_segment(cand):
-            tok = token_ranges(seg.offsets, local)
-            v = self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
+            v = self._search_vectors(seg, token_ranges(seg.offsets, local))
             exact[sel] = maxsim_packed([q], v, seg.doclens[local])[0]
         return merge_topk(None, cand, exact, k)
 
@@ -384,15 +448,20 @@ class PlaidIndex(SegmentedIndex):
             out[sel] = segment_max_sum(vals, lens)
         return out
 
-    def _gather_vectors(self, cand: np.ndarray) -> list[np.ndarray]:
-        out: list = [None] * len(cand)
-        for seg, local, sel in self._per_segment(cand):
-            tok = token_ranges(seg.offsets, local)
-            v = self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
-            parts = np.split(v, np.cumsum(seg.doclens[local])[:-1])
-            for i, part in zip(sel, parts):
-                out[i] = part
-        return out
+
+
+def _unit_norm(x: np.ndarray) -> bool:
+    """Whether the rows of ``x`` (checked on the first 65,536) have norm 1 (to 1e-2)."""
+    return bool(len(x) == 0 or np.abs(np.linalg.norm(x[: 1 << 16], axis=1) - 1).max() < 1e-2)
+
+
+def _training_pool(x: np.ndarray, total: int, p: dict, dim: int) -> np.ndarray:
+    """At most n_centroids * max_points_per_centroid rows of ``x`` (seeded sample) to train on."""
+    limit = max(1, (int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(total))
+                * int(p["max_points_per_centroid"]))
+    if len(x) > limit:
+        x = x[np.sort(np.random.default_rng(p["seed"]).choice(len(x), limit, replace=False))]
+    return x if len(x) else np.zeros((1, dim), dtype=np.float32)
 
 
 def _top(scores: np.ndarray, n: int, cand: np.ndarray) -> np.ndarray:
