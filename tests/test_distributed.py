@@ -113,8 +113,16 @@ def test_shards_in_ray_actors_answer_the_same(exact_pair, queries):
 
 
 def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
-    build_collection(corpus, tmp_path / "sharded", model=MODEL, index="plaid", workers=2, shards=2, batch_size=BATCH)
-    single, sharded = single_index(tmp_path / "single", corpus, "plaid"), Retriever.open(tmp_path / "sharded")
+    """The default model (unit vectors, as PLAID assumes); the single index adds everything at once, as
+    ``maxsim index --index plaid`` does, and trains its own codec on it."""
+    from maxsim.io import read_corpus
+
+    build_collection(corpus, tmp_path / "sharded", model="default", index="plaid", workers=2, shards=2,
+                     batch_size=BATCH)
+    docs = read_corpus(corpus)
+    single = Retriever.create(tmp_path / "single", model_name="default", index="plaid")
+    single.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
+    sharded = Retriever.open(tmp_path / "sharded")
     expected, got = single.search(queries, k=10), sharded.search(queries, k=10)
     recall = np.mean([len({h["id"] for h in a} & {h["id"] for h in b}) / 10 for a, b in zip(expected, got)])
     assert recall >= 0.99
