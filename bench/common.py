@@ -65,6 +65,8 @@ def save_plot(path: Path, panels: list[dict], title: str = "") -> Path | None:
 
 def _draw_panel(ax, panel: dict) -> None:
     series = panel["series"]
+    ax.set_xscale("log" if panel.get("logx") else "linear")  # before the ticks: a scale resets them
+    ax.set_yscale("log" if panel.get("logy") else "linear")
     if panel.get("kind") == "bar":
         labels = list(series)
         ax.bar(range(len(labels)), [points[0][1] for points in series.values()])
@@ -73,8 +75,6 @@ def _draw_panel(ax, panel: dict) -> None:
         for label, points in series.items():
             ax.plot(*zip(*points), marker="o", label=label)
         ax.legend(fontsize=8)
-    ax.set_xscale("log" if panel.get("logx") else "linear")
-    ax.set_yscale("log" if panel.get("logy") else "linear")
     ax.set(title=panel.get("title", ""), xlabel=panel.get("xlabel", ""), ylabel=panel.get("ylabel", ""))
     ax.grid(alpha=0.3, which="both")
 
