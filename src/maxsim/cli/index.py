@@ -69,8 +69,8 @@ def index(
     from maxsim.search.retriever import load_model
 
     with user_errors(input):
-        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
         params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)
+        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
         encoder = load_model(model, device, dtype)
         start = time.perf_counter()

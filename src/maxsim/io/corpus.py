@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from maxsim.errors import NotFoundError
 from maxsim.io.documents import Columns, Corpus, CorpusError
 from maxsim.io.folder import FOLDER_SUFFIXES, read_folder
 from maxsim.io.records import TABLE_SUFFIXES, read_table
@@ -25,7 +26,7 @@ def read_corpus(path: str | Path, columns: Columns | None = None, strict: bool =
     file or record that would be skipped for being unreadable, instead of reporting it."""
     path = Path(path)
     if not path.exists():
-        raise CorpusError(f"{path} does not exist; pass {FORMATS_HELP}.")
+        raise NotFoundError(f"{path} does not exist; pass {FORMATS_HELP}.")
     if path.is_dir() and (path / BEIR_CORPUS).is_file():
         corpus = read_beir_corpus(path, columns, strict)
     elif path.is_dir():
