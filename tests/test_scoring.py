@@ -69,3 +69,14 @@ def test_rerank_orders_candidates():
     assert rerank(q, [[]]) == [[]]
     with pytest.raises(ValueError, match="2 ids for 3 candidate"):
         rerank(q, cands, [["a", "b"]])
+
+
+def test_bfloat16_matrix_close_to_float32():
+    queries, docs = _random(5, (2, 12), dim=64, seed=8), _random(30, (1, 40), dim=64, seed=9)
+    docs[3] = np.zeros((0, 64), dtype=np.float32)
+    want = maxsim(queries, docs)
+    got = maxsim(queries, docs, dtype=torch.bfloat16)
+    assert got.dtype == np.float32 and got[:, 3].tolist() == [0.0] * 5
+    # each of <= 11 similarities (|q||d| ~ 64) rounded to 8 bits: within 11 * 64 * 2^-7
+    np.testing.assert_allclose(got, want, atol=11 * 64 * 2.0 ** -7)
+    assert np.abs(got - want).max() > 0  # it did compute in bfloat16

@@ -76,9 +76,12 @@ def _chunks_by_length(lengths: np.ndarray, budget_tokens: int) -> list[np.ndarra
 
 
 @torch.inference_mode()
-def maxsim(queries, documents, block_elements: int = DEFAULT_BLOCK_ELEMENTS, device=None) -> np.ndarray:
+def maxsim(queries, documents, block_elements: int = DEFAULT_BLOCK_ELEMENTS, device=None,
+           dtype: torch.dtype = torch.float32) -> np.ndarray:
     """MaxSim matrix: ``queries`` (Nq items of (Lq_i, D)) x ``documents`` (Nd items of (Ld_j, D))
-    -> (Nq, Nd) float32. Memory stays near ``block_elements`` * 4 bytes whatever Nd is."""
+    -> (Nq, Nd) float32. Memory stays near ``block_elements`` * 4 bytes whatever Nd is.
+    ``dtype=torch.bfloat16`` multiplies in bfloat16 (float32 sums; each similarity rounded to 8
+    bits, so a score moves by ~1e-3 per query vector): 2-4x faster on CPUs with AVX512-BF16/AMX."""
     q_list, d_list = as_tensor_list(queries, "queries"), as_tensor_list(documents, "documents")
     scores = np.zeros((len(q_list), len(d_list)), dtype=np.float32)
     if not q_list or not d_list:
@@ -93,12 +96,12 @@ def maxsim(queries, documents, block_elements: int = DEFAULT_BLOCK_ELEMENTS, dev
     lengths = np.array([d.shape[0] for d in d_list])
     for q_start in range(0, n_q, q_rows_per_block):
         q_block = q_pad[q_start: q_start + q_rows_per_block]
-        q_flat = q_block.reshape(-1, dim).T.contiguous()  # (D, nq*Lq)
+        q_flat = q_block.reshape(-1, dim).T.contiguous().to(dtype)  # (D, nq*Lq)
         budget = max(1, block_elements // q_flat.shape[1])
         for idx in _chunks_by_length(lengths, budget):
-            d_pad = pad_documents([d_list[i] for i in idx], dim, device)  # (C, Ld, D)
+            d_pad = pad_documents([d_list[i] for i in idx], dim, device).to(dtype)  # (C, Ld, D)
             sim = torch.matmul(d_pad, q_flat)  # (C, Ld, nq*Lq)
-            best = sim.amax(dim=1).view(len(idx), q_block.shape[0], l_q).sum(-1)  # (C, nq)
+            best = sim.amax(dim=1).float().view(len(idx), q_block.shape[0], l_q).sum(-1)  # (C, nq)
             scores[q_start: q_start + q_block.shape[0], idx] = best.T.float().cpu().numpy()
     return scores
 
