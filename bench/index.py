@@ -11,11 +11,18 @@ Collections
 - ``synthetic-10k``: its first ``--subset`` documents (10,000) in one add; fast-plaid runs here
   (fast-plaid's CPU build of 100,000 documents would take hours on this machine).
 - ``cranfield``: shared/data/cranfield encoded with ``MultiVectorEncoder.default()`` (cached in
-  bench/_work/), 225 queries.
+  bench/_work/), 225 queries (30 with ``--quick``).
+- ``synthetic-20k-noise0.6`` (``--only 20k``): 20,000 documents, 2,000 topic centres, token noise
+  0.6, 30-90 tokens (the issue-13 set).
 
-Per index: build time, bytes per token on disk (all files), p50/p95 latency of single queries
-(torch / faiss / fast-plaid at ``--threads`` threads), recall@10 against ExactIndex; a sweep of
-search settings gives bench/index_recall_latency.png. Results: bench/results/index.md.
+Per index: build time, bytes per token on disk (all files; for PLAID also its compressed tier and
+its float16 re-scoring copy apart), p50/p95 latency of single queries (torch / faiss / fast-plaid
+at ``--threads`` threads), recall@10 against ExactIndex; PLAID nbits 2 vs exact at k = 10 and 100,
+all queries in one call and one per call; on the fast-plaid collections a like-for-like table
+(fast-plaid nbits 2 and 4 built with maxsim's centroid count and k-means sample, searched on the
+same queries at maxsim's resolved settings); a sweep of search settings gives
+bench/index_recall_latency.png (needs matplotlib, the ``plots`` extra; skipped without it).
+Results: bench/results/index.md.
 """
 
 from __future__ import annotations
@@ -42,37 +49,6 @@ PLOT = ROOT / "bench" / "index_recall_latency.png"
 #   python -m venv bench/_work/fpenv && bench/_work/fpenv/bin/pip install fast-plaid==1.7.0.2110
 FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", str(WORK / "fpenv" / "bin" / "python"))
 
-FASTPLAID_RUNNER = r'''
-import json, os, sys, time
-import numpy as np, torch
-args = json.loads(sys.argv[1])
-torch.set_num_threads(args["threads"])
-from fast_plaid import search
-import fast_plaid.search.fast_plaid as fp_module
-if args.get("n_centroids"):  # like for like: maxsim's centroid count (fast-plaid's create has no knob for it)
-    _kmeans = fp_module.compute_kmeans
-    fp_module.compute_kmeans = lambda **kw: _kmeans(num_partitions=args["n_centroids"], **kw)
-d = np.load(args["docs"]); lens = np.load(args["lens"])
-q = np.load(args["queries"]); qlens = np.load(args["qlens"])
-docs = [torch.from_numpy(x.astype(np.float32)) for x in np.split(d, np.cumsum(lens)[:-1])]
-queries = [torch.from_numpy(x.astype(np.float32)) for x in np.split(q, np.cumsum(qlens)[:-1])]
-start = time.perf_counter()
-fp = search.FastPlaid(index=args["folder"], device="cpu")
-fp.create(documents_embeddings=docs, nbits=args["nbits"], **args["create"])
-build = time.perf_counter() - start
-size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args["folder"]) for f in fs)
-out = {"build_s": build, "bytes": size, "tokens": int(lens.sum()), "settings": []}
-fp.search(queries_embeddings=queries[0][None], top_k=10, show_progress=False)  # warm-up
-for setting in args["settings"]:
-    times, hits = [], []
-    for qv in queries:
-        t = time.perf_counter()
-        res = fp.search(queries_embeddings=qv[None], top_k=10, show_progress=False, **setting)
-        times.append(time.perf_counter() - t)
-        hits.append([int(i) for i, _ in res[0]])
-    out["settings"].append({"setting": setting, "times": times, "hits": hits})
-print("RESULT " + json.dumps(out))
-'''
 
 
 def folder_bytes(folder: Path, tier: str = "all") -> int:
@@ -192,7 +168,7 @@ class Bench:
                # maxsim's k-means sample: n_centroids * 32 token vectors drawn from all documents, 4 iterations
                "create": {"kmeans_niters": 4, "max_points_per_centroid": 32, "n_samples_kmeans": len(docs)}
                if n_centroids else {}}
-        proc = subprocess.run([FASTPLAID_PYTHON, "-c", FASTPLAID_RUNNER, json.dumps(job)],
+        proc = subprocess.run([FASTPLAID_PYTHON, str(ROOT / "bench" / "fastplaid_runner.py"), json.dumps(job)],
                               capture_output=True, text=True, timeout=self.args.fp_timeout)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
