@@ -75,6 +75,26 @@ def on_ray(corpus: Path, model: str, workers: int) -> float:
     return time.perf_counter() - start
 
 
+def search_latency(n_queries: int = 30) -> dict:
+    """p50 ms of single dense queries on the plain folder vs the 2-shard collection (same documents)."""
+    import numpy as np
+
+    from maxsim.search import Retriever
+
+    queries = [json.loads(x)["text"] for x in (SHARED / "data" / "cranfield" / "queries.jsonl").read_text().splitlines()]
+    out = {}
+    for name in ("plain", "ray-2"):
+        with Retriever.open(WORK / name) as r:
+            r.search(queries[0])
+            times = []
+            for q in queries[:n_queries]:
+                t = time.perf_counter()
+                r.search(q, k=10)
+                times.append(time.perf_counter() - t)
+        out[name] = float(np.median(times) * 1000)
+    return out
+
+
 def two_nodes(corpus: Path, model: str) -> dict:
     """A head and a second node (1 CPU each) on 127.0.0.1; ``maxsim index --ray`` with 2 workers."""
     base = ["ray", "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
@@ -92,7 +112,7 @@ def two_nodes(corpus: Path, model: str) -> dict:
         alive = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                           timeout=300).stdout.strip().splitlines()[-1])
         start = time.perf_counter()
-        run = subprocess.run([sys.executable, "-m", "maxsim", "index", str(corpus), "--output", str(folder),
+        run = subprocess.run([sys.executable, "-m", "maxsim.cli", "index", str(corpus), "--output", str(folder),
                               "--model", model, "--no-hybrid", "--ray", "--address", f"127.0.0.1:{PORT}",
                               "--workers", "2"], capture_output=True, text=True, timeout=3600)
         seconds = time.perf_counter() - start
@@ -104,15 +124,30 @@ def two_nodes(corpus: Path, model: str) -> dict:
             node.wait(timeout=120)
 
 
+def append_two_nodes(corpus: Path, a) -> None:
+    latency, load = search_latency(), os.getloadavg()
+    nodes = two_nodes(corpus, a.model)
+    lines = [f"- rerun {time.strftime('%H:%M UTC', time.gmtime())} (`--two-nodes-only`, load {load[0]:.1f}): search "
+             f"p50 one index {latency['plain']:.1f} ms, 2 shards {latency['ray-2']:.1f} ms; 2-node cluster: "
+             f"{nodes['nodes']} nodes alive, `maxsim index --ray --address` exit {nodes['exit']}, "
+             f"{nodes['seconds']:.1f} s including start-up: {nodes['output']}"]
+    RESULTS.write_text(RESULTS.read_text() + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--docs", type=int, default=300)
     p.add_argument("--model", default="default")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--skip-two-nodes", action="store_true")
+    p.add_argument("--two-nodes-only", action="store_true",
+                   help="rerun the search latency and 2-node parts; append them to the last report")
     a = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     corpus = corpus_file(a.docs)
+    if a.two_nodes_only:
+        return append_two_nodes(corpus, a)
     import ray
 
     loads = {"start": os.getloadavg()}
@@ -124,6 +159,7 @@ def main():
         times["ray1"].append(on_ray(corpus, a.model, 1))
         times["ray2"].append(on_ray(corpus, a.model, 2))
         print(json.dumps(times), flush=True)
+    latency = search_latency()
     ray.shutdown()
     loads["after single-node runs"] = os.getloadavg()
     nodes = None if a.skip_two_nodes else two_nodes(corpus, a.model)
@@ -142,7 +178,9 @@ def main():
              markdown_table(["build", "seconds", "documents/s", "vs plain"], rows), "",
              f"- 2 workers vs 1 worker: {rate['ray2'] / rate['ray1']:.2f}x (goal >= 1.7x).",
              f"- Ray 1 worker vs plain: {rate['ray1'] / rate['plain']:.2f}x (goal: within 15 %, >= 0.85x).",
-             f"- all rounds (s): {json.dumps(times)}"]
+             f"- all rounds (s): {json.dumps(times)}",
+             f"- search, single dense queries k=10, p50: one index {latency['plain']:.1f} ms, 2 shards fanned out "
+             f"in this process {latency['ray-2']:.1f} ms ({latency['ray-2'] / latency['plain']:.2f}x)."]
     if nodes:
         lines.append(f"- 2-node cluster (head + second `ray start` on 127.0.0.1, 1 CPU each): {nodes['nodes']} nodes "
                      f"alive, `maxsim index --ray --address` exit {nodes['exit']}, {nodes['seconds']:.1f} s "

@@ -23,7 +23,7 @@ MODEL = str(TINY_MODEL)
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
     os.environ.setdefault("RAY_worker_niceness", "0")  # as maxsim.distributed.encode.connect does
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # a new cluster
     yield
     ray.shutdown()
 
