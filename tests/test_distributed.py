@@ -112,6 +112,7 @@ def test_shards_in_ray_actors_answer_the_same(exact_pair, queries):
             remote.get("no-such-id")
 
 
+@pytest.mark.slow  # the default model encodes the 300 documents twice (~3.5 min at load 30)
 def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
     """The default model (unit vectors, as PLAID assumes); the single index adds everything at once, as
     ``maxsim index --index plaid`` does, and trains its own codec on it."""
