@@ -95,7 +95,7 @@ def test_a_running_server_is_discovered_and_a_stopped_one_is_not(folder, server,
     found, log = run(folder, QUERY, "-k", 5, "--json")
     assert f"searching through {url}" in log
     assert_same_hits(local, found)
-    process.send_signal(signal.SIGINT)  # a clean stop removes the discovery file
+    process.send_signal(signal.SIGTERM)  # a clean stop (Popen.terminate, docker stop) removes the discovery file
     process.wait(timeout=60)
     assert not (folder / FILE_NAME).exists()
     (folder / FILE_NAME).write_text(json.dumps({"url": url, "pid": process.pid, "auth": False}))  # as if killed

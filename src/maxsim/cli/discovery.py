@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 FILE_NAME = ".maxsim-serve.json"
@@ -24,7 +26,9 @@ def server_url(host: str, port: int) -> str:
 
 @contextlib.contextmanager
 def announced(folder: str | os.PathLike, url: str, auth: bool):
-    """Write the discovery file for the duration of the block (skipped where the folder is read-only)."""
+    """Write the discovery file for the duration of the block (skipped where the folder is read-only).
+    SIGTERM ends the block like SIGINT does (uvicorn re-raises it after its graceful shutdown, and
+    its default action would skip the removal)."""
     path = Path(folder) / FILE_NAME
     record = {"url": url, "pid": os.getpid(), "auth": auth}
     try:
@@ -33,11 +37,19 @@ def announced(folder: str | os.PathLike, url: str, auth: bool):
         os.replace(partial, path)
     except OSError:
         path = None
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit) if main else None
     try:
         yield
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if path is not None and _read(path) == record:  # another server may have taken over the folder
             path.unlink(missing_ok=True)
+
+
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def discover(folder: str | os.PathLike, timeout: float = 10.0) -> dict | None:
