@@ -86,7 +86,7 @@ def long_documents(model, encode, n_documents: int, n_searched: int) -> list[lis
     return rows
 
 
-def cranfield_ndcg(model, encode) -> list[list]:
+def cranfield_ndcg(model, encode, settings: list[tuple[int, int]]) -> list[list]:
     from maxsim.evaluation import evaluate_rankings, load_beir_folder
     from maxsim.evaluation.loaders import document_text
 
@@ -94,9 +94,9 @@ def cranfield_ndcg(model, encode) -> list[list]:
     doc_ids, qids = list(corpus), list(queries)
     texts = [document_text(corpus[d]) for d in doc_ids]
     rows = []
-    for name, spans in (("truncate (model)", [[(0, len(t))] for t in texts]),
-                        (f"passages (overlap {OVERLAP}, lookback {LOOKBACK})",
-                         split_documents(texts, model.tokenizer, budget(model)))):
+    for name, spans in [("truncate (model)", [[(0, len(t))] for t in texts])] + \
+            [(f"passages (overlap {o}, lookback {b})", split_documents(texts, model.tokenizer, budget(model), o, b))
+             for o, b in settings]:
         scores = passage_scores(encode, model, [queries[q] for q in qids], texts, spans)
         top = np.argsort(-scores, axis=1)[:, :100]
         rankings = {q: [(doc_ids[j], float(scores[i, j])) for j in top[i]] for i, q in enumerate(qids)}
@@ -110,16 +110,22 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=100, help="reports split (structure columns)")
     parser.add_argument("--searched", type=int, default=20, help="of which encoded and searched")
     parser.add_argument("--skip-cranfield", action="store_true")
+    parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--cranfield-settings", default=f"{OVERLAP}:{LOOKBACK}",
+                        help="overlap:lookback pairs for the Cranfield check, comma-separated")
     args = parser.parse_args()
     model = MultiVectorEncoder.default(device="cpu")
     encode = Encoded(model)
-    print(f"## Long reports ({args.documents} reports split, the first {args.searched} searched with their "
-          f"{args.searched} queries; passage budget {budget(model)} tokens)\n", flush=True)
-    print(markdown_table(["setting", "passages", "tokens", "answer whole", "recall@1", "recall@3", "MRR"],
-                         long_documents(model, encode, args.documents, args.searched)), flush=True)
+    if not args.skip_long:
+        print(f"## Long reports ({args.documents} reports split, the first {args.searched} searched with their "
+              f"{args.searched} queries; passage budget {budget(model)} tokens)\n", flush=True)
+        print(markdown_table(["setting", "passages", "tokens", "answer whole", "recall@1", "recall@3", "MRR"],
+                             long_documents(model, encode, args.documents, args.searched)), flush=True)
     if not args.skip_cranfield:
         print("\n## Cranfield (1400 abstracts, 225 queries)\n")
-        print(markdown_table(["setting", "documents split", "passages", "nDCG@10"], cranfield_ndcg(model, encode)))
+        settings = [tuple(map(int, pair.split(":"))) for pair in args.cranfield_settings.split(",")]
+        print(markdown_table(["setting", "documents split", "passages", "nDCG@10"],
+                             cranfield_ndcg(model, encode, settings)))
 
 
 if __name__ == "__main__":
