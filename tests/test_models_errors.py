@@ -124,20 +124,22 @@ def test_stanford_pickle_checkpoint_loads_through_weights_only(tmp_path):
 
 
 class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("touch /tmp/maxsim_pwned",))
+        return (os.system, (f"touch '{self.marker}'",))
 
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     folder = _stanford_as_pickle(tmp_path)
+    marker = tmp_path / "pwned"
     state = torch.load(folder / "pytorch_model.bin", weights_only=True)
-    state["evil"] = _Exploit()
+    state["evil"] = _Exploit(marker)
     torch.save(state, folder / "pytorch_model.bin")
-    if os.path.exists("/tmp/maxsim_pwned"):
-        os.remove("/tmp/maxsim_pwned")
     with pytest.raises(ModelLoadError):
         MultiVectorEncoder(folder, device="cpu", dtype="float32")
-    assert not os.path.exists("/tmp/maxsim_pwned")
+    assert not marker.exists()
 
 
 def test_remote_code_is_off_by_default(tmp_path):
@@ -145,12 +147,11 @@ def test_remote_code_is_off_by_default(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "modeling_evil.py").write_text("open('/tmp/maxsim_remote_code_ran', 'w').close()\n")
-    if os.path.exists("/tmp/maxsim_remote_code_ran"):
-        os.remove("/tmp/maxsim_remote_code_ran")
+    marker = tmp_path / "remote_code_ran"
+    (folder / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     model = MultiVectorEncoder(folder, device="cpu", dtype="float32")  # the built-in BERT class, not the repo's code
     assert type(model.transformer.auto_model).__name__ == "BertModel"
-    assert not os.path.exists("/tmp/maxsim_remote_code_ran")
+    assert not marker.exists()
 
 
 def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):

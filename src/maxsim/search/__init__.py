@@ -1,7 +1,21 @@
-"""High-level search: ``Retriever`` (model + index + texts/metadata) and hybrid BM25 + MaxSim fusion."""
+"""High-level search: ``Retriever`` (model + index + documents, one versioned folder) and hybrid
+BM25 + MaxSim fusion. Exports are imported on first use, so ``maxsim.search.filters`` (used by the
+command line) does not load torch."""
 
-from maxsim.search.explain import explain_alignment
-from maxsim.search.fusion import fuse, reciprocal_rank_fusion, score_fusion
-from maxsim.search.retriever import Retriever
+import importlib
 
-__all__ = ["Retriever", "explain_alignment", "fuse", "reciprocal_rank_fusion", "score_fusion"]
+_EXPORTS = {"Retriever": "maxsim.search.retriever", "explain_alignment": "maxsim.search.explain",
+            **{name: "maxsim.search.fusion" for name in ("fuse", "reciprocal_rank_fusion", "score_fusion")}}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'maxsim.search' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
