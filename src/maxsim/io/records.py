@@ -16,16 +16,24 @@ from pathlib import Path
 from maxsim.io.documents import ID_KEYS, Columns, Corpus, CorpusError, Skipped, beir_text
 
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+BOM = b"\xef\xbb\xbf"
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
-    """``(where, object)`` per non-blank line (``where`` = "path:line"); UTF-8, a BOM allowed.
-    A line that is not a JSON object raises CorpusError naming it."""
-    for number, line in enumerate(read_utf8(Path(path)).split("\n"), start=1):
-        if line.strip():
-            yield f"{path}:{number}", _json_object(line, f"{path}:{number}")
+    """``(where, object)`` per non-blank line (``where`` = "path:line"), read as it goes; UTF-8, a
+    BOM allowed. A line that is not UTF-8 or not a JSON object raises CorpusError naming it."""
+    try:
+        handle = Path(path).open("rb")
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot be read ({error.strerror}).") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            line = _utf8(raw[3:] if number == 1 and raw.startswith(BOM) else raw, where)
+            if line.strip():
+                yield where, _json_object(line, where)
 
 
 def _json_object(line: str, where: str) -> dict:
@@ -164,5 +172,16 @@ def read_utf8(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[error.start:error.start + 1]!r}); "
-                          "convert the file to UTF-8.") from None
+        raise _not_utf8(f"{path}:{line}", data, error) from None
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(where, data, error) from None
+
+
+def _not_utf8(where: str, data: bytes, error: UnicodeDecodeError) -> CorpusError:
+    return CorpusError(f"{where}: not UTF-8 text (byte {data[error.start:error.start + 1]!r}); "
+                       "convert the file to UTF-8.")
