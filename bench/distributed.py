@@ -109,8 +109,14 @@ def two_nodes(corpus: Path, model: str) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
         probe = ("import ray, json; ray.init(address='127.0.0.1:%d', log_to_driver=False); "
                  "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))" % PORT)
-        alive = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                          timeout=300).stdout.strip().splitlines()[-1])
+        alive = []
+        for _ in range(12):  # the nodes take a while to come up on a loaded machine
+            run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+            lines = run.stdout.strip().splitlines()
+            alive = json.loads(lines[-1]) if run.returncode == 0 and lines else []
+            if len(alive) >= 2:
+                break
+            time.sleep(10)
         start = time.perf_counter()
         run = subprocess.run([sys.executable, "-m", "maxsim.cli", "index", str(corpus), "--output", str(folder),
                               "--model", model, "--no-hybrid", "--ray", "--address", f"127.0.0.1:{PORT}",
