@@ -16,10 +16,10 @@ ranking equals a float32 scan's unless a rounding error exceeds that allowance. 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
-
-import threading
 
 from maxsim.index.packed import (SCAN_ERROR, chunk_ranges, maxsim_packed, maxsim_scan, merge_topk, scan_dtype,
                                   token_ranges, top_window)
