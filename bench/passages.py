@@ -5,10 +5,12 @@ placed past the first 2,000 characters of each report) are split with
 ``maxsim.io.chunking.split_passages`` under a grid of (overlap, lookback); every passage is encoded
 with the embedded default model and a report scores the max over its passages (exact MaxSim). Printed per
 setting: recall@1 / @3 and MRR of the answer's report, passages and encoded tokens (the index cost),
-the share of answers held whole by one passage (structure: all reports; search: the first ones). Then full Cranfield (short abstracts): nDCG@10 of
-the model's own truncation against passages with the defaults.
+the share of answers held whole by one passage (structure: all reports; search: the first ones).
+Then full Cranfield (short abstracts): nDCG@10 of the model's own truncation against passages with
+the defaults (or the ``--cranfield-settings`` given).
 
-    python bench/passages.py [--documents 100] [--searched 20] [--skip-cranfield]
+    python bench/passages.py [--documents 100] [--searched 20] [--skip-long] [--skip-cranfield]
+                             [--cranfield-settings 32:48,0:48]
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def long_documents(model, encode, n_documents: int, n_searched: int) -> list[lis
         whole = np.mean([any(s <= collection.answer_spans[q][0] and collection.answer_spans[q][1] <= e
                              for s, e in spans[a]) for q, a in zip(qids, answers)])
         pieces = [t[s:e] for t, doc in zip(texts, spans) for s, e in doc]
-        tokens = sum(min(n, budget(model)) for n in count_tokens(pieces, model.tokenizer))  # encoded: at most the budget
+        tokens = sum(min(n, budget(model)) for n in count_tokens(pieces, model.tokenizer))  # as encoded
         row = [name, sum(map(len, spans)), tokens, f"{whole:.2f}"]
         if setting in SEARCHED or setting == (None, None):
             scores = passage_scores(encode, model, [collection.queries[q] for q in qids[:n_searched]],

@@ -83,8 +83,11 @@ def test_one_long_word_and_no_spaces(wordpiece, byte_bpe):
             check_invariants(text, spans, tokenizer, 50)
 
 
+PIECES = st.sampled_from(list("ab .\n!?é") + ["word ", "Wing. ", "\n\n"])
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(list("ab .\n!?é") + ["word ", "Wing. ", "\n\n"]), min_size=1, max_size=300).map("".join),
+@given(st.lists(PIECES, min_size=1, max_size=300).map("".join),
        st.integers(8, 60), st.integers(0, 7))
 def test_property_invariants(wordpiece, text, max_tokens, overlap):
     spans = split_passages(text, wordpiece, max_tokens, overlap)

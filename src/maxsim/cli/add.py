@@ -61,4 +61,5 @@ def remove(
         with Retriever.open(index) as retriever:
             retriever.remove(ids)
             stats = retriever.stats()
-    typer.echo(f"removed {len(set(ids))} documents from {index}; {stats['documents']} left (version {stats['version']})")
+    typer.echo(f"removed {len(set(ids))} documents from {index}; {stats['documents']} left "
+               f"(version {stats['version']})")
