@@ -1,4 +1,4 @@
-"""dtype="auto": what it resolves to from the CPU flags, and how close the mixed path stays to float32."""
+"""dtype="auto" (float32 today), the CPU-flag check behind "mixed", and how close "mixed" stays to float32."""
 
 import numpy as np
 import pytest
@@ -22,13 +22,16 @@ def flags(monkeypatch):
     precision.cpu_flags.cache_clear()
 
 
-@pytest.mark.parametrize("value,expected", [("fpu avx2 avx512f avx512_bf16", "mixed"), ("amx_bf16 amx_tile", "mixed"),
-                                            ("fpu avx2 avx512f", "float32"), ("", "float32")])
-def test_auto_follows_the_cpu_flags(flags, value, expected):
+@pytest.mark.parametrize("value,warns", [("fpu avx2 avx512f avx512_bf16", False), ("amx_bf16 amx_tile", False),
+                                         ("fpu avx2 avx512f", True), ("", True)])
+def test_auto_is_float32_and_mixed_warns_without_bfloat16_units(flags, caplog, value, warns):
     flags(value)
-    assert precision.resolve_dtype("auto", torch.device("cpu")) == expected
-    assert precision.resolve_dtype("float32", torch.device("cpu")) == "float32"
-    assert precision.resolve_dtype(torch.bfloat16, torch.device("cpu")) == "bfloat16"
+    cpu = torch.device("cpu")
+    assert precision.resolve_dtype("auto", cpu) == precision.resolve_dtype("float32", cpu) == "float32"
+    assert precision.resolve_dtype(torch.bfloat16, cpu) == "bfloat16"
+    assert not caplog.records
+    assert precision.resolve_dtype("mixed", cpu) == "mixed"
+    assert any("emulated" in r.getMessage() for r in caplog.records) == warns
 
 
 def test_unknown_dtypes_are_refused():
@@ -70,8 +73,10 @@ def test_mixed_stays_close_to_float32_and_keeps_float32_weights(tmp_path):
                                    exact(dict(features), "document")["token_embeddings"], rtol=0, atol=0)
 
 
-def test_default_dtype_is_auto(flags):
-    flags("")
-    assert MultiVectorEncoder(TINY_MODEL, device="cpu").precision == "float32"
+def test_default_dtype_is_auto_which_resolves_to_float32(flags):
     flags("avx512_bf16")
-    assert MultiVectorEncoder(TINY_MODEL, device="cpu").precision == "mixed"
+    model = MultiVectorEncoder(TINY_MODEL, device="cpu")
+    assert model.precision == "float32"
+    reference = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")
+    for x, y in zip(model.encode_document(DOCUMENTS), reference.encode_document(DOCUMENTS)):
+        np.testing.assert_array_equal(x, y)

@@ -26,9 +26,10 @@ class MultiVectorEncoder(torch.nn.Module):
     ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
     ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
-    pass: "auto" (default: "mixed" where the hardware multiplies bfloat16, else "float32"), "mixed"
-    (bfloat16 autocast, float32 weights, see ``precision``), "float32" (the exact reference path),
-    "bfloat16" or "float16" (whole model cast); outputs are always float32.
+    pass: "auto" (default: the fastest path that keeps retrieval quality; "float32" today, see
+    ``precision``), "mixed" (bfloat16 autocast, float32 weights: 2-3x faster on bfloat16 hardware,
+    not identical), "float32" (the exact reference path), "bfloat16" or "float16" (whole model
+    cast); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
     """
 

@@ -1,11 +1,16 @@
-"""Encoding precision: dtype names, what ``dtype="auto"`` picks on this machine, and the mixed mode.
+"""Encoding precision: dtype names, what ``dtype="auto"`` picks, and the mixed mode.
 
-``"mixed"`` (what ``"auto"`` picks where bfloat16 matrix units exist) is PyTorch's bfloat16 autocast:
+``"auto"`` picks the fastest path measured to keep nDCG@10 within 0.001 of float32 on every
+collection of tests/fixtures/data; today that is ``"float32"`` on every device: ``"mixed"`` costs
+0.0016 on Cranfield (bench/RESULTS.md), so it stays an explicit choice.
+
+``"mixed"`` is PyTorch's bfloat16 autocast:
 the weights stay float32; matrix products (linear layers, attention) and the elementwise ops between
 them run in bfloat16 with float32 accumulation inside the kernels (GEMM sums, the softmax of the
 attention kernel, LayerNorm statistics); the model's outputs are cast back to float32. On this
-project's CPU it is 2.5-3x faster than float32 at a max abs difference of ~4e-3 per vector component
-and no measurable retrieval loss (bench/RESULTS.md). ``"bfloat16"`` / ``"float16"`` cast the whole
+project's CPU (AVX512-BF16) it is 2-3x faster than float32 at a max abs difference of ~3e-3 per
+vector component. It is fast only where bfloat16 is multiplied in hardware (AMX, AVX512-BF16, CUDA
+tensor cores); elsewhere it is emulated and slower than float32, and choosing it logs a warning. ``"bfloat16"`` / ``"float16"`` cast the whole
 model (weights included): a little faster, twice the error.
 """
 
@@ -13,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from pathlib import Path
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 CAST_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_NAMES = ("auto", "mixed", *CAST_DTYPES)
@@ -25,10 +33,8 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
-    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16".
-
-    "auto" -> "mixed" on a CUDA GPU with bfloat16 support or a CPU with AMX / AVX512-BF16,
-    "float32" everywhere else (older CPUs, Apple, ...), where bfloat16 GEMMs would be emulated."""
+    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" ("auto" ->
+    "float32", see the module docstring); "mixed" on a device without bfloat16 units warns."""
     if isinstance(dtype, torch.dtype):
         names = {v: k for k, v in CAST_DTYPES.items()}
         if dtype not in names:
@@ -36,9 +42,10 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
         return names[dtype]
     if dtype not in DTYPE_NAMES:
         raise ValueError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
-    if dtype != "auto":
-        return dtype
-    return "mixed" if fast_bfloat16(torch.device(device)) else "float32"
+    if dtype == "mixed" and not fast_bfloat16(torch.device(device)):
+        logger.warning("dtype='mixed' on %s: this device has no bfloat16 matrix units (AMX, AVX512-BF16, "
+                       "CUDA bf16), so bfloat16 is emulated and slower than float32.", device)
+    return "float32" if dtype == "auto" else dtype
 
 
 def fast_bfloat16(device: torch.device) -> bool:
