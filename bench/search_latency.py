@@ -107,7 +107,7 @@ def service_p50(docs, queries_text, port: int) -> float | None:
                 time.sleep(0.5)
         times = []
         for i, text in enumerate(queries_text):
-            body = json.dumps({"query": text, "k": 10}).encode()
+            body = json.dumps({"queries": [text], "k": 10}).encode()
             req = urllib.request.Request(url + "/search", body, {"Content-Type": "application/json"})
             t = time.perf_counter()
             urllib.request.urlopen(req, timeout=120).read()
