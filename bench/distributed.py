@@ -123,7 +123,8 @@ def two_nodes(corpus: Path, model: str) -> dict:
                               "--workers", "2"], capture_output=True, text=True, timeout=3600)
         seconds = time.perf_counter() - start
         return {"nodes": len(alive), "exit": run.returncode, "seconds": seconds,
-                "output": (run.stdout + run.stderr).strip().splitlines()[-1:]}
+                "output": [line.replace(str(ROOT) + os.sep, "").replace(sys.executable, "python")
+                           for line in (run.stdout + run.stderr).strip().splitlines()[-1:]]}
     finally:
         for node in reversed(nodes):
             os.killpg(node.pid, signal.SIGTERM)
