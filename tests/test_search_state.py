@@ -169,3 +169,12 @@ def test_embeddings_are_checked(tmp_path, tiny_model):
         with pytest.raises(InvalidInputError, match="2 embeddings for 1 texts"):
             r.add(["x"], ids=["x"], embeddings=[np.ones((2, 32))] * 2)
         assert len(r) == 0
+
+
+def test_reads_and_removes_do_not_load_the_model(built):
+    with Retriever.open(built) as r:
+        assert r.get("a")["text"] == "lift of a thin wing" and len(r) == 2 and r.stats()["documents"] == 2
+        r.remove(["b"])
+        assert r._model is None  # nothing above needed the encoder
+        assert [h["id"] for h in r.search("lift of a thin wing", k=1)[0]] == ["a"]  # this one loads it
+        assert r._model is not None

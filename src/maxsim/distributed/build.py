@@ -226,22 +226,8 @@ def write_bm25(output: Path, ids: list[str], texts: list[str]) -> None:
     tmp.rename(output / col.BM25)
 
 
-class _Precomputed:
-    """Stands in for a shard's encoder during one add: hands back the vectors the pool computed
-    (split into passages and pooled with the shard's own settings)."""
-
-    def __init__(self, encoded: Encoded):
-        self.encoded = encoded
-
-    def encode(self, texts, batch_size, show_progress_bar, embeddings=None) -> Encoded:
-        return self.encoded
-
-
 def _commit(shard, docs: list[dict]) -> None:
     """One commit of ``docs`` (already encoded) to ``shard``."""
     encoded = Encoded([d["spans"] for d in docs], [v for d in docs for v in d["vectors"]], [d["tokens"] for d in docs])
-    own, shard._encoder = shard._encoder, _Precomputed(encoded)
-    try:
-        shard.add([d["text"] for d in docs], ids=[d["id"] for d in docs], metadata=[d["meta"] for d in docs])
-    finally:
-        shard._encoder = own
+    shard.add([d["text"] for d in docs], ids=[d["id"] for d in docs], metadata=[d["meta"] for d in docs],
+              embeddings=encoded)

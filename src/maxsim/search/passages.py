@@ -61,6 +61,12 @@ class Encoder:
         return pool_factor
 
     def encode(self, texts: list[str], batch_size: int, show_progress_bar, embeddings=None) -> Encoded:
+        """``embeddings``: None (encode ``texts``), one array per text, or an ``Encoded`` (passages
+        already split and encoded elsewhere, e.g. by a Ray worker pool), used as it is."""
+        if isinstance(embeddings, Encoded):
+            if len(embeddings.spans) != len(texts) or len(embeddings.tokens) != len(texts):
+                raise InvalidInputError(f"the Encoded holds {len(embeddings.spans)} documents for {len(texts)} texts.")
+            return embeddings
         if embeddings is not None:
             vectors = list(embeddings)
             if len(vectors) != len(texts):

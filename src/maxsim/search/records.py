@@ -1,8 +1,7 @@
 """Checks of the documents users add (ids, texts, metadata), before anything is written.
 
 Every value must survive the JSON answers it will appear in: no lone surrogates, finite numbers,
-string keys, bounded size and depth. The limits are here, once, for the library, the CLI and the
-service alike.
+string keys, bounded size and depth (``maxsim.search.limits``, shared with the service).
 """
 
 from __future__ import annotations
@@ -14,10 +13,7 @@ from collections.abc import Sequence
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.index.checks import check_ids as check_distinct_ids
 from maxsim.models.encoder import check_texts as list_of_texts
-
-MAX_ID_CHARS = 512
-MAX_METADATA_BYTES = 64 << 10
-MAX_METADATA_DEPTH = 16
+from maxsim.search.limits import MAX_ID_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 
 def encodable(text: str, what: str) -> str:

@@ -55,10 +55,12 @@ class Retriever:
 
     lock_timeout = 600.0
 
-    def __init__(self, folder: str | Path, model, manifest: dict, store: StateStore):
-        self.folder, self.model, self.manifest, self.store = Path(folder), model, manifest, store
+    def __init__(self, folder: str | Path, model, manifest: dict, store: StateStore, load=None):
+        """``model``: the encoder, or None with ``load``: a callable that loads it on first use
+        (so ``get``, ``remove``, ``len`` and ``stats`` never load a model)."""
+        self.folder, self.manifest, self.store = Path(folder), manifest, store
+        self._model, self._load, self._model_lock = model, load, threading.Lock()
         self._kind = KINDS[manifest["index"]]
-        self._encoder = Encoder(model, manifest)
         self._segments: dict = {}
         self._views: OrderedDict[int, object] = OrderedDict()
         self._views_lock = threading.Lock()
@@ -115,13 +117,32 @@ class Retriever:
             return ShardedRetriever.open(folder, model=model, device=device, dtype=dtype)
         manifest = read_manifest(folder)
         store = StateStore(folder / FILE)
-        if model is None:
-            name = manifest["model"]
-            model = load_model(str(folder / SAVED_MODEL) if name == SAVED_MODEL else name, device, dtype)
-        if model.dim != manifest["dim"]:
-            raise InvalidInputError(f"the model gives {model.dim}-dim vectors but {folder} holds {manifest['dim']}-dim "
-                                    f"ones: open it with the model it was built with ({manifest['model']!r}).")
-        return cls(folder, model, manifest, store)
+        name = manifest["model"]
+        retriever = cls(folder, model, manifest, store,
+                        lambda: load_model(str(folder / SAVED_MODEL) if name == SAVED_MODEL else name, device, dtype))
+        if model is not None:
+            retriever._check_dim(model)
+        return retriever
+
+    @property
+    def model(self):
+        """The encoder (loaded on first use when the folder was opened without one)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self._check_dim(self._load())
+        return self._model
+
+    @property
+    def _encoder(self) -> Encoder:
+        return Encoder(self.model, self.manifest)
+
+    def _check_dim(self, model):
+        if model.dim != self.manifest["dim"]:
+            raise InvalidInputError(f"the model gives {model.dim}-dim vectors but {self.folder} holds "
+                                    f"{self.manifest['dim']}-dim ones: open it with the model it was built with "
+                                    f"({self.manifest['model']!r}).")
+        return model
 
     def close(self) -> None:
         self.store.close()
@@ -205,7 +226,8 @@ class Retriever:
             batch_size: int = 32, show_progress_bar: bool | None = None, embeddings=None) -> list[str]:
         """Encode and add documents; ``ids`` default to fresh unique strings; ``metadata[i]`` a JSON
         dict or None; ``embeddings``: precomputed (n_tokens, dim) arrays, one per text (then texts
-        are not encoded nor split). Returns the ids. All or nothing: an id already present raises
+        are not encoded nor split), or a ``maxsim.search.passages.Encoded`` (passages split and
+        encoded elsewhere). Returns the ids. All or nothing: an id already present raises
         ``AlreadyExistsError`` and changes nothing."""
         return self._put(texts, ids, metadata, batch_size, show_progress_bar, embeddings, replace=False)
 

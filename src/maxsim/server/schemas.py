@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maxsim.search.limits import MAX_ID_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -18,9 +20,9 @@ class Limits:
     max_body_bytes: int = 4 << 20     # whole request body
     max_k: int = 1000
     max_hits: int = 10_000            # k x queries in one search
-    max_id_chars: int = 1024          # one document id
-    max_metadata_bytes: int = 64 << 10  # one document's metadata (or a filter) as UTF-8 JSON
-    max_metadata_depth: int = 32      # nesting of dicts and lists in metadata (or a filter)
+    max_id_chars: int = MAX_ID_CHARS  # one document id (maxsim.search.limits: one place for all)
+    max_metadata_bytes: int = MAX_METADATA_BYTES  # one document's metadata (or a filter) as UTF-8 JSON
+    max_metadata_depth: int = MAX_METADATA_DEPTH  # nesting of dicts and lists in metadata (or a filter)
     max_response_chars: int = 8 << 20
 
 
