@@ -73,8 +73,8 @@ def test_kill9_writer_at_random_points(tmp_path):
     for run in range(RUNS):
         proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER), str(folder), str(run),
                                  json.dumps(sorted(state))], stdout=subprocess.PIPE, text=True)
-        lines = [proc.stdout.readline()]  # the first op has begun: the writer is running
-        time.sleep(rng.uniform(0.0, 1.5))
+        lines = [proc.stdout.readline(), proc.stdout.readline()]  # the first op is acknowledged: it is warm
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.kill()
         lines += proc.stdout.read().splitlines()
         proc.wait()
@@ -175,6 +175,7 @@ def test_reads_and_removes_do_not_load_the_model(built):
     with Retriever.open(built) as r:
         assert r.get("a")["text"] == "lift of a thin wing" and len(r) == 2 and r.stats()["documents"] == 2
         r.remove(["b"])
+        r.add(["given vectors"], ids=["v"], embeddings=[np.ones((3, r.manifest["dim"]), np.float32)])
         assert r._model is None  # nothing above needed the encoder
         assert [h["id"] for h in r.search("lift of a thin wing", k=1)[0]] == ["a"]  # this one loads it
         assert r._model is not None

@@ -55,7 +55,8 @@ class DocumentEncoder:
         from maxsim.search.retriever import load_model
 
         torch.set_num_threads(threads)
-        self.encoder = Encoder(load_model(model, device, dtype), manifest)
+        loaded = load_model(model, device, dtype)
+        self.encoder = Encoder(lambda: loaded, manifest)
         self.pid = os.getpid()
 
     def __call__(self, batch: dict) -> dict:

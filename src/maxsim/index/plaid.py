@@ -396,6 +396,7 @@ class PlaidIndex(SegmentedIndex):
             probed = np.zeros(n_c, dtype=bool)
             probed[np.argpartition(-s, n_probe - 1, axis=0)[:n_probe].ravel()] = True
         cells = np.nonzero(probed | (s.max(axis=1) >= thr))[0]
+        filtered = not mask.all()
         all_cand, all_scores = [], []
         for si, seg in enumerate(self._segments):
             off, ivf_docs = seg.arrays["ivf_offsets"], seg.arrays["ivf_docs"]
@@ -408,6 +409,11 @@ class PlaidIndex(SegmentedIndex):
             docs = np.asarray(ivf_docs[pos]).astype(np.int64)
             cell_of = np.repeat(cells, lens)
             base = int(self._bases[si])
+            if filtered:  # drop postings outside the subset before grouping: the work shrinks with it
+                inside = mask[base + docs]
+                docs, cell_of = docs[inside], cell_of[inside]
+                if not len(docs):
+                    continue
             # group the (document, centroid) pairs by document: one max per document and query token
             order = np.argsort(docs, kind="stable")
             docs, cell_of = docs[order], cell_of[order]

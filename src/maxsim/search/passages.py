@@ -32,8 +32,9 @@ class Encoded:
 class Encoder:
     """Split (per ``manifest["passages"]``), encode and pool (``manifest["pool_factor"]``) documents."""
 
-    def __init__(self, model, manifest: dict):
-        self.model, self.settings, self.pool_factor = model, manifest["passages"], manifest["pool_factor"]
+    def __init__(self, model_of, manifest: dict):
+        """``model_of()``: the encoder, called only when texts are encoded or split."""
+        self.model_of, self.settings, self.pool_factor = model_of, manifest["passages"], manifest["pool_factor"]
 
     @staticmethod
     def passage_settings(model, passages) -> dict:
@@ -75,7 +76,7 @@ class Encoder:
         else:
             spans = self.split(texts)
             pieces = [text[s:e] for text, doc in zip(texts, spans) for s, e in doc]
-            vectors = self.model.encode_document(pieces, batch_size=batch_size, show_progress_bar=show_progress_bar)
+            vectors = self.model_of().encode_document(pieces, batch_size=batch_size, show_progress_bar=show_progress_bar)
         if self.pool_factor > 1:
             from maxsim.models.pooling import pool_embeddings
 
@@ -88,7 +89,7 @@ class Encoder:
         return Encoded(spans, vectors, tokens)
 
     def split(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        s, tokenizer = self.settings, self.model.tokenizer
+        s, tokenizer = self.settings, self.model_of().tokenizer
         if s["split"]:
             return split_documents(texts, tokenizer, s["max_tokens"], s["overlap"])
         cut = sum(n > s["max_tokens"] for n in count_tokens(texts, tokenizer))

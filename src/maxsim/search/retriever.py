@@ -135,7 +135,7 @@ class Retriever:
 
     @property
     def _encoder(self) -> Encoder:
-        return Encoder(self.model, self.manifest)
+        return Encoder(lambda: self.model, self.manifest)
 
     def _check_dim(self, model):
         if model.dim != self.manifest["dim"]:
