@@ -119,3 +119,20 @@ def test_hybrid_needs_bm25(tmp_path, tiny_model):
         with pytest.raises(ValueError, match="hybrid=True"):
             r.search("text", hybrid=True)
         assert not (tmp_path / "plain" / "bm25").exists()
+
+
+def test_token_cache_builds_what_a_fresh_build_does():
+    """BM25 built through the writer's token cache (after adds, a changed text, removals and a
+    vocabulary reset) ranks and scores exactly as one built from the texts."""
+    from maxsim.search.bm25 import BM25Index, TokenCache
+
+    rows = [json.loads(line) for line in (DATA / "cranfield" / "corpus.jsonl").read_text().splitlines()[:300]]
+    ids, texts = [r["_id"] for r in rows], [r["text"] or "empty" for r in rows]
+    queries = ["boundary layer heat transfer", "supersonic flow over a wedge", "the", "zzz unknown words"]
+    cache = TokenCache()
+    versions = [(ids, texts), (ids[20:] + ["new"], texts[20:] + ["a new text on shock waves"]),
+                (ids[:10], [t.upper() + " rewritten" for t in texts[:10]]), (ids, texts)]
+    for vids, vtexts in versions:  # the third version leaves most words unused: the cache resets
+        cached, fresh = BM25Index.build(vids, vtexts, cache), BM25Index.build(vids, vtexts)
+        assert cached.top(queries, 20) == fresh.top(queries, 20)
+        assert sorted(cached.bm25.vocab_dict) == sorted(fresh.bm25.vocab_dict)

@@ -1,13 +1,13 @@
 """BM25 (the ``bm25s`` package) over a retriever's documents, one immutable copy per version.
 
 bm25s has no incremental update, so each commit builds the BM25 index of the new version whole
-from the texts (lower-cased, English stopwords removed, English Snowball stemmer from PyStemmer)
-and saves it as ``bm25/<name>/`` before the commit names it; readers load the copy their version
-names. A missing (already collected), unreadable or checksum-failing copy is rebuilt from the
-reader's own snapshot of the texts, never trusted. Cost: one tokenize + index pass over all texts
-per commit, about 0.75 ms per Cranfield-sized document (1 s for 1,400, 10 s for 14,000 on a shared
-2-core CPU): small next to encoding the added documents, large for tiny adds to a big collection
-(batch them).
+from the documents' tokens (lower-cased, English stopwords removed, English Snowball stemmer from
+PyStemmer) and saves it as ``bm25/<name>/`` before the commit names it; readers load the copy
+their version names. A missing (already collected), unreadable or checksum-failing copy is rebuilt
+from the reader's own snapshot of the texts, never trusted. Tokenizing is three quarters of a
+build, so a writer keeps the token ids of the texts it has seen (``TokenCache``) and tokenizes only
+new or changed texts: a commit of a few documents to 1,400 Cranfield abstracts costs ~60 ms
+instead of ~300 ms (bench/RESULTS.md, issue 9).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+from bm25s.tokenization import Tokenized
 
 from maxsim.index.storage import crc32_file, new_tag
 from maxsim.scoring import topk
@@ -57,11 +58,12 @@ class BM25Index:
         self.positions = {doc_id: i for i, doc_id in enumerate(ids)}
 
     @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> "BM25Index":
+    def build(cls, ids: Sequence[str], texts: Sequence[str], cache: "TokenCache | None" = None) -> "BM25Index":
+        """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before."""
         bm25 = None
         if len(ids):
             bm25 = bm25s.BM25()
-            bm25.index(tokenize(texts), show_progress=False)
+            bm25.index(cache.corpus(ids, texts) if cache else tokenize(texts), show_progress=False)
         return cls(list(ids), bm25)
 
     def top(self, queries: Sequence[str], k: int, allowed: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
@@ -115,6 +117,32 @@ class BM25Index:
         return cls(ids, bm25)
 
 
+class TokenCache:
+    """Token ids of the texts last given, by document id, so that a build tokenizes only new or
+    changed texts. Memory: 4 bytes per token plus the vocabulary."""
+
+    def __init__(self):
+        self._words: dict[str, int] = {}  # word -> id, grows until compacted
+        self._docs: dict[str, tuple[int, np.ndarray]] = {}  # doc id -> (hash of its text, word ids)
+
+    def corpus(self, ids: Sequence[str], texts: Sequence[str]) -> Tokenized:
+        """The documents as bm25s token ids over a vocabulary of exactly the words they use."""
+        fresh = [i for i, (doc_id, text) in enumerate(zip(ids, texts))
+                 if self._docs.get(doc_id, (None,))[0] != hash(text)]
+        for i, words in zip(fresh, tokenize([texts[i] for i in fresh])):
+            self._docs[ids[i]] = (hash(texts[i]), np.array([self._words.setdefault(w, len(self._words))
+                                                            for w in words], dtype=np.int64))
+        self._docs = {doc_id: self._docs[doc_id] for doc_id in ids}
+        rows = [self._docs[doc_id][1] for doc_id in ids]
+        used, compact = np.unique(np.concatenate(rows), return_inverse=True)
+        names = np.array(list(self._words) or [""], dtype=object)
+        vocab = {str(word): i for i, word in enumerate(names[used])}
+        if len(self._words) > 2 * len(used) + 1024:  # words of removed texts pile up: forget them
+            self._words, self._docs = {}, {}
+        bounds = np.cumsum([len(r) for r in rows])[:-1]
+        return Tokenized(ids=[part.tolist() for part in np.split(compact, bounds)], vocab=vocab)
+
+
 class BM25Versions:
     """The BM25 copies of a retriever folder (``root`` = ``bm25/``), by name; a few kept in memory."""
 
@@ -122,10 +150,11 @@ class BM25Versions:
         self.root, self.cached = Path(root), cached
         self._memory: OrderedDict[str, BM25Index] = OrderedDict()
         self._lock = threading.Lock()
+        self._tokens = TokenCache()  # used by the writer only (under the folder's lock)
 
     def publish(self, ids: Sequence[str], texts: Sequence[str]) -> str:
         """Build and save the copy of a new version; returns its name (for the commit)."""
-        index = BM25Index.build(ids, texts)
+        index = BM25Index.build(ids, texts, self._tokens)
         name = new_tag()
         self.root.mkdir(exist_ok=True)
         index.save(self.root / name)
