@@ -31,8 +31,8 @@ from maxsim import MultiVectorEncoder  # noqa: E402
 from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents  # noqa: E402
 from maxsim.scoring import maxsim  # noqa: E402
 
-GRID = [(overlap, lookback) for overlap in (0, 16, 32, 64) for lookback in (0, 24, 48, 96)]  # structure only
-SEARCHED = [(0, 0), (0, 48), (32, 0), (32, 48), (64, 48)]  # also encoded and searched
+GRID = [(overlap, lookback) for overlap in (0, 16, 32, 64) for lookback in (0, 16, 24, 48, 96)]  # structure only
+SEARCHED = [(0, 0), (0, 48), (32, 0), (32, 16), (32, 48), (64, 0), (64, 16), (64, 24), (64, 48)]  # also encoded and searched
 
 
 class Encoded:

@@ -19,8 +19,8 @@ import numpy as np
 
 from maxsim.errors import InvalidInputError
 
-OVERLAP = 32
-LOOKBACK = 48
+OVERLAP = 64
+LOOKBACK = 24
 Span = tuple[int, int]
 
 # Kinds of cut, by preference: before a line or a sentence, before a word, anywhere (inside a word).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maxsim.errors import InvalidInputError
-from maxsim.io.chunking import OVERLAP, count_tokens, split_documents
+from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents
 from maxsim.scoring import maxsim
 from maxsim.search.explain import explain_alignment
 
@@ -38,16 +38,17 @@ class Encoder:
 
     @staticmethod
     def passage_settings(model, passages) -> dict:
-        """``{"split", "max_tokens", "overlap"}`` from ``passages`` (True, False or a dict of those keys)."""
+        """``{"split", "max_tokens", "overlap", "lookback"}`` from ``passages`` (True, False or a dict
+        of those keys; see ``maxsim.io.chunking``)."""
         budget = model.transformer.max_length("document") - len(model.tokenize([""], "document")[0])
-        settings = {"split": True, "max_tokens": max(1, budget), "overlap": OVERLAP}
+        settings = {"split": True, "max_tokens": max(1, budget), "overlap": OVERLAP, "lookback": LOOKBACK}
         if isinstance(passages, bool):
             return {**settings, "split": passages}
         if not isinstance(passages, dict) or set(passages) - set(settings):
             raise InvalidInputError(f"passages must be True, False or a dict with keys {sorted(settings)}, "
                                     f"got {passages!r}.")
         settings.update(passages)
-        for key in ("max_tokens", "overlap"):
+        for key in ("max_tokens", "overlap", "lookback"):
             if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 0:
                 raise InvalidInputError(f"passages[{key!r}] must be a non-negative int, got {settings[key]!r}.")
         if not 0 < settings["max_tokens"] <= budget or settings["overlap"] >= settings["max_tokens"]:
@@ -91,7 +92,8 @@ class Encoder:
     def split(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         s, tokenizer = self.settings, self.model_of().tokenizer
         if s["split"]:
-            return split_documents(texts, tokenizer, s["max_tokens"], s["overlap"])
+            return split_documents(texts, tokenizer, s["max_tokens"], s["overlap"],
+                                   s.get("lookback", LOOKBACK))
         cut = sum(n > s["max_tokens"] for n in count_tokens(texts, tokenizer))
         if cut:
             warnings.warn(f"{cut} of {len(texts)} documents are longer than the model's {s['max_tokens']} tokens and "
