@@ -17,6 +17,7 @@ from conftest import MODELS
 
 from maxsim.io import read_corpus
 from maxsim.search import Retriever
+from maxsim.errors import InvalidInputError
 from maxsim.server import Limits, LiveRetriever, create_app
 
 TINY = str(MODELS / "st6-tiny-bert")
@@ -245,3 +246,19 @@ def test_upsert_and_filter(service):
     finally:
         for doc in docs:
             assert service.delete(f"/documents/{doc['id']}").status_code == 200
+
+
+def test_writer_thread_runs_at_lower_priority(tiny_model, tmp_path):
+    """Writes run on a thread whose niceness is raised by writer_niceness (searches come first)."""
+    import asyncio
+
+    live = LiveRetriever(build_index(tmp_path / "index", tiny_model, n=4), tiny_model, writer_niceness=7)
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        writer = asyncio.run(live.write(lambda r: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        reader = asyncio.run(live.read(lambda r: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        assert (writer, reader) == (min(19, base + 7), base)
+    finally:
+        live.close()
+    with pytest.raises(InvalidInputError, match="writer_niceness"):
+        LiveRetriever(tmp_path / "index", tiny_model, writer_niceness=25)

@@ -30,6 +30,8 @@ def serve(
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
+    writer_nice: int = typer.Option(10, min=0, max=19, help="Niceness added to the writer thread: writes use "
+                                                             "the CPU searches leave (0: an equal share)."),
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):
@@ -49,7 +51,8 @@ def serve(
 
         serve_shards_on_ray(os.environ.get("RAY_ADDRESS") or "local")
     with user_errors(index):
-        live = LiveRetriever(index, load_model(model) if model else None, readers=readers)
+        live = LiveRetriever(index, load_model(model) if model else None, readers=readers,
+                              writer_niceness=writer_nice)
     limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
     service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
