@@ -22,7 +22,7 @@ all queries in one call and one per call; on the fast-plaid collections a like-f
 (fast-plaid nbits 2 and 4 built with maxsim's centroid count and k-means sample, searched on the
 same queries at maxsim's resolved settings); a sweep of search settings gives
 bench/index_recall_latency.png (needs matplotlib, the ``plots`` extra; skipped without it).
-Results: bench/results/index.md.
+Results: bench/results/index.md (written by bench/index_report.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.append(str(ROOT / "bench"))  # after src/: bench/maxsim.py must not shadow the package
+from index_report import plot, write_report  # noqa: E402
 SHARED = ROOT / "tests" / "fixtures"  # models/, data/ (copied from ../shared; see tests/README.md)
 WORK = ROOT / "bench" / "_work"
 RESULTS = ROOT / "bench" / "results" / "index.md"
@@ -338,112 +339,11 @@ class Bench:
 
     # ---------------------------------------------------------------- output
     def save(self):
-        (WORK / "index-results.json").write_text(json.dumps(
-            {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes, "load": self.load,
-             "matched": self.matched, "k_rows": self.k_rows}, indent=1))
-        self.report()
+        results = {"rows": self.rows, "sweeps": self.sweeps, "notes": self.notes, "load": self.load,
+                   "matched": self.matched, "k_rows": self.k_rows}
+        (WORK / "index-results.json").write_text(json.dumps(results, indent=1))
+        write_report(results, RESULTS, PLOT, self.args.quick, self.args.threads)
 
-    def report(self):
-        a = self.args
-        lines = ["# Index benchmark (`bench/index.py`)", "",
-                 f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-                 f"{' --quick' if a.quick else ''}`; {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-                 f"torch / faiss / fast-plaid at {a.threads} threads, single queries, k = 10. "
-                 "**The machine is shared with other agents**: load averages (1/5/15 min) "
-                 + ", ".join(f"{n}: {l[0]:.1f}/{l[1]:.1f}/{l[2]:.1f}" for n, l in self.load)
-                 + ". Absolute times are inflated and noisy; compare rows of the same collection (same run).", "",
-                 "Recall@10 is measured against ExactIndex's top 10 (float16 vectors). Bytes per token: all files "
-                 "of the index folder divided by the number of token vectors.", "",
-                 "PLAID's bytes are split: the compressed tier (codes, residuals, centroids, ids; the "
-                 "<= 36 B/token goal at 128 dims, nbits 2) and its float16 re-scoring copy (memory-mapped, "
-                 "read for the final candidates only).", "",
-                 "| collection | index | build (s) | bytes/token all | compressed tier | float16 copy | p50 ms | p95 ms | recall@10 |",
-                 "|---|---|---|---|---|---|---|---|---|"]
-        for r in self.rows:
-            tiers = (f"{r['compressed_bytes_per_token']:.1f} | {r['rescore_bytes_per_token']:.1f}"
-                     if "compressed_bytes_per_token" in r and r["index"].startswith("Plaid") else "- | -")
-            lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_token']:.1f} | "
-                         f"{tiers} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
-        lines += ["", "## PLAID nbits 2 vs exact at k = 10 and 100 (ms per query; recall@10 vs exact's top 10)", "",
-                  "| collection | k | exact batched | PLAID batched | ratio | exact one per call p50 | "
-                  "PLAID one per call p50 | ratio | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in self.k_rows:
-            lines.append(f"| {r['collection']} | {r['k']} | {r['exact_batched_ms']:.1f} | {r['plaid_batched_ms']:.1f} | "
-                         f"{r['plaid_batched_ms'] / r['exact_batched_ms']:.2f}x | {r['exact_one_ms']:.1f} | "
-                         f"{r['plaid_one_ms']:.1f} | {r['plaid_one_ms'] / r['exact_one_ms']:.2f}x | {r['recall']:.3f} |")
-        lines += ["", "## Like for like with fast-plaid (same queries, same search settings, same centroid count and "
-                  "k-means sample: n_centroids x 32 token vectors from all documents, 4 iterations)", "",
-                  "| collection | index | setting | build (s) | p50 ms | recall@10 |", "|---|---|---|---|---|---|"]
-        for m in self.matched:
-            setting = ", ".join(f"{k}={v}" for k, v in m["setting"].items())
-            lines.append(f"| {m['collection']} | {m['index']} | {setting} | {m['build_s']:.1f} | {m['p50_ms']:.1f} | "
-                         f"{m['recall']:.3f} |")
-        for coll in sorted({m["collection"] for m in self.matched}):
-            ours = next((m for m in self.matched if m["collection"] == coll and m["index"] == "PlaidIndex nbits 2"), None)
-            theirs = next((m for m in self.matched if m["collection"] == coll and m["index"].startswith("fast-plaid nbits 2")), None)
-            if ours and theirs:
-                lines.append(f"\n{coll}, nbits 2 at matched settings: recall@10 {ours['recall']:.3f} vs "
-                             f"{theirs['recall']:.3f}; latency {ours['p50_ms'] / theirs['p50_ms']:.2f}x fast-plaid's; "
-                             f"build {theirs['build_s'] / max(ours['build_s'], 1e-9):.1f}x faster.")
-        lines += ["", "## Goals of issue 5 (against fast-plaid in the same run, same collection)", ""]
-        for coll in sorted({r["collection"] for r in self.rows}):
-            fp = next((r for r in self.rows if r["collection"] == coll and r["index"].startswith("fast-plaid")), None)
-            for r in self.rows:
-                if r["collection"] != coll or not r["index"].startswith("PlaidIndex"):
-                    continue
-                checks = [f"recall@10 {r['recall']:.3f} {'≥' if r['recall'] >= 0.95 else '<'} 0.95"]
-                if fp:
-                    checks.append(f"latency {r['p50_ms'] / fp['p50_ms']:.2f}× fast-plaid's "
-                                  f"({'≤' if r['p50_ms'] <= 0.5 * fp['p50_ms'] else '>'} 0.5×)")
-                    checks.append(f"build {fp['build_s'] / max(r['build_s'], 1e-9):.1f}× faster "
-                                  f"({'≥' if fp['build_s'] >= 5 * r['build_s'] else '<'} 5×)")
-                if "nbits 2" in r["index"]:
-                    checks.append(f"{r['bytes_per_token']:.1f} bytes/token "
-                                  f"({'≤' if r['bytes_per_token'] <= 36 else '>'} 36 at 128 dims)"
-                                  if coll.startswith("synthetic") else f"{r['bytes_per_token']:.1f} bytes/token (384 dims)")
-                lines.append(f"- {coll}, {r['index']}: " + "; ".join(checks))
-        lines += ["", "## Sweep of search settings (recall@10 vs p50 latency)", "",
-                  f"![recall vs latency]({PLOT.relative_to(RESULTS.parent.parent).as_posix()})", "",
-                  "| collection | index | setting | p50 ms | recall@10 |", "|---|---|---|---|---|"]
-        for s in self.sweeps:
-            setting = ", ".join(f"{k}={v}" for k, v in s["setting"].items()) or "defaults"
-            lines.append(f"| {s['collection']} | {s['index']} | {setting} | {s['p50_ms']:.1f} | {s['recall']:.3f} |")
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text("\n".join(lines) + "\n")
-
-    def plot(self):
-        try:
-            import matplotlib
-        except ImportError:
-            print("matplotlib is missing (pip install -e '.[plots]'): no plot written", flush=True)
-            return
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-        collections = sorted({s["collection"] for s in self.sweeps})
-        if not collections:
-            return
-        fig, axes = plt.subplots(1, len(collections), figsize=(5.5 * len(collections), 4.2), squeeze=False)
-        for ax, coll in zip(axes[0], collections):
-            for name in sorted({s["index"] for s in self.sweeps if s["collection"] == coll}):
-                pts = sorted((s["p50_ms"], s["recall"]) for s in self.sweeps if s["collection"] == coll and s["index"] == name)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if "Plaid" in name else "s--", label=name)
-            for r in self.rows:
-                if r["collection"] == coll and r["index"].startswith("Exact"):
-                    ax.axvline(r["p50_ms"], color="grey", ls=":", label="ExactIndex p50")
-                elif r["collection"] == coll and r["index"].endswith("(defaults)"):
-                    ax.plot([r["p50_ms"]], [r["recall"]], "k*", ms=11)
-            ax.plot([], [], "k*", ms=11, label="default settings")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xlabel("p50 latency per query (ms, log)")
-            ax.set_ylabel("recall@10 vs exact")
-            ax.set_title(coll)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(PLOT, dpi=110)
 
 
 SWEEP = [{"n_ivf_probe": p, "n_full_scores": f} for p in (1, 2, 4, 8) for f in (32, 64, 128, 256, 512)]
@@ -487,7 +387,7 @@ def main():
         bench.synthetic_large()
     bench.load.append(("end", os.getloadavg()))
     bench.save()
-    bench.plot()
+    plot(bench.rows, bench.sweeps, PLOT)
     print(f"wrote {RESULTS} and {PLOT}")
 
 

@@ -129,7 +129,7 @@ def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
     assert recall >= 0.99
     codec = np.load(tmp_path / "sharded" / "codec.npz")
     for shard in sharded.shards.retrievers:  # both shards adopted the one codec
-        assert np.array_equal(shard.index._centroids, codec["centroids"].astype(np.float16).astype(np.float32))
+        assert np.array_equal(shard.index.codec.centroids, codec["centroids"].astype(np.float16).astype(np.float32))
 
 
 def holds_each_once(folder, corpus):

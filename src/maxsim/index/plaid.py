@@ -2,8 +2,9 @@
 
 Storage (per segment): ``codes`` (centroid id of each token, uint16 when there are at most 65,536
 centroids) and ``residuals`` (each token's residual to its centroid, every dimension quantized to
-``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte). Shared: ``centroids``
-(float16) and the bucket cutoffs / weights. 128 dims at nbits=2: 2 + 32 bytes per token.
+``nbits`` bits with shared bucket cutoffs and packed 8/nbits values per byte). Shared: the
+``ResidualCodec`` (``maxsim.index.codec``: centroids, float16, and the bucket cutoffs / weights).
+128 dims at nbits=2: 2 + 32 bytes per token.
 Optional per segment: ``vectors``, a float16 copy of every token (2 * dim bytes per token, on disk
 and memory-mapped; stage 5 reads it for its few hundred candidates only), which makes the final
 ranking exact: the compressed tier then only has to find the candidates. The
@@ -31,33 +32,21 @@ Defaults chosen from the collection (``resolve_search_params``): see docs/index.
 
 from __future__ import annotations
 
-import math
 import warnings
 
-import faiss
 import numpy as np
 import torch
 
 from maxsim.index.checks import check_search_settings
-from maxsim.index.codec import assign_centroids, byte_lookup_table, compress
+from maxsim.index.codec import ResidualCodec, auto_n_centroids, unit_norm
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
-from maxsim.index.segment import Segment
+from maxsim.index.segment import Segment, write_segment
 from maxsim.index.segmented import SegmentedIndex
 from maxsim.index.storage import IndexCorruptedError, load_array
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4
 SEARCH_KEYS = ("n_ivf_probe", "centroid_score_threshold", "n_full_scores")
 
-
-MAX_AUTO_CENTROIDS = 1 << 13
-
-
-def auto_n_centroids(n_tokens: int) -> int:
-    """2^floor(log2(8 sqrt(T))) for T token vectors, at most 8,192 (bounds CPU build time) and at
-    most 2^floor(log2(T / 8)) (at least 8 vectors per centroid), at least 1."""
-    by_sqrt = min(MAX_AUTO_CENTROIDS, 1 << int(math.floor(math.log2(max(8.0 * math.sqrt(max(n_tokens, 1)), 1.0)))))
-    by_size = 1 << int(math.floor(math.log2(max(n_tokens / 8.0, 1.0))))
-    return max(1, min(by_sqrt, by_size))
 
 
 def resolve_search_params(n_docs: int, k: int, params: dict, rescore: bool = False) -> dict:
@@ -79,7 +68,8 @@ def resolve_search_params(n_docs: int, k: int, params: dict, rescore: bool = Fal
 
 
 class PlaidIndex(SegmentedIndex):
-    """Compressed multi-vector index with PLAID search. See the module docstring."""
+    """Compressed multi-vector index with PLAID search. See the module docstring. ``codec``: the
+    committed ``ResidualCodec`` (None before the first add)."""
 
     kind = "plaid"
     default_params = {"nbits": 4, "n_centroids": None, "kmeans_niters": 4, "max_points_per_centroid": 32,
@@ -106,22 +96,7 @@ class PlaidIndex(SegmentedIndex):
 
     # ------------------------------------------------------------------ shared state
     def _load_shared(self, body: dict) -> None:
-        shared = body.get("shared_files") or {}
-        if not shared:
-            self._centroids = None
-            return
-        folder = self.folder
-        centroids = np.asarray(load_array(folder, shared["centroids"], mmap=False), dtype=np.float32)
-        if centroids.ndim != 2 or centroids.shape[1] != body["dim"] or not np.isfinite(centroids).all():
-            raise IndexCorruptedError(f"{folder / shared['centroids']}: bad centroid array {centroids.shape}.")
-        buckets = np.asarray(load_array(folder, shared["buckets"], mmap=False), dtype=np.float32)
-        n_b = 1 << body["params"]["nbits"]
-        if buckets.shape != (2 * n_b - 1,) or not np.isfinite(buckets).all():
-            raise IndexCorruptedError(f"{folder / shared['buckets']}: bad bucket array {buckets.shape}.")
-        self._centroids = centroids
-        self._cutoffs, self._weights = buckets[: n_b - 1], buckets[n_b - 1:]
-        self._lut = byte_lookup_table(self._weights, body["params"]["nbits"])
-        self._normalized = bool(body["state"]["normalized"])
+        self.codec = ResidualCodec.load(self.folder, body)  # None before the first add
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
         a, files = seg.arrays, seg.entry["files"]
@@ -146,58 +121,6 @@ class PlaidIndex(SegmentedIndex):
         a["ivf_offsets"], a["ivf_docs"] = self._ivf(np.asarray(a["codes"]), seg.doclens, n_c, seg.n_docs)
 
     # ------------------------------------------------------------------ compression
-    def _decompress(self, codes: np.ndarray, residuals: np.ndarray) -> np.ndarray:
-        v = self._centroids[codes]
-        v += self._lut[residuals].reshape(len(codes), self._centroids.shape[1])
-        if self._normalized:
-            norms = np.linalg.norm(v, axis=1, keepdims=True)
-            np.divide(v, np.maximum(norms, 1e-12), out=v)
-        return v
-
-    def _train(self, sample: np.ndarray, n_tokens_total: int, normalized: bool, body: dict):
-        """k-means (faiss) on ``sample`` -> centroids (float16-rounded), bucket cutoffs and weights."""
-        p = body["params"]
-        n_c = int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(n_tokens_total)
-        n_c = max(1, min(n_c, len(sample)))
-        rng = np.random.default_rng(p["seed"])
-        limit = n_c * int(p["max_points_per_centroid"])
-        if len(sample) > limit:
-            sample = sample[np.sort(rng.choice(len(sample), limit, replace=False))]
-        sample = np.ascontiguousarray(sample, dtype=np.float32)
-        km = faiss.Kmeans(sample.shape[1], n_c, niter=int(p["kmeans_niters"]), seed=int(p["seed"]),
-                          spherical=normalized, max_points_per_centroid=int(p["max_points_per_centroid"]),
-                          min_points_per_centroid=1, verbose=False)
-        km.train(sample)
-        centroids = km.centroids.astype(np.float16).astype(np.float32)
-        codes = assign_centroids(sample, centroids, normalized)
-        r = sample - centroids[codes]
-        n_b = 1 << int(p["nbits"])
-        flat = r.ravel()
-        if len(flat) > 1 << 22:
-            flat = flat[rng.choice(len(flat), 1 << 22, replace=False)]
-        cutoffs = np.quantile(flat, np.arange(1, n_b) / n_b).astype(np.float32)
-        # weight of a bucket: the mean of the residual values falling in it (the MSE-optimal
-        # reconstruction for these cutoffs; ColBERTv2 uses the bucket's middle quantile)
-        which = np.searchsorted(cutoffs, flat, side="right")
-        sums, counts = np.bincount(which, flat, n_b), np.bincount(which, minlength=n_b)
-        mid = np.quantile(flat, (np.arange(n_b) + 0.5) / n_b)
-        weights = np.where(counts > 0, sums / np.maximum(counts, 1), mid).astype(np.float32)
-        mse = float(np.einsum("ij,ij->", r, r)) / max(len(r), 1)
-        return centroids, cutoffs, weights, mse
-
-    def _install_codec(self, body, writer, centroids, cutoffs, weights, mse, normalized, total) -> None:
-        """Write the centroids and buckets as the shared files and reset the training state."""
-        from maxsim.index.storage import new_tag
-        tag = new_tag()
-        body["shared_files"] = {
-            "centroids": writer.array(f"shared-{tag}-centroids.npy", centroids.astype(np.float16)),
-            "buckets": writer.array(f"shared-{tag}-buckets.npy", np.concatenate([cutoffs, weights])),
-        }
-        body["state"] = {"n_centroids": int(len(centroids)), "normalized": bool(normalized),
-                         "n_tokens_at_training": int(total), "train_mse": mse,
-                         "added_tokens": 0, "added_sse": 0.0}
-        self._new_centroids, self._new_cutoffs = centroids, cutoffs
-
     @classmethod
     def train_codec(cls, vectors: np.ndarray, n_tokens_total: int, **params) -> dict[str, np.ndarray]:
         """Centroids and buckets trained on ``vectors`` (n, dim) float32 as the first add of an index
@@ -205,16 +128,7 @@ class PlaidIndex(SegmentedIndex):
         created with ``codec=<that .npz>`` adopts it at its first add and never retrains, so shards
         sharing one codec stay compatible (see docs/scale.md)."""
         p = {**cls.default_params, **params}
-        normalized = _unit_norm(vectors)
-        pool = _training_pool(vectors, n_tokens_total, p, vectors.shape[1])
-        centroids, cutoffs, weights, mse = cls.__new__(cls)._train(pool, n_tokens_total, normalized, {"params": p})
-        return {"centroids": centroids, "cutoffs": cutoffs, "weights": weights, "train_mse": np.float64(mse),
-                "normalized": np.bool_(normalized), "n_tokens": np.int64(n_tokens_total)}
-
-    def _adopt_codec(self, body, writer, path) -> None:
-        z = np.load(path)
-        self._install_codec(body, writer, z["centroids"].astype(np.float32), z["cutoffs"], z["weights"],
-                            float(z["train_mse"]), bool(z["normalized"]), int(z["n_tokens"]))
+        return ResidualCodec.train(vectors, n_tokens_total, p, unit_norm(vectors)).arrays()
 
     def _ivf(self, codes: np.ndarray, doclens: np.ndarray, n_c: int, n_docs: int):
         doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
@@ -224,7 +138,7 @@ class PlaidIndex(SegmentedIndex):
         np.cumsum(np.bincount(cells, minlength=n_c), out=offsets[1:])
         return offsets, docs.astype(np.int32)
 
-    def _segment_arrays_from(self, codes, packed, doclens, n_c, vectors=None):
+    def _segment_arrays_from(self, codes, packed, n_c, vectors=None):
         """The arrays of a segment; ``vectors`` (float32 or float16) joins them as the float16
         re-scoring copy when the index keeps one (``rescore="float16"``)."""
         out = {"codes": codes.astype(np.uint16 if n_c <= 1 << 16 else np.int32), "residuals": packed}
@@ -239,7 +153,7 @@ class PlaidIndex(SegmentedIndex):
             seg.arrays["vectors"] = load_array(self.folder, seg.entry["files"]["vectors"])
         if "vectors" in seg.arrays:
             return np.asarray(seg.arrays["vectors"][tok], dtype=np.float32)
-        return self._decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
+        return self.codec.decompress(np.asarray(seg.arrays["codes"][tok], np.int64), np.asarray(seg.arrays["residuals"][tok]))
 
     def _search_vectors(self, seg: Segment, tok: np.ndarray):
         """Stage 5's vectors of the token positions ``tok``: a torch gather from the memory-mapped
@@ -263,32 +177,31 @@ class PlaidIndex(SegmentedIndex):
         for e in embeddings:
             x[pos: pos + len(e)] = e
             pos += len(e)
-        normalized_batch = _unit_norm(x)
+        normalized_batch = unit_norm(x)
         if not body.get("shared_files") and p.get("codec"):
-            self._adopt_codec(body, writer, p["codec"])
+            codec = ResidualCodec.from_file(p["codec"], p["nbits"])
+            codec.save(writer, body)
         elif not body.get("shared_files"):
-            self._retrain(body, writer, x, normalized_batch)
+            codec = self._retrain(body, writer, x, normalized_batch)
         else:
             total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
             grown = p["n_centroids"] is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
-            codes, packed, sse = compress(x, self._centroids, self._cutoffs, p["nbits"], self._normalized)
+            codes, packed, sse = self.codec.compress(x)
             added_tokens = state["added_tokens"] + n_new
             drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p["drift_bound"] * state["train_mse"] \
                 and added_tokens >= 0.05 * state["n_tokens_at_training"]
-            lost_norm = self._normalized and not normalized_batch
+            lost_norm = self.codec.normalized and not normalized_batch
             if lost_norm and p.get("codec"):
                 raise ValueError("these vectors are not unit-norm but the shared codec was trained on unit-norm ones.")
-            if (grown or drift or lost_norm) and not p.get("codec"):  # a shared codec is never retrained
-                self._retrain(body, writer, x, normalized_batch and self._normalized)
-            else:
+            if not (grown or drift or lost_norm) or p.get("codec"):  # a shared codec is never retrained
                 state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
-                return self._segment_arrays_from(codes, packed, doclens, state["n_centroids"], x)
-        # retrained: compress the new batch with the new centroids
-        codes, packed, sse = compress(x, self._new_centroids, self._new_cutoffs, p["nbits"],
-                                            body["state"]["normalized"])
-        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"], x)
+                return self._segment_arrays_from(codes, packed, state["n_centroids"], x)
+            codec = self._retrain(body, writer, x, normalized_batch and self.codec.normalized)
+        # a new codec: compress the new batch with it
+        codes, packed, _ = codec.compress(x)
+        return self._segment_arrays_from(codes, packed, len(codec.centroids), x)
 
-    def _retrain(self, body, writer, new_x: np.ndarray, normalized: bool) -> None:
+    def _retrain(self, body, writer, new_x: np.ndarray, normalized: bool) -> ResidualCodec:
         """Train centroids and buckets on the stored (decompressed) vectors plus ``new_x``, then
         recompress every stored segment under new file names (one atomic commit with the add)."""
         old_parts = []
@@ -296,25 +209,22 @@ class PlaidIndex(SegmentedIndex):
             for entry in body["segments"]:
                 seg = self._segment_for_entry(body, entry, writer)
                 keep = np.nonzero(~seg.dead)[0]
-                tok = token_ranges(seg.offsets, keep)
-                old_parts.append((seg, keep, self._stored_vectors(seg, tok)))
+                old_parts.append((seg, keep, self._stored_vectors(seg, token_ranges(seg.offsets, keep))))
         old = [v for _, _, v in old_parts]
         total = len(new_x) + sum(len(v) for v in old)
-        pool = _training_pool(np.concatenate(old + [new_x]) if old else new_x, total, body["params"], body["dim"])
-        centroids, cutoffs, weights, mse = self._train(pool, total, normalized, body)
-        self._install_codec(body, writer, centroids, cutoffs, weights, mse, normalized, total)
+        codec = ResidualCodec.train(np.concatenate(old + [new_x]) if old else new_x, total, body["params"], normalized)
+        codec.save(writer, body)
         # recompress the stored documents (tombstoned ones are dropped on the way)
         new_segments = []
         for seg, keep, vectors in old_parts:
             if not len(keep):
                 continue
-            codes, packed, _ = compress(vectors, centroids, cutoffs, body["params"]["nbits"], normalized)
-            doclens = seg.doclens[keep]
-            arrays = self._segment_arrays_from(codes, packed, doclens, len(centroids), vectors)
-            meta = seg.metadata
-            new_segments.append(self._write_segment(writer, [seg.ids[j] for j in keep],
-                                                    [meta[j] for j in keep], doclens, arrays))
+            codes, packed, _ = codec.compress(vectors)
+            _, ids, meta, doclens = seg.live()
+            arrays = self._segment_arrays_from(codes, packed, len(codec.centroids), vectors)
+            new_segments.append(write_segment(writer, ids, meta, doclens, arrays))
         body["segments"] = new_segments
+        return codec
 
     def _merge_arrays(self, body, parts, doclens):
         codes = np.concatenate([np.asarray(seg.arrays["codes"][token_ranges(seg.offsets, keep)], np.int64)
@@ -323,19 +233,19 @@ class PlaidIndex(SegmentedIndex):
                                  for seg, keep in parts])
         vectors = np.concatenate([self._stored_vectors(seg, token_ranges(seg.offsets, keep)) for seg, keep in parts]) \
             if all(seg.entry["files"].get("vectors") for seg, _ in parts) else None
-        return self._segment_arrays_from(codes, packed, doclens, body["state"]["n_centroids"], vectors)
+        return self._segment_arrays_from(codes, packed, body["state"]["n_centroids"], vectors)
 
     def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
         out = []
         for j in locals_:
             a, b = seg.offsets[j], seg.offsets[j + 1]
-            out.append(self._decompress(np.asarray(seg.arrays["codes"][a:b], np.int64),
+            out.append(self.codec.decompress(np.asarray(seg.arrays["codes"][a:b], np.int64),
                                         np.asarray(seg.arrays["residuals"][a:b])))
         return out
 
     def compression_error(self) -> float:
         """Mean squared residual norm per token at the last training (the drift reference)."""
-        return float(self._body["state"].get("train_mse", float("nan")))
+        return self.codec.train_mse if self.codec is not None else float("nan")
 
     # ------------------------------------------------------------------ search
     def search(self, query_embeddings, k: int = 10, subset=None, *, n_ivf_probe: int | None = None,
@@ -354,12 +264,12 @@ class PlaidIndex(SegmentedIndex):
         given = {key: options.get(key) if options.get(key) is not None else stored[key] for key in SEARCH_KEYS}
         check_search_settings(given)
         sp = resolve_search_params(len(self), k, given, bool(self._body["params"].get("rescore")))
-        n_probe = max(1, min(int(sp["n_ivf_probe"]), len(self._centroids)))
+        n_probe = max(1, min(int(sp["n_ivf_probe"]), len(self.codec.centroids)))
         n_full = max(int(sp["n_full_scores"]), k)
         thr = float(sp["centroid_score_threshold"])
         subset_direct = int(mask.sum()) <= 4 * n_full and int(mask.sum()) < len(mask)
         results = []
-        scores_all = self._centroids @ np.concatenate(queries).T  # (K, sum Lq)
+        scores_all = self.codec.centroids @ np.concatenate(queries).T  # (K, sum Lq)
         start = 0
         for q in queries:
             s = np.ascontiguousarray(scores_all[:, start: start + len(q)])
@@ -453,21 +363,6 @@ class PlaidIndex(SegmentedIndex):
             vals = torch.from_numpy(s[np.asarray(seg.arrays["codes"][tok], dtype=np.int64)])  # (n_tok, Lq)
             out[sel] = segment_max_sum(vals, lens)
         return out
-
-
-
-def _unit_norm(x: np.ndarray) -> bool:
-    """Whether the rows of ``x`` (checked on the first 65,536) have norm 1 (to 1e-2)."""
-    return bool(len(x) == 0 or np.abs(np.linalg.norm(x[: 1 << 16], axis=1) - 1).max() < 1e-2)
-
-
-def _training_pool(x: np.ndarray, total: int, p: dict, dim: int) -> np.ndarray:
-    """At most n_centroids * max_points_per_centroid rows of ``x`` (seeded sample) to train on."""
-    limit = max(1, (int(p["n_centroids"]) if p["n_centroids"] else auto_n_centroids(total))
-                * int(p["max_points_per_centroid"]))
-    if len(x) > limit:
-        x = x[np.sort(np.random.default_rng(p["seed"]).choice(len(x), limit, replace=False))]
-    return x if len(x) else np.zeros((1, dim), dtype=np.float32)
 
 
 def _top(scores: np.ndarray, n: int, cand: np.ndarray) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""One committed segment of an index, loaded from its files and checked against the manifest."""
+"""One segment of an index: its files, written once (``write_segment``) and loaded (``Segment``).
+
+A segment holds ``ids.json``, optional ``meta.json``, ``doclens.npy`` and the kind's token arrays;
+deletions are a per-segment ``tomb`` array of local positions, replaced (never edited) on each
+``remove``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from maxsim.index.storage import IndexCorruptedError, load_array, load_json
+from maxsim.index.storage import FileWriter, IndexCorruptedError, load_array, load_json, new_tag
+
+
+def write_segment(writer: FileWriter, ids: list[str], metadata: list | None, doclens: np.ndarray,
+                  arrays: dict[str, np.ndarray]) -> dict:
+    """Write the files of a new segment -> its manifest entry (``meta.json`` only when some metadata is set)."""
+    tag = new_tag()
+    files = {"ids": writer.json(f"seg-{tag}-ids.json", ids),
+             "metadata": writer.json(f"seg-{tag}-meta.json", metadata)
+             if metadata is not None and any(m is not None for m in metadata) else None,
+             "doclens": writer.array(f"seg-{tag}-doclens.npy", np.asarray(doclens, dtype=np.int32)),
+             "tombstones": None}
+    for name, arr in arrays.items():
+        files[name] = writer.array(f"seg-{tag}-{name}.npy", arr)
+    return {"tag": tag, "n_docs": len(ids), "n_tokens": int(np.sum(doclens)), "n_deleted": 0, "files": files}
 
 
 class Segment:
@@ -37,6 +56,11 @@ class Segment:
             self.dead[tomb] = True
         self.arrays: dict[str, np.ndarray] = {}
 
+    def load_arrays(self, names: tuple[str, ...]) -> None:
+        """Memory-map the token arrays ``names`` into ``arrays``."""
+        for name in names:
+            self.arrays[name] = load_array(self.folder, self.entry["files"][name])
+
     @property
     def metadata(self) -> list:
         if self._metadata is None:
@@ -52,3 +76,9 @@ class Segment:
     @property
     def n_live(self) -> int:
         return self.n_docs - int(self.dead.sum())
+
+    def live(self) -> tuple[np.ndarray, list, list, np.ndarray]:
+        """Local positions, ids, metadata and lengths of the documents not deleted."""
+        keep = np.nonzero(~self.dead)[0]
+        meta = self.metadata
+        return keep, [self.ids[j] for j in keep], [meta[j] for j in keep], self.doclens[keep]

@@ -1,8 +1,7 @@
 """Segmented storage common to ExactIndex and PlaidIndex: ids, metadata, tombstones, commits.
 
-An index is a list of immutable segments (one per ``add``, merged by compaction). A segment holds
-``ids.json``, optional ``meta.json``, ``doclens.npy`` and the kind's token arrays; deletions are a
-per-segment ``tomb`` array of local positions, replaced (never edited) on each ``remove``.
+An index is a list of immutable segments (``maxsim.index.segment``: one per ``add``, merged by
+compaction).
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import numpy as np
 
 from maxsim.index.base import Hit, Index
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
-from maxsim.index.segment import Segment
+from maxsim.index.segment import Segment, write_segment
 from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, FolderManifest, IndexCorruptedError,
-                                  Manifest, check_files, load_array, new_tag, writer_lock)
+                                  Manifest, check_files, new_tag, writer_lock)
 
 MAX_OPEN_RETRIES = 8
 
@@ -170,8 +169,7 @@ class SegmentedIndex(Index):
         """Subclass hook: load files shared by all segments."""
 
     def _load_segment_arrays(self, seg: Segment, body: dict) -> None:
-        for name in self.segment_arrays:
-            seg.arrays[name] = load_array(self.folder, seg.entry["files"][name])
+        seg.load_arrays(self.segment_arrays)
         self._check_segment(seg, body)
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
@@ -286,18 +284,6 @@ class SegmentedIndex(Index):
     def _new_body(self) -> dict:
         return json.loads(json.dumps(self._body))
 
-    def _write_segment(self, writer: FileWriter, ids: list[str], metadata: list | None,
-                       doclens: np.ndarray, arrays: dict[str, np.ndarray]) -> dict:
-        tag = new_tag()
-        files = {"ids": writer.json(f"seg-{tag}-ids.json", ids),
-                 "metadata": writer.json(f"seg-{tag}-meta.json", metadata)
-                 if metadata is not None and any(m is not None for m in metadata) else None,
-                 "doclens": writer.array(f"seg-{tag}-doclens.npy", np.asarray(doclens, dtype=np.int32)),
-                 "tombstones": None}
-        for name, arr in arrays.items():
-            files[name] = writer.array(f"seg-{tag}-{name}.npy", arr)
-        return {"tag": tag, "n_docs": len(ids), "n_tokens": int(np.sum(doclens)), "n_deleted": 0, "files": files}
-
     def add(self, ids, embeddings, metadata=None) -> None:
         ids = check_ids(ids)
         embeddings = check_embeddings(ids, embeddings, self.dim, self._max_abs_value())
@@ -321,7 +307,7 @@ class SegmentedIndex(Index):
             body = self._new_body()
             doclens = np.array([e.shape[0] for e in embeddings], dtype=np.int64)
             arrays = self._prepare_add(body, writer, embeddings, doclens)
-            body["segments"].append(self._write_segment(writer, ids, metadata, doclens, arrays))
+            body["segments"].append(write_segment(writer, ids, metadata, doclens, arrays))
             self._maybe_merge(body, writer)
             self._commit(body, writer)
 
@@ -387,12 +373,8 @@ class SegmentedIndex(Index):
         seg = self._segment_cache.get(key)
         if seg is None:
             seg = Segment(self.folder, entry, body["dim"])
-            self._load_segment_arrays_for(seg, body)
+            seg.load_arrays(self.segment_arrays)
         return seg
-
-    def _load_segment_arrays_for(self, seg: Segment, body: dict) -> None:
-        for name in self.segment_arrays:
-            seg.arrays[name] = load_array(self.folder, seg.entry["files"][name])
 
     def _merge_range(self, body: dict, writer: FileWriter, start: int, stop: int) -> None:
         """Replace segments [start, stop) by one segment of their live documents, in order."""
@@ -400,17 +382,16 @@ class SegmentedIndex(Index):
         segs = [self._segment_for_entry(body, e, writer) for e in entries]
         ids, meta, doclens, parts = [], [], [], []
         for seg in segs:
-            keep = np.nonzero(~seg.dead)[0]
-            ids.extend(seg.ids[j] for j in keep)
-            m = seg.metadata
-            meta.extend(m[j] for j in keep)
-            doclens.append(seg.doclens[keep])
+            keep, seg_ids, seg_meta, lens = seg.live()
+            ids += seg_ids
+            meta += seg_meta
+            doclens.append(lens)
             parts.append((seg, keep))
         doclens = np.concatenate(doclens) if doclens else np.zeros(0, dtype=np.int64)
         new = []
         if ids:
             arrays = self._merge_arrays(body, parts, doclens)
-            new = [self._write_segment(writer, ids, meta, doclens, arrays)]
+            new = [write_segment(writer, ids, meta, doclens, arrays)]
         body["segments"][start:stop] = new
 
     def _merge_arrays(self, body: dict, parts: list[tuple[Segment, np.ndarray]], doclens: np.ndarray) -> dict:
