@@ -1,21 +1,29 @@
-"""Encoding throughput and quality: maxsim (default, float32, mixed) vs sentence-transformers 6 float32.
+"""Encoding throughput and quality: maxsim (default, float32, mixed, ONNX Runtime / OpenVINO backends)
+vs sentence-transformers 6 float32.
 
 Speed model: all-MiniLM-L6-v2 + seeded Dense 384->128 + punctuation skiplist + Normalize, "[Q] "/"[D] "
 prompts, queries expanded to 32, documents cut at 180 tokens; saved by maxsim, loaded by both.
 Data: Cranfield (1400 documents, 225 queries). Batch 32, 2 threads, CPU. Each round runs every
 system once, in turn (best of N rounds), so load from other processes hits all alike.
 
-Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 and in
-``dtype="mixed"`` on every collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets
-(each query against all of the set's documents, label 1 = relevant) and the SPLADE triples (all
-positives and negatives as the corpus, the positive relevant); plus the max abs vector difference.
+Backends (skipped when their package is missing, or with ``--no-backends``): ONNX Runtime float32,
+OpenVINO float32 and OpenVINO bfloat16 (``dtype="mixed"``:
+OpenVINO's own default precision hint on CPUs with AMX or AVX512-BF16). Exports go to a temporary
+cache (not timed).
 
-    python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only]
+Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
+``dtype="mixed"`` and each backend on every collection of tests/fixtures/data: Cranfield (graded
+qrels), the two KD sets (each query against all of the set's documents, label 1 = relevant) and the
+SPLADE triples (all positives and negatives as the corpus, the positive relevant); plus the max abs
+vector difference vs float32.
+
+    python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only] [--no-backends]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import string
@@ -44,6 +52,26 @@ def build_model(folder: str) -> None:
     model.save(folder)
 
 
+BACKENDS = {  # row name -> MultiVectorEncoder keywords
+    "maxsim onnx float32 (ONNX Runtime)": {"backend": "onnx"},
+    "maxsim openvino float32": {"backend": "openvino", "dtype": "float32"},
+    "maxsim openvino bf16 (dtype=mixed: its default hint on AMX)": {"backend": "openvino", "dtype": "mixed"},
+}
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
+
+
+def backend_systems(load, cache: str, enabled: bool) -> dict:
+    """{row name: load(**keywords)} for the backends whose runtime is installed (a note for the others)."""
+    systems = {}
+    for name, keywords in BACKENDS.items() if enabled else ():
+        runtime = RUNTIMES[keywords["backend"]]
+        if importlib.util.find_spec(runtime) is None:
+            print(f"{name}: skipped, {runtime} is not installed (pip install -e '.[onnx,openvino]')")
+            continue
+        systems[name] = load(**keywords, backend_options={"cache_dir": cache})
+    return systems
+
+
 def max_diff(a, b) -> float:
     assert [x.shape for x in a] == [tuple(y.shape) for y in b], "token counts differ"
     return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
@@ -63,6 +91,8 @@ def speed(args) -> None:
         if args.bf16:
             systems["maxsim dtype=bfloat16 (whole model cast)"] = MultiVectorEncoder(folder, device="cpu",
                                                                                       dtype="bfloat16")
+        systems.update(backend_systems(lambda **kw: MultiVectorEncoder(folder, device="cpu", **kw),
+                                       os.path.join(folder, "cache"), args.backends))
     names = list(systems)
     resolved = systems["maxsim default (dtype=auto)"].precision
     for task, texts in (("documents", docs), ("queries", queries)):
@@ -114,23 +144,30 @@ def collections() -> dict:
     return found
 
 
-def quality() -> None:
-    exact = MultiVectorEncoder.default(device="cpu", dtype="float32")
-    default = MultiVectorEncoder.default(device="cpu", dtype="mixed")
-    rows = []
-    for name, (queries, corpus, qrels) in collections().items():
-        ev = InformationRetrievalEvaluator(queries, corpus, qrels, name=name, show_progress_bar=False)
-        scores = [ev(model)[ev.primary_metric] for model in (exact, default)]
-        sample = ev.documents[:200]
-        diff = max(max_diff(default.encode_document(sample), exact.encode_document(sample)),
-                   max_diff(default.encode_query(list(ev.queries.values())),
-                            exact.encode_query(list(ev.queries.values()))))
-        rows.append([name, len(ev.queries), len(ev.documents), f"{scores[0]:.4f}", f"{scores[1]:.4f}",
-                     f"{scores[1] - scores[0]:+.4f}", f"{diff:.1e}"])
+def quality(args) -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        systems = {"float32": MultiVectorEncoder.default(device="cpu", dtype="float32"),
+                   "mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed")}
+        systems.update(backend_systems(lambda **kw: MultiVectorEncoder.default(device="cpu", **kw), cache,
+                                       args.backends))
+    names = list(systems)
+    rows, diffs = [], {name: 0.0 for name in names}
+    for collection, (queries, corpus, qrels) in collections().items():
+        ev = InformationRetrievalEvaluator(queries, corpus, qrels, name=collection, show_progress_bar=False)
+        scores = {name: ev(model)[ev.primary_metric] for name, model in systems.items()}
+        sample, texts = ev.documents[:200], list(ev.queries.values())
+        exact = systems["float32"]
+        reference = exact.encode_document(sample), exact.encode_query(texts)
+        for name, model in systems.items():
+            diffs[name] = max(diffs[name], max_diff(model.encode_document(sample), reference[0]),
+                              max_diff(model.encode_query(texts), reference[1]))
+        rows.append([collection, len(ev.queries), len(ev.documents), f"{scores['float32']:.4f}"]
+                    + [f"{scores[n]:.4f} ({scores[n] - scores['float32']:+.4f})" for n in names[1:]])
         print(rows[-1], flush=True)
-    print("\nnDCG@10 of MultiVectorEncoder.default() in float32 and in dtype='mixed'\n")
-    print(markdown_table(["collection", "queries", "documents", "float32", "mixed", "difference",
-                          "max abs diff (all queries, 200 docs)"], rows))
+    print("\nnDCG@10 of MultiVectorEncoder.default(): float32 (the reference), then each path (difference)\n")
+    print(markdown_table(["collection", "queries", "documents", *names], rows))
+    print("\nmax abs vector difference vs float32 (all queries and the first 200 documents of every collection)\n")
+    print(markdown_table(["path", "max abs diff"], [[n, f"{diffs[n]:.1e}"] for n in names[1:]]))
 
 
 def main() -> None:
@@ -141,14 +178,17 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="add maxsim with the whole model cast to bfloat16")
     parser.add_argument("--quality", action="store_true", help="also the nDCG@10 table (slow)")
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--no-backends", dest="backends", action="store_false",
+                        help="leave out the ONNX Runtime / OpenVINO rows")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if not args.quality_only:
         speed(args)
     if args.quality or args.quality_only:
-        quality()
+        quality(args)
     flags = sorted(set(cpu_flags()) & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
-    print(f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
+    versions = {m: getattr(sys.modules.get(m), "__version__", "-") for m in ("onnxruntime", "openvino")}
+    print(f"\ntorch {torch.__version__}, {versions}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}, "
           f"load average {os.getloadavg()[0]:.1f}")
 

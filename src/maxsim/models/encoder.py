@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from maxsim.errors import InvalidInputError
 from maxsim.models import formats
+from maxsim.models.backends import Runtime, check_backend
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import Dense, MultiVectorMask, Transformer
@@ -31,13 +33,22 @@ class MultiVectorEncoder(torch.nn.Module):
     not identical), "float32" (the exact reference path), "bfloat16" or "float16" (whole model
     cast); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
+    ``backend``: "torch" (default), or "onnx" / "openvino" to run the Transformer's forward in ONNX
+    Runtime / OpenVINO on the CPU (inference only; exported once and cached, see ``backends``), with
+    ``backend_options`` {"cache_dir": ..., "num_threads": ...}.
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, *, modules: list | None = None,
                  prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "auto",
                  similarity_fn_name: str | None = None, revision: str | None = None, token: str | None = None,
-                 cache_folder: str | None = None, local_files_only: bool = False, trust_remote_code: bool = False):
+                 cache_folder: str | None = None, local_files_only: bool = False, trust_remote_code: bool = False,
+                 backend: str = "torch", backend_options: dict | None = None):
         super().__init__()
+        self.backend, self.backend_options = backend, check_backend(backend, backend_options)
+        self.runtime: Runtime | None = None
+        if backend != "torch" and device not in (None, "cpu"):
+            raise InvalidInputError(f"backend={backend!r} runs on the CPU only, not device={device!r}; "
+                                    "use backend='torch' on an accelerator.")
         if (model_name_or_path is None) == (modules is None):
             raise ValueError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
         self.layout, saved_similarity = "modules", "maxsim"
@@ -56,7 +67,7 @@ class MultiVectorEncoder(torch.nn.Module):
         for step in self.steps:
             if isinstance(step, MultiVectorMask):
                 step.bind_tokenizer(self.tokenizer)
-        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.to(device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"))
         self.set_dtype(dtype)
         self.eval()
 
@@ -84,9 +95,20 @@ class MultiVectorEncoder(torch.nn.Module):
         return dims[-1] if dims else self.transformer.hidden_size
 
     def set_dtype(self, dtype: str | torch.dtype) -> None:
-        """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never)."""
-        self.precision = resolve_dtype(dtype, self.device)
-        self.to(CAST_DTYPES.get(self.precision, torch.float32))
+        """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never). With a
+        backend the torch weights stay float32 and the runtime is (re)built at that precision."""
+        precision = resolve_dtype(dtype, self.device)
+        if self.backend == "torch":
+            self.to(CAST_DTYPES.get(precision, torch.float32))
+        else:
+            self.runtime = Runtime(self.transformer.auto_model, self.backend, precision, self.backend_options)
+        self.precision = precision
+
+    def train(self, mode: bool = True) -> "MultiVectorEncoder":
+        if mode and self.backend != "torch":
+            raise InvalidInputError(f"backend={self.backend!r} is inference only: load the model with "
+                                    "backend='torch' to train it.")
+        return super().train(mode)
 
     # -- preprocessing and forward (shared by inference and training) -------------------
     def tokenize(self, texts, task: str | None) -> list[list[int]]:
@@ -102,7 +124,7 @@ class MultiVectorEncoder(torch.nn.Module):
 
     def forward(self, features: dict, task: str | None = None) -> dict:
         """Features -> ``token_embeddings`` (B, T, dim) and scoring ``attention_mask`` (B, T) bool."""
-        features = self.transformer(features, task)
+        features = self.transformer(features, task) if self.runtime is None else self.runtime.forward(features)
         for step in self.steps:
             features = step(features, task)
         if features["attention_mask"].dtype != torch.bool:
@@ -142,7 +164,7 @@ class MultiVectorEncoder(torch.nn.Module):
             rows = order[start: start + batch_size]
             features = self.transformer.collate([ids[i] for i in rows], task)
             features = {k: v.to(device) for k, v in features.items()}
-            with autocast(self.precision, device):
+            with autocast(self.precision if self.runtime is None else "float32", device):
                 out = self.forward(features, task)
             mask = out["attention_mask"]
             kept = out["token_embeddings"][mask].float()
