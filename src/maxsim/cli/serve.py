@@ -10,6 +10,7 @@ import typer
 from maxsim.cli import app
 from maxsim.cli.common import user_errors
 from maxsim.cli.discovery import announced, server_url
+from maxsim.server.live import WRITER_NICENESS
 from maxsim.server.schemas import Limits
 
 DEFAULTS = Limits()
@@ -30,7 +31,7 @@ def serve(
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
-    writer_nice: int = typer.Option(10, min=0, max=19, help="Niceness added to the writer thread: writes use "
+    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19, help="Niceness added to the writer thread: writes use "
                                                              "the CPU searches leave (0: an equal share)."),
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
