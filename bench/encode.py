@@ -12,7 +12,7 @@ OpenVINO's own default precision hint on CPUs with AMX or AVX512-BF16). Exports 
 cache (not timed).
 
 Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
-``dtype="mixed"`` and each backend on every collection of tests/fixtures/data: Cranfield (graded
+the default ``dtype="auto"``, ``dtype="mixed"`` and each backend on every collection of tests/fixtures/data: Cranfield (graded
 qrels), the two KD sets (each query against all of the set's documents, label 1 = relevant) and the
 SPLADE triples (all positives and negatives as the corpus, the positive relevant); plus the max abs
 vector difference vs float32.
@@ -94,7 +94,8 @@ def speed(args) -> None:
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder(folder, device="cpu", **kw),
                                        os.path.join(folder, "cache"), args.backends))
     names = list(systems)
-    resolved = systems["maxsim default (dtype=auto)"].precision
+    auto = systems["maxsim default (dtype=auto)"]
+    resolved = f"{auto.precision} via {auto.auto_backend or 'torch'}"
     for task, texts in (("documents", docs), ("queries", queries)):
         calls = {name: _encoder(model, task, texts, args.batch_size) for name, model in systems.items()}
         outputs = {name: call() for name, call in calls.items()}
@@ -147,6 +148,7 @@ def collections() -> dict:
 def quality(args) -> None:
     with tempfile.TemporaryDirectory() as cache:
         systems = {"float32": MultiVectorEncoder.default(device="cpu", dtype="float32"),
+                   "default (auto)": MultiVectorEncoder.default(device="cpu"),
                    "mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed")}
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder.default(device="cpu", **kw), cache,
                                        args.backends))

@@ -1,9 +1,14 @@
 """Shared fixtures: reference models, collections and KD samples under tests/fixtures (see tests/README.md)."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# dtype="auto" is the exact float32 torch path in the suite (oracle parity, identical-score checks, also in
+# the subprocesses it starts); tests of what "auto" picks unset it (test_encode_precision.py).
+os.environ.setdefault("MAXSIM_DTYPE", "float32")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -150,3 +150,16 @@ def test_documents_of_a_modernbert_backbone(tmp_path):
     for batch_size in (1, 3):
         assert max_abs(encoder.encode_document(DOCUMENTS, batch_size=batch_size),
                        reference.encode_document(DOCUMENTS, batch_size=batch_size)) < 1e-4
+
+
+def test_openvino_encodes_correctly_from_many_threads(load):
+    """One infer request per thread: concurrent encodes (the service's threads) equal serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = load("tiny", "openvino")
+    serial = [encoder.encode_document(DOCUMENTS[i::4], batch_size=2) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            parallel = list(pool.map(lambda i: encoder.encode_document(DOCUMENTS[i::4], batch_size=2), range(4)))
+            for a, b in zip(serial, parallel):
+                assert max_abs(a, b) == 0

@@ -1,4 +1,5 @@
-"""dtype="auto" (float32 today), the CPU-flag check behind "mixed", and how close "mixed" stays to float32."""
+"""dtype="auto" (OpenVINO bfloat16 on bfloat16 CPUs, else float32; $MAXSIM_DTYPE pins it), the CPU-flag check
+behind "mixed", and how close "mixed" and "auto" stay to float32."""
 
 import numpy as np
 import pytest
@@ -73,10 +74,70 @@ def test_mixed_stays_close_to_float32_and_keeps_float32_weights(tmp_path):
                                    exact(dict(features), "document")["token_embeddings"], rtol=0, atol=0)
 
 
-def test_default_dtype_is_auto_which_resolves_to_float32(flags):
-    flags("avx512_bf16")
+@pytest.fixture
+def unpinned(monkeypatch, tmp_path):
+    """"auto" as users get it (the suite pins MAXSIM_DTYPE=float32), exporting into a fresh cache."""
+    monkeypatch.delenv("MAXSIM_DTYPE", raising=False)
+    monkeypatch.setenv("MAXSIM_CACHE", str(tmp_path / "cache"))
+
+
+def close_to(a, b, bound=2e-2) -> float:
+    assert [x.shape for x in a] == [y.shape for y in b]
+    diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+    assert diff < bound
+    return diff
+
+
+def test_auto_is_float32_on_cpus_without_bfloat16_and_when_pinned(flags, unpinned, monkeypatch):
+    reference = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32").encode_document(DOCUMENTS)
+    for value, pin in (("fpu avx2 avx512f", None), ("avx512_bf16", "float32")):
+        flags(value)
+        if pin:
+            monkeypatch.setenv("MAXSIM_DTYPE", pin)
+        model = MultiVectorEncoder(TINY_MODEL, device="cpu")
+        assert model.precision == "float32" and model.auto_backend is None
+        for x, y in zip(model.encode_document(DOCUMENTS), reference):
+            np.testing.assert_array_equal(x, y)
+    monkeypatch.setenv("MAXSIM_DTYPE", "bfloat16")
+    assert precision.resolve_dtype("auto", torch.device("cpu")) == "bfloat16"
+    monkeypatch.setenv("MAXSIM_DTYPE", "fp8")
+    with pytest.raises(ValueError, match="MAXSIM_DTYPE='fp8'"):
+        MultiVectorEncoder(TINY_MODEL, device="cpu")
+
+
+def test_auto_runs_openvino_bfloat16_in_eval_and_torch_float32_in_training(flags, unpinned):
+    pytest.importorskip("openvino")
+    flags("amx_bf16 avx512_bf16")
+    exact = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")
     model = MultiVectorEncoder(TINY_MODEL, device="cpu")
-    assert model.precision == "float32"
-    reference = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")
-    for x, y in zip(model.encode_document(DOCUMENTS), reference.encode_document(DOCUMENTS)):
+    assert (model.auto_backend, model.precision) == ("openvino", "mixed")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    fast = model.encode_document(DOCUMENTS)
+    assert model._encode_runtime().backend == "openvino"
+    assert close_to(fast, exact.encode_document(DOCUMENTS)) > 0  # bfloat16: close, not equal
+    q, qe = model.encode_query(QUERIES), exact.encode_query(QUERIES)
+    np.testing.assert_array_equal(np.argmax(model.similarity(q, fast), 1),
+                                  np.argmax(exact.similarity(qe, exact.encode_document(DOCUMENTS)), 1))
+    model.train()  # training (and encoding while training) is the torch path
+    assert model._encode_runtime() is None
+    with torch.no_grad():  # what an optimizer step does: weights change in place
+        for module in (model, exact):
+            next(module.transformer.auto_model.parameters()).mul_(1.5)
+    model.eval()  # trained weights: "auto" stays on the exact path (no export per evaluation)
+    for x, y in zip(model.encode_document(DOCUMENTS), exact.encode_document(DOCUMENTS)):
         np.testing.assert_array_equal(x, y)
+    assert (model.auto_backend, model.precision) == (None, "float32")
+
+
+def test_auto_falls_back_to_float32_when_the_export_cache_is_unwritable(flags, unpinned, monkeypatch, tmp_path,
+                                                                         caplog):
+    pytest.importorskip("openvino")
+    flags("avx512_bf16")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("MAXSIM_CACHE", str(blocker))
+    model = MultiVectorEncoder(TINY_MODEL, device="cpu")
+    reference = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32").encode_document(DOCUMENTS)
+    for x, y in zip(model.encode_document(DOCUMENTS), reference):
+        np.testing.assert_array_equal(x, y)
+    assert model.precision == "float32" and "falls back to float32" in caplog.text

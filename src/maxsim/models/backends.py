@@ -12,10 +12,12 @@ nDCG@10 (docs/models.md, Backends).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -68,9 +70,16 @@ class Runtime:
         else:
             import openvino
 
-            compiled = openvino.Core().compile_model(str(self.path), "CPU", {
+            self._compiled = openvino.Core().compile_model(str(self.path), "CPU", {
                 "INFERENCE_PRECISION_HINT": PRECISIONS[backend][precision], "INFERENCE_NUM_THREADS": threads})
-            self._run = lambda feeds: compiled(feeds)[0]
+            self._requests = threading.local()  # an infer request is not thread-safe: one per thread
+            self._run = self._openvino_run
+
+    def _openvino_run(self, feeds: dict) -> np.ndarray:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self._compiled.create_infer_request()
+        return request.infer(feeds, share_outputs=False)[0]  # a copy: the request reuses its buffer
 
     def forward(self, features: dict) -> dict:
         """Adds ``token_embeddings`` (B, T, hidden) float32 for ``input_ids`` / ``attention_mask`` (B, T)."""
@@ -84,12 +93,14 @@ class Runtime:
 
 
 def _require(backend: str) -> None:
-    modules, extra = NEEDS[backend]
-    for module in modules:
-        try:
-            __import__(module)
-        except ImportError:
-            raise ModelLoadError(f"backend={backend!r} needs the package {module}: pip install {extra}") from None
+    missing = missing_packages(backend)
+    if missing:
+        raise ModelLoadError(f"backend={backend!r} needs the package {missing[0]}: pip install {NEEDS[backend][1]}")
+
+
+def missing_packages(backend: str) -> list[str]:
+    """The packages ``backend`` needs that cannot be found (not imported)."""
+    return [m for m in NEEDS[backend][0] if importlib.util.find_spec(m) is None]
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

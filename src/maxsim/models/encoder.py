@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,13 +14,15 @@ from tqdm.auto import tqdm
 from maxsim.errors import InvalidInputError
 from maxsim.models import formats
 from maxsim.models.backends import Runtime, check_backend
+from maxsim.models.errors import ModelLoadError
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import Dense, MultiVectorMask, Transformer
-from maxsim.models.precision import CAST_DTYPES, autocast, resolve_dtype
+from maxsim.models.precision import CAST_DTYPES, auto_backend, autocast, resolve_dtype
 from maxsim.scoring.similarity import resolve_similarity, similarity, similarity_pairwise
 
 TASKS = ("query", "document")
+logger = logging.getLogger(__name__)
 
 
 class MultiVectorEncoder(torch.nn.Module):
@@ -28,8 +31,8 @@ class MultiVectorEncoder(torch.nn.Module):
     ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
     ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
-    pass: "auto" (default: the fastest path that keeps retrieval quality; "float32" today, see
-    ``precision``), "mixed" (bfloat16 autocast, float32 weights: 2-3x faster on bfloat16 hardware,
+    pass: "auto" (default: the fastest path that keeps retrieval quality: OpenVINO's bfloat16 hint for
+    ``encode`` on CPUs with AMX / AVX512-BF16, else float32; see ``precision``), "mixed" (bfloat16 autocast, float32 weights: 2-3x faster on bfloat16 hardware,
     not identical), "float32" (the exact reference path), "bfloat16" or "float16" (whole model
     cast); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
@@ -96,10 +99,13 @@ class MultiVectorEncoder(torch.nn.Module):
 
     def set_dtype(self, dtype: str | torch.dtype) -> None:
         """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never). With a
-        backend the torch weights stay float32 and the runtime is (re)built at that precision."""
-        precision = resolve_dtype(dtype, self.device)
+        backend the torch weights stay float32 and the runtime is (re)built at that precision; "auto"
+        choosing OpenVINO builds it at the first ``encode``."""
+        self.auto_backend = auto_backend(self.device) if dtype == "auto" and self.backend == "torch" else None
+        self._auto_runtime, self._auto_state = None, None
+        precision = "mixed" if self.auto_backend else resolve_dtype(dtype, self.device)
         if self.backend == "torch":
-            self.to(CAST_DTYPES.get(precision, torch.float32))
+            self.to(CAST_DTYPES.get("float32" if self.auto_backend else precision, torch.float32))
         else:
             self.runtime = Runtime(self.transformer.auto_model, self.backend, precision, self.backend_options)
         self.precision = precision
@@ -109,6 +115,23 @@ class MultiVectorEncoder(torch.nn.Module):
             raise InvalidInputError(f"backend={self.backend!r} is inference only: load the model with "
                                     "backend='torch' to train it.")
         return super().train(mode)
+
+    def _encode_runtime(self) -> Runtime | None:
+        """The runtime ``encode`` runs the backbone in: the chosen backend's; for "auto", OpenVINO in eval
+        mode, exported at the first encode; once the weights change (training: in-place updates bump
+        tensor versions) "auto" stays on the float32 torch path (no export per evaluation), else None."""
+        if self.auto_backend is None or self.training or self.device.type != "cpu":
+            return self.runtime
+        state = tuple((id(p), p._version, p.device) for p in self.transformer.auto_model.parameters())
+        if self._auto_state is None:
+            try:
+                self._auto_runtime = Runtime(self.transformer.auto_model, self.auto_backend, "mixed", {})
+                self._auto_state = state
+            except ModelLoadError as exc:  # e.g. an unwritable export cache: the float32 path still works
+                logger.warning("dtype='auto' falls back to float32 torch: %s", exc)
+        if state != self._auto_state:  # trained, or the export failed
+            self.auto_backend, self.precision, self._auto_runtime = None, "float32", None
+        return self._auto_runtime
 
     # -- preprocessing and forward (shared by inference and training) -------------------
     def tokenize(self, texts, task: str | None) -> list[list[int]]:
@@ -124,7 +147,10 @@ class MultiVectorEncoder(torch.nn.Module):
 
     def forward(self, features: dict, task: str | None = None) -> dict:
         """Features -> ``token_embeddings`` (B, T, dim) and scoring ``attention_mask`` (B, T) bool."""
-        features = self.transformer(features, task) if self.runtime is None else self.runtime.forward(features)
+        return self._forward(features, task, self.runtime)
+
+    def _forward(self, features: dict, task: str | None, runtime: Runtime | None) -> dict:
+        features = self.transformer(features, task) if runtime is None else runtime.forward(features)
         for step in self.steps:
             features = step(features, task)
         if features["attention_mask"].dtype != torch.bool:
@@ -159,13 +185,14 @@ class MultiVectorEncoder(torch.nn.Module):
         batches = range(0, len(ids), batch_size)
         if show_progress_bar is None:
             show_progress_bar = len(batches) > 8 and sys.stderr.isatty()
-        device = self.device
+        device, runtime = self.device, self._encode_runtime()
+        torch_precision = self.precision if runtime is None and self.auto_backend is None else "float32"
         for start in tqdm(batches, desc=f"encode {task or 'text'}", disable=not show_progress_bar):
             rows = order[start: start + batch_size]
             features = self.transformer.collate([ids[i] for i in rows], task)
             features = {k: v.to(device) for k, v in features.items()}
-            with autocast(self.precision if self.runtime is None else "float32", device):
-                out = self.forward(features, task)
+            with autocast(torch_precision, device):
+                out = self._forward(features, task, runtime)
             mask = out["attention_mask"]
             kept = out["token_embeddings"][mask].float()
             if not convert_to_tensor:

@@ -1,8 +1,13 @@
 """Encoding precision: dtype names, what ``dtype="auto"`` picks, and the mixed mode.
 
 ``"auto"`` picks the fastest path measured to keep nDCG@10 within 0.001 of float32 on every
-collection of tests/fixtures/data; today that is ``"float32"`` on every device: ``"mixed"`` costs
-0.0016 on Cranfield (bench/RESULTS.md), so it stays an explicit choice.
+collection of tests/fixtures/data (bench/RESULTS.md, "Encoding"): on a CPU with bfloat16 dot
+products (``amx_bf16`` / ``avx512_bf16``) and OpenVINO installed (a core dependency), the backbone
+runs in OpenVINO at its bfloat16 inference hint (within 0.0006 everywhere, ~3x float32) while the
+model is in eval mode; everywhere else, and while training, the float32 torch path. ``"mixed"``
+(torch autocast) costs 0.0016 on Cranfield, so it stays an explicit choice.
+``MAXSIM_DTYPE=float32`` (or any other dtype name) makes "auto" mean that dtype on the torch path:
+pin the exact path for reproducibility (the test suite does).
 
 ``"mixed"`` is PyTorch's bfloat16 autocast:
 the weights stay float32; matrix products (linear layers, attention) and the elementwise ops between
@@ -33,8 +38,9 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
-    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" ("auto" ->
-    "float32", see the module docstring); "mixed" on a device without bfloat16 units warns."""
+    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" on the torch
+    path ("auto" -> ``$MAXSIM_DTYPE`` or "float32"; see ``auto_backend`` for the rest of "auto");
+    "mixed" on a device without bfloat16 units warns."""
     if isinstance(dtype, torch.dtype):
         names = {v: k for k, v in CAST_DTYPES.items()}
         if dtype not in names:
@@ -42,10 +48,31 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
         return names[dtype]
     if dtype not in DTYPE_NAMES:
         raise ValueError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
+    if dtype == "auto":
+        dtype = pinned_dtype() or "float32"
     if dtype == "mixed" and not fast_bfloat16(torch.device(device)):
         logger.warning("dtype='mixed' on %s: this device has no bfloat16 matrix units (AMX, AVX512-BF16, "
                        "CUDA bf16), so bfloat16 is emulated and slower than float32.", device)
-    return "float32" if dtype == "auto" else dtype
+    return dtype
+
+
+def pinned_dtype() -> str | None:
+    """``$MAXSIM_DTYPE``: the dtype "auto" stands for when set (checked), else None."""
+    value = os.environ.get("MAXSIM_DTYPE") or None
+    if value is not None and value not in DTYPE_NAMES[1:]:
+        raise ValueError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} or unset it.")
+    return value
+
+
+def auto_backend(device: torch.device) -> str | None:
+    """The inference backend "auto" runs the backbone in on ``device``: "openvino" (bfloat16 hint) on a
+    CPU with bfloat16 dot products when OpenVINO is installed and ``$MAXSIM_DTYPE`` is unset, else None
+    (the torch path)."""
+    from maxsim.models.backends import missing_packages
+
+    if pinned_dtype() or device.type != "cpu" or not fast_bfloat16(device):
+        return None
+    return None if missing_packages("openvino") else "openvino"
 
 
 def fast_bfloat16(device: torch.device) -> bool:
