@@ -35,7 +35,7 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
     out = np.zeros((n_q, n_docs), dtype=np.float32)
     nz = lengths > 0
     if n_docs and nz.any():
-        maxima = torch.segment_reduce(sim, "max", lengths=torch.from_numpy(lengths[nz]), axis=0).float()
+        maxima = _segment_max(sim, torch.from_numpy(lengths[nz])).float()
         if widths is None:
             out[0, nz] = maxima.sum(1).numpy()
         else:
@@ -44,6 +44,18 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
                 out[qi, nz] = maxima[:, start: start + w].sum(1).numpy()
                 start += w
     return out[0] if widths is None else out
+
+
+def _segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Row maxima of consecutive segments of ``lengths`` (all > 0) rows of ``sim`` -> (n_segments, n_cols).
+    Documents of similar lengths: one gather into (n_segments, longest, n_cols), each padded by its
+    last row, and a max over the middle axis (1.5x segment_reduce on 32 columns); else segment_reduce."""
+    width = int(lengths.max())
+    if len(lengths) * width > 2 * sim.shape[0]:
+        return torch.segment_reduce(sim, "max", lengths=lengths, axis=0)
+    starts = torch.cumsum(lengths, 0) - lengths
+    index = starts[:, None] + torch.minimum(torch.arange(width)[None, :], (lengths - 1)[:, None])
+    return sim.index_select(0, index.reshape(-1)).view(len(lengths), width, sim.shape[1]).amax(1)
 
 
 @torch.inference_mode()
