@@ -150,3 +150,19 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
                                        rtol=1e-5, atol=1e-4)
     finally:
         scan_dtype.cache_clear()
+
+
+@pytest.mark.parametrize("lengths", [[5, 7, 6, 0, 5, 7], [1, 40, 0, 2, 1]])  # similar: one gather; uneven: fallback
+def test_segment_max_sum_is_the_per_document_max(lengths):
+    import torch
+
+    from maxsim.index.packed import segment_max_sum
+
+    rng = np.random.default_rng(3)
+    sim = rng.standard_normal((sum(lengths), 6)).astype(np.float32)
+    widths = [2, 4]
+    got = segment_max_sum(torch.from_numpy(sim), np.array(lengths), widths)
+    starts = np.cumsum([0, *lengths])
+    for d, n in enumerate(lengths):
+        best = sim[starts[d]: starts[d] + n].max(0) if n else np.zeros(6, np.float32)
+        np.testing.assert_allclose(got[:, d], [best[:2].sum(), best[2:].sum()], rtol=1e-6)

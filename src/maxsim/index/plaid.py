@@ -269,7 +269,9 @@ class PlaidIndex(SegmentedIndex):
         thr = float(sp["centroid_score_threshold"])
         subset_direct = int(mask.sum()) <= 4 * n_full and int(mask.sum()) < len(mask)
         results = []
-        scores_all = self.codec.centroids @ np.concatenate(queries).T  # (K, sum Lq)
+        # (K, sum Lq) in torch: a numpy (OpenBLAS) product here would spin its own threads against torch's
+        q_all = torch.from_numpy(np.ascontiguousarray(np.concatenate(queries), dtype=np.float32))
+        scores_all = (torch.from_numpy(self.codec.centroids) @ q_all.T).numpy()
         start = 0
         for q in queries:
             s = np.ascontiguousarray(scores_all[:, start: start + len(q)])
