@@ -67,14 +67,22 @@ def exact_pair(tmp_path_factory, corpus):
     return single_index(root / "single", corpus, "exact"), Retriever.open(root / "sharded")
 
 
+def assert_same_hits(got, expected):
+    """Same ids, texts, metadata and passages in the same order; scores equal to float32 rounding (a BLAS
+    product's last bit can depend on the block shapes, which differ between one index and its shards)."""
+    assert [[h["id"] for h in q] for q in got] == [[h["id"] for h in q] for q in expected]
+    np.testing.assert_allclose([h["score"] for q in got for h in q], [h["score"] for q in expected for h in q],
+                               rtol=2e-6, atol=0)
+    strip = lambda hits: [[{k: v for k, v in h.items() if k != "score"} for h in q] for q in hits]  # noqa: E731
+    assert strip(got) == strip(expected)
+
+
 @pytest.mark.parametrize("hybrid", [False, True])
 def test_sharded_exact_equals_one_index(exact_pair, queries, hybrid):
     single, sharded = exact_pair
     assert isinstance(sharded, ShardedRetriever)
     expected, got = single.search(queries, k=10, hybrid=hybrid), sharded.search(queries, k=10, hybrid=hybrid)
-    assert [[h["id"] for h in q] for q in got] == [[h["id"] for h in q] for q in expected]
-    assert [[h["score"] for h in q] for q in got] == [[h["score"] for h in q] for q in expected]
-    assert got == expected  # texts, metadata and best passages too
+    assert_same_hits(got, expected)
 
 
 def test_sharded_filter_subset_get_explain(exact_pair, queries):
@@ -82,8 +90,8 @@ def test_sharded_filter_subset_get_explain(exact_pair, queries):
     subset = [str(i) for i in range(1, 120, 3)]
     for kwargs in ({"filter": {"group": 1}}, {"subset": subset}, {"filter": {"group": 2}, "subset": subset}):
         for hybrid in (False, True):
-            assert sharded.search(queries[:5], k=7, hybrid=hybrid, **kwargs) == \
-                single.search(queries[:5], k=7, hybrid=hybrid, **kwargs)
+            assert_same_hits(sharded.search(queries[:5], k=7, hybrid=hybrid, **kwargs),
+                             single.search(queries[:5], k=7, hybrid=hybrid, **kwargs))
     assert sharded.get("17") == single.get("17")
     assert sharded.explain(queries[0], "17") == single.explain(queries[0], "17")
     assert len(sharded) == N_DOCS

@@ -132,7 +132,6 @@ class _Job:
     def _encode(self, positions, sink) -> None:
         """Encode the documents at ``positions`` on the pool; ``sink(doc)`` for each, as batches finish."""
         options = dict(self.options)
-        positions = sorted(positions, key=lambda i: -len(self.corpus.texts[i]))  # similar lengths: less padding
         done, batches = 0, to_batches(self.corpus, positions, options.pop("batch_size"))
         if not batches:
             return

@@ -27,7 +27,7 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     if not ray.is_initialized():
         # Ray runs workers at niceness 15; a local cluster's encoders get the priority `maxsim index` has
         os.environ.setdefault("RAY_worker_niceness", "0")
-        # "local": a new cluster even where a stale /tmp/ray/ray_current_cluster names an ended one
+        # "local": a new cluster even where a stale ray_current_cluster file names an ended one
         local = {} if address else {"address": "local", "num_cpus": num_cpus}
         ray.init(**({"address": address} if address else {}), include_dashboard=False, log_to_driver=False, **local)
     return ray
