@@ -32,7 +32,8 @@ class MultiVectorEncoder(torch.nn.Module):
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
     ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
     pass: "auto" (default: the fastest path that keeps retrieval quality: OpenVINO's bfloat16 hint for
-    ``encode`` on CPUs with AMX / AVX512-BF16, else float32; see ``precision``), "mixed" (bfloat16 autocast, float32 weights: 2-3x faster on bfloat16 hardware,
+    ``encode`` on CPUs with AMX / AVX512-BF16, else float32; see ``precision``), "mixed" (bfloat16
+    autocast, float32 weights: 2-3x faster on bfloat16 hardware,
     not identical), "float32" (the exact reference path), "bfloat16" or "float16" (whole model
     cast); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
