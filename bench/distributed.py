@@ -2,6 +2,7 @@
 
     python -P bench/distributed.py                    # 300 Cranfield documents, default model
     python -P bench/distributed.py --docs 1400 --repeats 2
+    python -P bench/distributed.py --docs 4200 --skip-two-nodes   # Cranfield 3 times (new ids): a longer job
 
 Side by side in one run, interleaved (plain, Ray 1 worker, Ray 2 workers; ``--repeats`` rounds, the
 best of each kept): every path does the whole job (load the model, split, encode, write an exact
@@ -38,9 +39,16 @@ PORT = 6391
 
 
 def corpus_file(n: int) -> Path:
-    rows = (SHARED / "data" / "cranfield" / "corpus.jsonl").read_text().splitlines()[:n]
-    path = WORK / f"cranfield-{len(rows)}.jsonl"
-    path.write_text("\n".join(rows) + "\n")
+    """The first ``n`` Cranfield documents; past its 1,400, Cranfield again with new ids (``<id>-r<k>``)."""
+    rows = [json.loads(x) for x in (SHARED / "data" / "cranfield" / "corpus.jsonl").read_text().splitlines() if x.strip()]
+    picked = []
+    for i in range(n):
+        row = dict(rows[i % len(rows)])
+        if i >= len(rows):
+            row["_id"] = f"{row['_id']}-r{i // len(rows)}"
+        picked.append(row)
+    path = WORK / f"cranfield-{n}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in picked))
     return path
 
 

@@ -13,6 +13,7 @@ from conftest import CRANFIELD, TINY_MODEL
 ray = pytest.importorskip("ray")
 
 from maxsim.distributed import ShardedRetriever, build_collection, shard_of  # noqa: E402
+from maxsim.distributed.encode import batch_positions  # noqa: E402
 from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError  # noqa: E402
 from maxsim.search import Retriever  # noqa: E402
 
@@ -52,8 +53,9 @@ def single_index(folder, corpus, index):
     torch.set_num_threads(1)
     try:
         r = Retriever.create(folder, model_name=MODEL, index=index)
-        for s in range(0, len(docs), BATCH):
-            r.add(docs.texts[s: s + BATCH], ids=docs.ids[s: s + BATCH], metadata=docs.metadata[s: s + BATCH])
+        for part in batch_positions(docs.texts, range(len(docs)), BATCH):
+            r.add([docs.texts[i] for i in part], ids=[docs.ids[i] for i in part],
+                  metadata=[docs.metadata[i] for i in part])
     finally:
         torch.set_num_threads(threads)
     return r

@@ -85,12 +85,18 @@ def encode_batches(ray, batches: list[dict], model: str, manifest: dict, workers
     yield from out.iter_batches(batch_size=None, batch_format="numpy")
 
 
+def batch_positions(texts: list[str], positions, batch_size: int) -> list[list[int]]:
+    """``positions`` (into ``texts``) cut into batches of ``batch_size`` documents of similar length
+    (longest first; ties in position order): little padding, as ``maxsim index`` batches, and the
+    longest batches start first so that the workers finish together."""
+    order = sorted((int(i) for i in positions), key=lambda i: -len(texts[i]))
+    return [order[s: s + batch_size] for s in range(0, len(order), batch_size)]
+
+
 def to_batches(corpus, positions, batch_size: int) -> list[dict]:
-    """The documents at ``positions`` of ``corpus`` as dataset rows of ``batch_size`` documents each."""
-    positions = [int(i) for i in positions]
+    """The documents at ``positions`` of ``corpus`` as dataset rows (see ``batch_positions``)."""
     out = []
-    for s in range(0, len(positions), batch_size):
-        part = positions[s: s + batch_size]
+    for part in batch_positions(corpus.texts, positions, batch_size):
         out.append({key: json.dumps(value) for key, value in (
             ("rows", part), ("ids", [corpus.ids[i] for i in part]), ("texts", [corpus.texts[i] for i in part]),
             ("meta", [corpus.metadata[i] for i in part]))})

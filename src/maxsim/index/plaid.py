@@ -138,19 +138,22 @@ class PlaidIndex(SegmentedIndex):
         return ResidualCodec.train(vectors, n_tokens_total, p, unit_norm(vectors)).arrays()
 
     def _ivf(self, codes: np.ndarray, doclens: np.ndarray, n_c: int, n_docs: int):
-        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int64), doclens)
-        pairs = np.unique(codes.astype(np.int64) * max(n_docs, 1) + doc_of_token)  # sorted by centroid
-        cells, docs = pairs // max(n_docs, 1), pairs % max(n_docs, 1)
+        """The inverted lists: offsets (n_c + 1,) into docs (int32), each centroid's documents in order."""
+        doc_of_token = np.repeat(np.arange(n_docs, dtype=np.int32), doclens)
+        order = np.argsort(codes, kind="stable")  # by centroid, then token (= document) order
+        cells, docs = codes[order], doc_of_token[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (cells[1:] != cells[:-1]) | (docs[1:] != docs[:-1])
         offsets = np.zeros(n_c + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cells, minlength=n_c), out=offsets[1:])
-        return offsets, docs.astype(np.int32)
+        np.cumsum(np.bincount(cells[first], minlength=n_c), out=offsets[1:])
+        return offsets, docs[first]
 
     def _segment_arrays_from(self, codes, packed, n_c, vectors=None):
         """The arrays of a segment; ``vectors`` (float32 or float16) joins them as the float16
         re-scoring copy when the index keeps one (``rescore="float16"``)."""
         out = {"codes": codes.astype(np.uint16 if n_c <= 1 << 16 else np.int32), "residuals": packed}
         if self._body["params"].get("rescore") and vectors is not None:
-            out["vectors"] = np.asarray(vectors, dtype=np.float16)
+            out["vectors"] = torch.from_numpy(np.ascontiguousarray(vectors)).to(torch.float16).numpy()
         return out
 
     def _stored_vectors(self, seg: Segment, tok: np.ndarray) -> np.ndarray:
@@ -179,11 +182,7 @@ class PlaidIndex(SegmentedIndex):
     def _prepare_add(self, body, writer, embeddings, doclens):
         state, p = body["state"], body["params"]
         n_new = int(doclens.sum())
-        x = np.empty((n_new, body["dim"]), dtype=np.float32)
-        pos = 0
-        for e in embeddings:
-            x[pos: pos + len(e)] = e
-            pos += len(e)
+        x = np.concatenate(embeddings, dtype=np.float32) if n_new else np.empty((0, body["dim"]), np.float32)
         normalized_batch = unit_norm(x)
         if not body.get("shared_files") and p.get("codec"):
             codec = ResidualCodec.from_file(p["codec"], p["nbits"])
