@@ -13,7 +13,7 @@ from conftest import CRANFIELD, TINY_MODEL
 ray = pytest.importorskip("ray")
 
 from maxsim.distributed import ShardedRetriever, build_collection, shard_of  # noqa: E402
-from maxsim.distributed.encode import batch_positions  # noqa: E402
+from maxsim.distributed.encode import length_groups, row_size  # noqa: E402
 from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError  # noqa: E402
 from maxsim.search import Retriever  # noqa: E402
 
@@ -44,7 +44,7 @@ def queries():
 
 
 def single_index(folder, corpus, index):
-    """One retriever over the same documents, added in the build's batches at the workers' one thread."""
+    """One retriever over the same documents, added in the build's rows (2 workers) at the workers' one thread."""
     import torch
 
     from maxsim.io import read_corpus
@@ -53,9 +53,9 @@ def single_index(folder, corpus, index):
     torch.set_num_threads(1)
     try:
         r = Retriever.create(folder, model_name=MODEL, index=index)
-        for part in batch_positions(docs.texts, range(len(docs)), BATCH):
+        for part in length_groups(docs.texts, range(len(docs)), row_size(len(docs), BATCH, 2)):
             r.add([docs.texts[i] for i in part], ids=[docs.ids[i] for i in part],
-                  metadata=[docs.metadata[i] for i in part])
+                  metadata=[docs.metadata[i] for i in part], batch_size=BATCH)
     finally:
         torch.set_num_threads(threads)
     return r
@@ -67,6 +67,14 @@ def exact_pair(tmp_path_factory, corpus):
     out = build_collection(corpus, root / "sharded", model=MODEL, index="exact", workers=2, shards=2, batch_size=BATCH)
     assert out == {**out, "documents": N_DOCS, "shards": 2, "workers": 2, "encoded": N_DOCS}
     return single_index(root / "single", corpus, "exact"), Retriever.open(root / "sharded")
+
+
+def test_rows_are_length_sorted_groups_of_batches():
+    assert row_size(4200, 32, 1) == 256 and row_size(4200, 32, 2) == 256  # ROW_BATCHES batches
+    assert row_size(300, 32, 2) == 38 and row_size(1, 32, 8) == 1  # at least 4 rows per worker where possible
+    texts = ["a" * n for n in (3, 9, 1, 9, 5)]
+    assert length_groups(texts, range(5), 2) == [[1, 3], [4, 0], [2]]  # longest first, ties in order
+    assert length_groups(texts, [2, 4], 8) == [[4, 2]]
 
 
 def assert_same_hits(got, expected):
@@ -157,10 +165,10 @@ def holds_each_once(folder, corpus):
 def test_killed_encoder_actor_every_document_once(tmp_path, corpus):
     killed, pids = [], set()
 
-    def kill_first_worker(done, total, batch):
-        pids.update(int(p) for p in batch["pid"])
+    def kill_first_worker(done, total, row):
+        pids.update(int(p) for p in row["pid"])
         if not killed:
-            killed.append(int(batch["pid"][0]))
+            killed.append(int(row["pid"][0]))
             os.kill(killed[0], signal.SIGKILL)
 
     out = build_collection(corpus, tmp_path / "c", model=MODEL, index="exact", workers=2, shards=2,
@@ -173,7 +181,7 @@ def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
     class Stop(Exception):
         pass
 
-    def stop_after_half(done, total, batch):
+    def stop_after_half(done, total, row):
         if done >= total // 2:
             raise Stop()
 

@@ -7,7 +7,7 @@
    whole collection would train it; every shard adopts it and never retrains.
 3. The documents no shard holds yet are encoded on a pool of encoder actors (Ray Data); the driver
    routes each to its shard (``shard_of``) and commits them in groups of ``commit_docs`` (one
-   writer thread per shard). An id already committed or already routed is skipped, so a batch Ray
+   writer thread per shard). An id already committed or already routed is skipped, so a row Ray
    retried after a worker died lands once; a rerun encodes only what no shard holds.
 4. The collection is checked (each shard holds exactly the ids routed to it), then ``ids.json``,
    the collection-wide BM25 (hybrid) and ``complete: true`` are written.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.distributed import collection as col
-from maxsim.distributed.encode import connect, decode, encode_batches, encoder_resources, to_batches
+from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
 from maxsim.errors import AlreadyExistsError, CorruptedError
 from maxsim.search.passages import Encoded
 
@@ -43,8 +43,9 @@ def build_collection(input, output, model: str = "default", index: str = "exact"
     ``model``: "default", a model folder or a hub id (loaded by every worker). ``workers``: encoder
     actors (default: the cluster's GPUs, one each, else its CPUs, ``threads`` torch threads each).
     ``shards``: retriever folders (default: ``workers``). ``address``: a running Ray cluster (None:
-    start a local one, or use the current connection). ``progress(done, total, batch)`` is called
-    after each encoded batch. Rerunning with the same arguments finishes an interrupted build.
+    start a local one, or use the current connection). ``progress(done, total, row)`` is called
+    after each encoded row of documents (see ``encode.row_size``). Rerunning with the same
+    arguments finishes an interrupted build.
     Returns ``{"documents", "shards", "workers", "encoded", "seconds"}``."""
     from maxsim.io import read_corpus
 
@@ -130,19 +131,19 @@ class _Job:
 
     # -- encoding -------------------------------------------------------------------------------
     def _encode(self, positions, sink) -> None:
-        """Encode the documents at ``positions`` on the pool; ``sink(doc)`` for each, as batches finish."""
-        options = dict(self.options)
-        done, batches = 0, to_batches(self.corpus, positions, options.pop("batch_size"))
-        if not batches:
+        """Encode the documents at ``positions`` on the pool; ``sink(doc)`` for each, as rows finish."""
+        options, done = self.options, 0
+        rows = to_rows(self.corpus, positions, row_size(len(positions), options["batch_size"], self.workers))
+        if not rows:
             return
         manifest = self.shards[0].manifest
-        for batch in encode_batches(self.ray, batches, self.settings["model"], manifest, self.workers,
-                                    self.resources, **options):
-            for doc in decode(batch, manifest["dim"]):
+        for row in encode_rows(self.ray, rows, self.settings["model"], manifest, self.workers, self.resources,
+                               **options):
+            for doc in decode(row, manifest["dim"]):
                 sink(doc)
                 done += 1
             if self.progress is not None:
-                self.progress(done, len(positions), batch)
+                self.progress(done, len(positions), row)
 
     def train_codec(self, n_sample: int, commit_docs: int) -> None:
         """Encode a seeded sample, train the shared PLAID codec on it, then queue the sample."""
@@ -153,7 +154,7 @@ class _Job:
         positions = np.sort(rng.choice(len(self.corpus), n_sample, replace=False))
         docs: list[dict] = []
         self._encode(positions, docs.append)
-        docs.sort(key=lambda d: d["row"])
+        docs.sort(key=lambda d: d["position"])
         x = np.concatenate([v for d in docs for v in d["vectors"]])
         total = int(round(len(x) / len(docs) * len(self.corpus)))
         codec = PlaidIndex.train_codec(x, total, **{k: params[k] for k in CODEC_KEYS if k in params})
@@ -174,10 +175,10 @@ class _Job:
 
     # -- writing --------------------------------------------------------------------------------
     def _queue(self, doc: dict, commit_docs: int) -> None:
-        if doc["id"] in self.seen:  # committed before, or a batch Ray ran twice
+        if doc["id"] in self.seen:  # committed before, or a row Ray ran twice
             return
         self.seen.add(doc["id"])
-        s = self.route[doc["row"]]
+        s = self.route[doc["position"]]
         self.buffers[s].append(doc)
         if len(self.buffers[s]) >= commit_docs:
             self._flush(s)

@@ -13,7 +13,7 @@ def index_on_ray(input: Path, output: Path, model: str, kind: str, hybrid: bool,
     from maxsim.cli.common import human_bytes, user_errors
     from maxsim.distributed import ShardedRetriever, build_collection
 
-    def progress(done: int, total: int, batch) -> None:
+    def progress(done: int, total: int, row) -> None:
         typer.echo(f"encoded {done}/{total} documents", err=True)
 
     with user_errors(input):
