@@ -24,10 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, WORK, markdown_table, save_plot  # noqa: E402
-from service import HOST, free_port, start_server  # noqa: E402
-
 from maxsim.cli.remote import call  # noqa: E402
 from maxsim.cli.search import remote_hits  # noqa: E402
+from service import HOST, free_port, start_server  # noqa: E402
 
 
 def build_index(folder: Path, data: Path) -> None:

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import markdown_table  # noqa: E402
-
 from maxsim.index.codec import assign_centroids, auto_n_centroids, kmeans  # noqa: E402
 
 CRANFIELD = ROOT / "bench" / "_work" / "cranfield-default-model.npz"

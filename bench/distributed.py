@@ -57,8 +57,8 @@ def plain(corpus: Path, model: str) -> float:
     import torch
 
     from maxsim.io import read_corpus
+    from maxsim.models.loading import load_model
     from maxsim.search import Retriever
-    from maxsim.search.retriever import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -2,12 +2,19 @@
 
     python bench/fastplaid_runner.py '<json job>'   # prints RESULT <json>
 """
-import json, os, sys, time
-import numpy as np, torch
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-from fast_plaid import search
 import fast_plaid.search.fast_plaid as fp_module
+from fast_plaid import search
+
 if args.get("n_centroids"):  # like for like: maxsim's centroid count (fast-plaid's create has no knob for it)
     _kmeans = fp_module.compute_kmeans
     fp_module.compute_kmeans = lambda **kw: _kmeans(num_partitions=args["n_centroids"], **kw)

@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import WORK, markdown_table  # noqa: E402
-
 from maxsim import MultiVectorEncoder  # noqa: E402
 from maxsim.index.synthetic import ClusteredCollection  # noqa: E402
 from maxsim.search import Retriever  # noqa: E402

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.append(str(ROOT / "bench"))  # after src/: bench/maxsim.py must not shadow the package
 from index_report import plot, write_report  # noqa: E402
+
 SHARED = ROOT / "tests" / "fixtures"  # models/, data/ (copied from ../shared; see tests/README.md)
 WORK = ROOT / "bench" / "_work"
 RESULTS = ROOT / "bench" / "results" / "index.md"

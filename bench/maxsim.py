@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from common import best_of, markdown_table
-
 from maxsim.scoring import maxsim
 
 

@@ -26,7 +26,6 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 from common import markdown_table  # noqa: E402
 from long_documents import CRANFIELD, long_collection  # noqa: E402
-
 from maxsim import MultiVectorEncoder  # noqa: E402
 from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents  # noqa: E402
 from maxsim.scoring import maxsim  # noqa: E402

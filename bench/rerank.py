@@ -19,8 +19,8 @@ from pathlib import Path
 
 from maxsim.evaluation.loaders import document_text, load_beir_folder
 from maxsim.evaluation.metrics import ndcg_at_k, recall_at_k
-from maxsim.scoring import maxsim, rerank, topk
 from maxsim.models import MultiVectorEncoder
+from maxsim.scoring import maxsim, rerank, topk
 from maxsim.search.bm25 import BM25Index
 
 CRANFIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "data" / "cranfield"

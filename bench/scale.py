@@ -144,6 +144,7 @@ def build(n_docs: int, args) -> dict:
 def search_child(n_docs: int, args) -> None:
     """Open the index memory-mapped, time single queries, print memory and hits as JSON."""
     import torch
+
     from maxsim.index import PlaidIndex
     torch.set_num_threads(args.threads)
     queries = collection(n_docs).queries(args.queries)

@@ -67,8 +67,8 @@ def train_ours(model, rows, args, out, **extra):
 def train_oracle(folder, rows, args, out, max_steps):
     """sentence-transformers 6.2 on the same weights (our save is its layout), rows, batch and steps."""
     from datasets import Dataset
-    from sentence_transformers import (MultiVectorEncoder as STEncoder, MultiVectorEncoderTrainer,
-                                       MultiVectorEncoderTrainingArguments)
+    from sentence_transformers import MultiVectorEncoder as STEncoder
+    from sentence_transformers import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
     from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
 
     model = STEncoder(str(folder), device="cpu")

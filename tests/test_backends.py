@@ -7,11 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import MODELS, TINY_MODEL, probe_texts
 
+from conftest import MODELS, TINY_MODEL, probe_texts
 from maxsim import MultiVectorEncoder
-from maxsim.errors import InvalidInputError
-from maxsim.models import ModelLoadError
+from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models.backends import weights_key
 
 pytest.importorskip("onnxruntime")

@@ -10,9 +10,9 @@ import shutil
 
 import httpx
 import pytest
-from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread
 
 from maxsim.server import LiveRetriever, create_app
+from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread
 
 QUERY = "heat conduction in composite slabs"
 ANSWER = "Zebra mussel colonies clog cooling water intakes; zebra mussels spread fast. "

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import MODELS
 from typer.testing import CliRunner
 
+from conftest import MODELS
 from maxsim.cli import app
 
 TINY = str(MODELS / "st6-tiny-bert")

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from test_server import TINY, build_index
 from typer.testing import CliRunner
 
 from maxsim.cli import app
+from test_server import TINY, build_index
 
 
 @pytest.fixture()

@@ -4,8 +4,8 @@ behind "mixed", and how close "mixed" and "auto" stay to float32."""
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL, probe_texts
 
+from conftest import TINY_MODEL, probe_texts
 from maxsim import MultiVectorEncoder
 from maxsim.models import precision
 

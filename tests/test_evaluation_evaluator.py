@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MODELS
-from maxsim.evaluation import (CollectionError, InformationRetrievalEvaluator, NanoBEIREvaluator, load_beir_folder,
-                               load_hub_collection)
+from maxsim.evaluation import (
+    CollectionError,
+    InformationRetrievalEvaluator,
+    NanoBEIREvaluator,
+    load_beir_folder,
+    load_hub_collection,
+)
 from maxsim.evaluation.metrics import rank
 
 

@@ -8,8 +8,15 @@ import pytrec_eval
 
 from conftest import DATA
 from maxsim.evaluation import evaluate_rankings, load_beir_folder, per_query_metrics
-from maxsim.evaluation.metrics import (average_precision_at_k, metric_functions, mrr_at_k, ndcg_at_k, precision_at_k,
-                                       rank, recall_at_k)
+from maxsim.evaluation.metrics import (
+    average_precision_at_k,
+    metric_functions,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    rank,
+    recall_at_k,
+)
 
 TREC_MEASURES = {"ndcg_cut.10", "P.1,3,5,10,100", "recall.1,3,5,10,100"}
 OURS_TO_TREC = {"ndcg@10": "ndcg_cut_10", **{f"precision@{k}": f"P_{k}" for k in (1, 3, 5, 10, 100)},

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread
 
 from maxsim.server import LiveRetriever, create_app
+from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread
 
 EXAMPLES = 40
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

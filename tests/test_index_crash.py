@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from maxsim.index import ExactIndex, IndexCorruptedError, IndexLockedError, PlaidIndex, open_index
-from maxsim.index import storage
+from maxsim.errors import CorruptedError, LockedError
+from maxsim.index import ExactIndex, PlaidIndex, open_index, storage
 
 DIM = 16
 BATCH = 400  # documents per add: each add writes ~100 k token vectors
@@ -165,7 +165,7 @@ def test_truncated_file_is_named(tmp_path, kind):
     path = _file(index, "-vectors.npy" if kind is ExactIndex else "-residuals.npy")
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
-    with pytest.raises(IndexCorruptedError, match=path.name):
+    with pytest.raises(CorruptedError, match=path.name):
         open_index(tmp_path / "ix")
 
 
@@ -176,7 +176,7 @@ def test_flipped_byte_in_small_file_is_named(tmp_path, suffix):
     data = bytearray(path.read_bytes())
     data[len(data) - 3] ^= 0x55
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptedError, match=path.name):
+    with pytest.raises(CorruptedError, match=path.name):
         open_index(tmp_path / "ix")
 
 
@@ -188,9 +188,9 @@ def test_flipped_byte_in_large_file_found_by_verify(tmp_path, monkeypatch):
     path.write_bytes(bytes(data))
     monkeypatch.setattr(storage, "SMALL_FILE_BYTES", 1024)  # as if the file were large: size check only
     again = open_index(tmp_path / "ix")
-    with pytest.raises(IndexCorruptedError, match=path.name):
+    with pytest.raises(CorruptedError, match=path.name):
         again.verify()
-    with pytest.raises(IndexCorruptedError, match=path.name):
+    with pytest.raises(CorruptedError, match=path.name):
         open_index(tmp_path / "ix", verify=True)
 
 
@@ -198,14 +198,14 @@ def test_missing_file_and_bad_manifest(tmp_path):
     index = _two_segment_index(tmp_path)
     path = _file(index, "-ids.json")
     path.unlink()
-    with pytest.raises(IndexCorruptedError, match=path.name):
+    with pytest.raises(CorruptedError, match=path.name):
         open_index(tmp_path / "ix")
     manifest = tmp_path / "ix" / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"version": ', '"version": 1', 1))
-    with pytest.raises(IndexCorruptedError, match="manifest.json"):
+    with pytest.raises(CorruptedError, match="manifest.json"):
         open_index(tmp_path / "ix")
     manifest.write_text("{not json")
-    with pytest.raises(IndexCorruptedError, match="manifest.json"):
+    with pytest.raises(CorruptedError, match="manifest.json"):
         open_index(tmp_path / "ix")
     with pytest.raises(FileNotFoundError, match="no index"):
         open_index(tmp_path / "nothing-here")
@@ -230,7 +230,7 @@ def test_failed_write_leaves_index_unchanged(tmp_path, monkeypatch):
 def test_writer_lock(tmp_path):
     index = ExactIndex.create(tmp_path / "ix", DIM, lock_timeout=0.3)
     with storage.writer_lock(tmp_path / "ix", 1.0):  # another writer holds the lock
-        with pytest.raises(IndexLockedError, match="LOCK"):
+        with pytest.raises(LockedError, match="LOCK"):
             index.add(["x"], [np.ones((2, DIM), np.float32)])
     assert len(index) == 0
     index.add(["x"], [np.ones((2, DIM), np.float32)])

@@ -4,10 +4,10 @@ filters, passages, and the reranking compressor."""
 import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from test_integrations_corpus import CORPUS, SHORT, build
 
 from maxsim.integrations.langchain import MaxsimReranker, MaxsimRetriever
 from maxsim.scoring import rerank
+from test_integrations_corpus import CORPUS, SHORT, build
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ passages and the MaxSim node postprocessor."""
 import pytest
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, TextNode
-from test_integrations_corpus import CORPUS, SHORT, build
 
 from maxsim.errors import InvalidInputError
 from maxsim.integrations.llama_index import MaxsimReranker, MaxsimRetriever
 from maxsim.scoring import rerank
+from test_integrations_corpus import CORPUS, SHORT, build
 
 
 @pytest.fixture(scope="module")

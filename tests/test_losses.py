@@ -6,10 +6,9 @@ import math
 import pytest
 import torch
 
+from conftest import MODELS
 from maxsim.losses import CachedContrastive, Contrastive, DistillKLDiv, MarginMSE, maxsim_grouped, maxsim_matrix
 from maxsim.training import Collator
-
-from conftest import MODELS
 
 
 class TableModel(torch.nn.Module):

@@ -10,9 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from maxsim import ModelLoadError, MultiVectorEncoder
-
 from conftest import MODELS, probe_texts
+from maxsim import ModelLoadError, MultiVectorEncoder
 
 QUERIES, DOCUMENTS = probe_texts()
 

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from maxsim import MultiVectorEncoder
-
 from conftest import MODELS, REFERENCE_MODELS, probe_texts
+from maxsim import MultiVectorEncoder
 
 QUERIES, DOCUMENTS = probe_texts()
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import MODELS, REFERENCE_MODELS, probe_texts
 from maxsim import Dense, MultiVectorEncoder, MultiVectorMask, Normalize, Transformer
 from maxsim.models.default import minilm_folder
-
-from conftest import MODELS, REFERENCE_MODELS, probe_texts
 
 QUERIES, DOCUMENTS = probe_texts()
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import MODELS, probe_texts
 
+from conftest import MODELS, probe_texts
 from maxsim import ModelLoadError, MultiVectorEncoder
 from maxsim.models import HierarchicalTokenPooling
 from maxsim.models.pooling import pool_embeddings

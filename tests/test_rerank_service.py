@@ -4,10 +4,10 @@ order ``maxsim.rerank`` gives on the same input."""
 import json
 
 import pytest
-from conftest import TINY_MODEL
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import TINY_MODEL
 from maxsim.cli import app as cli
 from maxsim.scoring import rerank
 from maxsim.search import Retriever

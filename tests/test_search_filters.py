@@ -9,9 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from maxsim.cli.where import parse_where
 from maxsim.errors import InvalidInputError, LimitExceededError
-from maxsim.search.filters import (FIELDS_INSERT, FIELDS_SCHEMA, MAX_CLAUSES, MAX_DEPTH, MAX_VALUES, compile_filter,
-                                   field_rows, parse_where)
+from maxsim.search.filters import (
+    FIELDS_INSERT,
+    FIELDS_SCHEMA,
+    MAX_CLAUSES,
+    MAX_DEPTH,
+    MAX_VALUES,
+    compile_filter,
+    field_rows,
+)
 
 
 # -- reference evaluator (written from the documented semantics, shares nothing with the module) ---

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS
-from maxsim.errors import CorruptedError, LimitExceededError, InvalidInputError, LockedError
+from maxsim.errors import CorruptedError, InvalidInputError, LimitExceededError, LockedError
 from maxsim.search import Retriever
 
 TINY = str(MODELS / "st6-tiny-bert")

@@ -13,11 +13,11 @@ import time
 
 import httpx
 import pytest
-from conftest import MODELS
 
+from conftest import MODELS
+from maxsim.errors import InvalidInputError
 from maxsim.io import read_corpus
 from maxsim.search import Retriever
-from maxsim.errors import InvalidInputError
 from maxsim.server import Limits, LiveRetriever, create_app
 
 TINY = str(MODELS / "st6-tiny-bert")

@@ -4,15 +4,14 @@ library error types keep their status (404, 409, 503 for a held lock and a damag
 nothing bad is ever stored."""
 
 import contextlib
-import json
 
 import httpx
 import pytest
-from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread, url
 
 from maxsim.errors import InvalidInputError
 from maxsim.index.storage import writer_lock
 from maxsim.server import Limits, LiveRetriever, create_app
+from test_server import AUTH, KEY, LIMITS, build_index, serve_in_thread, url
 
 N = 12
 

@@ -10,6 +10,7 @@ import threading
 
 import httpx
 import pytest
+
 from test_server import SAMPLE, build_index, serve_process
 
 ROUNDS = 6 if os.environ.get("CI") else 10

@@ -6,10 +6,9 @@ import math
 import pytest
 import torch
 
+from conftest import DATA, MODELS
 from maxsim.losses import DistillKLDiv
 from maxsim.training import Collator, MaxSimTrainer, load_rows
-
-from conftest import DATA, MODELS
 
 TINY = MODELS / "st6-tiny-bert"
 

@@ -4,12 +4,12 @@ import importlib
 
 # Exported names -> (module, attribute), imported on first use (PEP 562), so that `import maxsim.cli`
 # and `maxsim search --server` do not pay for torch and transformers.
-_EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "ModelLoadError", "MultiVectorEncoder",
+_EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorEncoder",
                                                             "MultiVectorMask", "Normalize", "Transformer")},
             "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
             "rerank": ("maxsim.scoring", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
             **{name: ("maxsim.errors", name) for name in ("AlreadyExistsError", "CorruptedError", "InvalidInputError",
-                                                           "LimitExceededError", "LockedError", "MaxsimError",
+                                                           "LimitExceededError", "LockedError", "MaxsimError", "ModelLoadError",
                                                            "NotFoundError")}}
 
 __version__ = "0.1.0"

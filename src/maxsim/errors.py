@@ -13,7 +13,7 @@ so ``except ValueError`` keeps working.
 | ``AlreadyExistsError`` | ValueError, FileExistsError | 409 | 4 |
 | ``CorruptedError`` | — | 503 | 5 |
 | ``LockedError`` | — | 503 | 6 |
-| ``ModelLoadError`` | — | 422 | 7 |
+| ``ModelLoadError`` | OSError | 422 | 7 |
 """
 
 from __future__ import annotations
@@ -70,5 +70,12 @@ class LockedError(MaxsimError):
     exit_code = 6
 
 
+class ModelLoadError(MaxsimError, OSError):
+    """A model folder or hub id could not be read; the message names the file and the fix."""
+
+    status = 422
+    exit_code = 7
+
+
 __all__ = ["AlreadyExistsError", "CorruptedError", "InvalidInputError", "LimitExceededError", "LockedError",
-           "MaxsimError", "NotFoundError"]
+           "MaxsimError", "ModelLoadError", "NotFoundError"]

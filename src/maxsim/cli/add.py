@@ -10,8 +10,20 @@ import typer
 
 from maxsim.cli import app
 from maxsim.cli.common import user_errors
-from maxsim.cli.index import (BATCH_SIZE, DEVICE, DTYPE, ID_COLUMN, INPUT_HELP, METADATA_COLUMNS, STRICT, TEXT_COLUMN,
-                              TITLE_COLUMN, print_summary, read_input, reported_warnings)
+from maxsim.cli.index import (
+    BATCH_SIZE,
+    DEVICE,
+    DTYPE,
+    ID_COLUMN,
+    INPUT_HELP,
+    METADATA_COLUMNS,
+    STRICT,
+    TEXT_COLUMN,
+    TITLE_COLUMN,
+    print_summary,
+    read_input,
+    reported_warnings,
+)
 
 INDEX_HELP = "A retriever folder made by `maxsim index`."
 

@@ -33,7 +33,7 @@ def encode(
     from safetensors.numpy import save_file
 
     from maxsim.io import read_corpus
-    from maxsim.search.retriever import load_model
+    from maxsim.models.loading import load_model
 
     if output.suffix != ".safetensors":
         fail(f"--output {output} must end in .safetensors.")

@@ -27,9 +27,9 @@ def evaluate(
 ):
     """Exact-MaxSim retrieval metrics of MODEL on each --data collection (columns named after the
     folders) and, with several, their mean; printed as the model card's table."""
-    from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder, mean_over_collections, metrics_table
     from maxsim.cli.hybrid import fused_metrics
-    from maxsim.search.retriever import load_model
+    from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder, mean_over_collections, metrics_table
+    from maxsim.models.loading import load_model
 
     with user_errors():
         names = _collection_names(data)

@@ -65,8 +65,8 @@ def index(
         from maxsim.distributed.cli import index_on_ray
 
         return index_on_ray(input, output, model, kind, hybrid, batch_size, address, workers, shards)
+    from maxsim.models.loading import load_model
     from maxsim.search import Retriever
-    from maxsim.search.retriever import load_model
 
     with user_errors(input):
         params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)

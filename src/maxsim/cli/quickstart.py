@@ -33,8 +33,8 @@ def run(folder: Path, k: int, model_name: str) -> None:
     from maxsim.evaluation.loaders import load_beir_folder
     from maxsim.evaluation.metrics import evaluate_rankings
     from maxsim.io import read_corpus
+    from maxsim.models.loading import load_model
     from maxsim.search import Retriever
-    from maxsim.search.retriever import load_model
 
     start = time.perf_counter()
     model = load_model(model_name)

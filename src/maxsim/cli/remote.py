@@ -8,8 +8,14 @@ import json
 import urllib.error
 import urllib.request
 
-from maxsim.errors import (AlreadyExistsError, InvalidInputError, LimitExceededError, LockedError, MaxsimError,
-                           NotFoundError)
+from maxsim.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    LimitExceededError,
+    LockedError,
+    MaxsimError,
+    NotFoundError,
+)
 
 STATUS_ERRORS = {401: InvalidInputError, 404: NotFoundError, 409: AlreadyExistsError, 413: LimitExceededError,
                  422: InvalidInputError, 503: LockedError}

@@ -45,8 +45,8 @@ def rerank(
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
 ):
     """Rerank each query's candidates in INPUT by MaxSim; one JSON line per query, best first."""
+    from maxsim.models.loading import load_model
     from maxsim.scoring import rerank as rerank_texts
-    from maxsim.search.retriever import load_model
 
     groups = read_groups(input)
     encoder = load_model(model, device=device, dtype=dtype)

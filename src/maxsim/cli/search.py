@@ -61,8 +61,8 @@ def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | Non
                device: str | None, dtype: str | None) -> list[dict]:
     """Hits of ``query`` searched in this process, each with ``passage`` (highlighted) and ``matched``."""
     from maxsim.io import best_passage, matched_terms
+    from maxsim.models.loading import load_model
     from maxsim.search import Retriever
-    from maxsim.search.retriever import load_model
 
     encoder = load_model(model, device=device, dtype=dtype) if model else None
     with Retriever.open(index, model=encoder, device=device, dtype=dtype) as retriever:
@@ -91,7 +91,7 @@ def _filter(where: list[str] | None) -> dict | None:
     """The ``--where`` clauses as one filter dict (None without any)."""
     if not where:
         return None  # without clauses, do not import maxsim.search (torch) on the --server path
-    from maxsim.search.filters import parse_where
+    from maxsim.cli.where import parse_where
 
     return parse_where(where)
 

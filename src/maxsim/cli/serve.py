@@ -41,7 +41,7 @@ def serve(
     import torch
     import uvicorn
 
-    from maxsim.search.retriever import load_model
+    from maxsim.models.loading import load_model
     from maxsim.server import LiveRetriever, create_app
     from maxsim.server.app import check_api_key
 

@@ -92,7 +92,7 @@ class _Job:
     """The driver's state during one build: the corpus, the shard writers, the encoding pool."""
 
     def __init__(self, output, corpus, settings, ray, workers, resources, encode_options, progress):
-        from maxsim.search.retriever import load_model
+        from maxsim.models.loading import load_model
 
         self.output, self.corpus, self.settings, self.ray = output, corpus, settings, ray
         self.workers, self.resources, self.options, self.progress = workers, resources, encode_options, progress

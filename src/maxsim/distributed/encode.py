@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from maxsim.errors import InvalidInputError
+
 ROW_BATCHES = 8  # encoder batches per dataset row (fewer where the workers would get under 4 rows each)
 
 
@@ -45,7 +47,7 @@ def encoder_resources(ray, workers: int | None) -> tuple[int, dict]:
     if workers is None:
         workers = gpus or max(1, cpus)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}.")
+        raise InvalidInputError(f"workers must be a positive int, got {workers!r}.")
     return workers, ({"num_gpus": 1} if gpus else {"num_cpus": 1})
 
 
@@ -57,8 +59,8 @@ class DocumentEncoder:
                  batch_size: int):
         import torch
 
+        from maxsim.models.loading import load_model
         from maxsim.search.passages import Encoder
-        from maxsim.search.retriever import load_model
 
         torch.set_num_threads(threads)
         loaded = load_model(model, device, dtype)

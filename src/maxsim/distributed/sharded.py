@@ -19,7 +19,7 @@ from maxsim.distributed import collection as col
 from maxsim.errors import InvalidInputError
 from maxsim.index.checks import check_k
 from maxsim.search.fusion import FUSION_DEPTH, METHODS, fuse
-from maxsim.search.records import check_ids, check_queries
+from maxsim.search.inputs import check_ids, check_queries
 
 _RAY = {"address": None}  # set by serve_shards_on_ray: where Retriever.open puts the shards
 
@@ -42,7 +42,7 @@ class ShardedRetriever:
 
     @classmethod
     def open(cls, folder, model=None, device: str | None = None, dtype: str | None = None,
-             ray_address: str | None = None) -> "ShardedRetriever":
+             ray_address: str | None = None) -> ShardedRetriever:
         """Open the collection in ``folder``; ``model=None`` loads the one it was built with (once, shared
         by the shards). ``ray_address`` (or ``serve_shards_on_ray``): keep each shard in a Ray actor."""
         folder = Path(folder)
@@ -53,8 +53,8 @@ class ShardedRetriever:
             from maxsim.distributed.remote import RayShards
 
             return cls(folder, body, RayShards(folder, body, address, device, dtype), model)
+        from maxsim.models.loading import load_model
         from maxsim.search import Retriever
-        from maxsim.search.retriever import load_model
 
         model = model if model is not None else load_model(body["model"], device, dtype)
         shared = QueryCache(model)
@@ -64,7 +64,7 @@ class ShardedRetriever:
     @property
     def model(self):
         if self._model is None:
-            from maxsim.search.retriever import load_model
+            from maxsim.models.loading import load_model
 
             self._model = load_model(self.manifest["model"])
         return self._model
@@ -72,7 +72,7 @@ class ShardedRetriever:
     def close(self) -> None:
         self.shards.close()
 
-    def __enter__(self) -> "ShardedRetriever":
+    def __enter__(self) -> ShardedRetriever:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -84,10 +84,7 @@ class ShardedRetriever:
         """As ``Retriever.search``: per query up to ``k`` hits ``{"id", "score", "text", "metadata",
         "passage"}`` best first, over every shard."""
         queries = check_queries(query)
-        try:
-            k = check_k(k)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(str(exc)) from None
+        k = check_k(k)
         if hybrid and not self.manifest["hybrid"]:
             raise InvalidInputError(f"{self.folder} keeps no BM25 index: build it with hybrid on to search hybrid.")
         if fusion not in METHODS:

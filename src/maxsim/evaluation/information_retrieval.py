@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from maxsim.errors import InvalidInputError
 from maxsim.evaluation.loaders import normalize_collection
 from maxsim.evaluation.metrics import DEFAULT_K, evaluate_rankings, max_k, metric_functions
 from maxsim.scoring import maxsim, topk
@@ -34,7 +35,7 @@ class InformationRetrievalEvaluator:
                  ndcg_at_k=DEFAULT_K["ndcg"], mrr_at_k=DEFAULT_K["mrr"], map_at_k=DEFAULT_K["map"],
                  skip_unknown_docs: bool = False):
         if corpus_chunk_size <= 0:
-            raise ValueError(f"corpus_chunk_size must be positive, got {corpus_chunk_size}.")
+            raise InvalidInputError(f"corpus_chunk_size must be positive, got {corpus_chunk_size}.")
         relevant_docs = {q: (g if isinstance(g, Mapping) else dict.fromkeys(g, 1)) for q, g in relevant_docs.items()}
         self.queries, corpus, self.relevant_docs = normalize_collection(queries, corpus, relevant_docs,
                                                                         skip_unknown_docs)

@@ -12,6 +12,8 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
+from maxsim.errors import InvalidInputError
+
 DEFAULT_K = {"accuracy": (1, 3, 5, 10), "precision_recall": (1, 3, 5, 10), "ndcg": (10,), "mrr": (10,),
              "map": (100,)}
 
@@ -88,7 +90,7 @@ def metric_functions(accuracy_at: Iterable[int] = DEFAULT_K["accuracy"],
     for label, fn, ks in table:
         for k in ks:
             if not isinstance(k, int) or k <= 0:
-                raise ValueError(f"{label}@k needs positive integer k values, got {k!r}.")
+                raise InvalidInputError(f"{label}@k needs positive integer k values, got {k!r}.")
             out[f"{label}@{k}"] = (fn, k)
     return out
 
@@ -123,7 +125,7 @@ def per_query_metrics(rankings: Mapping[str, Sequence[tuple[str, float]]],
         ranking = rank(rankings[qid])
         if len(set(ranking)) != len(ranking):
             duplicate = next(doc for doc in ranking if ranking.count(doc) > 1)
-            raise ValueError(f"the ranking of query {qid!r} lists document {duplicate!r} more than once.")
+            raise InvalidInputError(f"the ranking of query {qid!r} lists document {duplicate!r} more than once.")
         out[qid] = {label: fn(ranking, grades, k) for label, (fn, k) in functions.items()}
     return out
 
@@ -148,7 +150,7 @@ def evaluate_rankings(rankings: Mapping[str, Sequence[tuple[str, float]]],
     functions = functions or metric_functions()
     per_query = per_query_metrics(rankings, relevant_docs, functions)
     if not per_query:
-        raise ValueError("no query of rankings has a relevant document (grade > 0) in relevant_docs: "
+        raise InvalidInputError("no query of rankings has a relevant document (grade > 0) in relevant_docs: "
                          "nothing to evaluate; check that the query ids of both match.")
     prefix = f"{name}_{score_function}_" if name else f"{score_function}_"
     return {prefix + label: sum(q[label] for q in per_query.values()) / len(per_query) for label in functions}

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from maxsim.errors import InvalidInputError
 from maxsim.evaluation.report import metrics_table, split_results
 
 LOG_HEADERS = {"epoch": "Epoch", "step": "Step", "loss": "Training Loss", "eval_loss": "Validation Loss"}
@@ -124,7 +125,7 @@ def _by_evaluator(evaluations: Mapping) -> Mapping[str, Mapping[str, float]]:
         return {"": evaluations}
     for name, results in evaluations.items():
         if not isinstance(results, Mapping):
-            raise TypeError(f"evaluations[{name!r}] is {type(results).__name__}: give evaluator(model)'s dict "
+            raise InvalidInputError(f"evaluations[{name!r}] is {type(results).__name__}: give evaluator(model)'s dict "
                             "or {evaluator name: that dict}.")
     return evaluations
 
@@ -174,7 +175,7 @@ def _arguments(training_args) -> tuple[dict, dict]:
         return values, {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
     if isinstance(training_args, Mapping):
         return dict(training_args), dict(training_args)
-    raise TypeError(f"training_args must be a dict or a dataclass, got {type(training_args).__name__}.")
+    raise InvalidInputError(f"training_args must be a dict or a dataclass, got {type(training_args).__name__}.")
 
 
 def _plain_bullets(items: Mapping) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from maxsim.errors import InvalidInputError
 from maxsim.evaluation.information_retrieval import InformationRetrievalEvaluator
 from maxsim.evaluation.loaders import load_beir_folder, load_hub_collection
 from maxsim.evaluation.metrics import mean_over_collections
@@ -38,11 +39,11 @@ class NanoBEIREvaluator:
         names = list(dataset_names) if dataset_names is not None else list(NANOBEIR_NAMES)
         unknown = [n for n in names if n.lower() not in NANOBEIR_NAMES]
         if unknown or not names:
-            raise ValueError(f"unknown NanoBEIR dataset name(s) {unknown}; choose among {list(NANOBEIR_NAMES)}.")
+            raise InvalidInputError(f"unknown NanoBEIR dataset name(s) {unknown}; choose among {list(NANOBEIR_NAMES)}.")
         folders = {k.lower(): v for k, v in (folders or {}).items()}
         stray = sorted(set(folders) - {n.lower() for n in names})
         if stray:
-            raise ValueError(f"folders given for {stray}, which are not in dataset_names {names}.")
+            raise InvalidInputError(f"folders given for {stray}, which are not in dataset_names {names}.")
         self.dataset_names = [n.lower() for n in names]
         self.dataset_id = dataset_id
         self.name = "NanoBEIR_mean"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from maxsim.errors import InvalidInputError
+
 KEY = re.compile(r"^(?:(?P<collection>.+)_)?(?P<metric>[A-Za-z0-9]+_[a-z]+@\d+)$")
 
 
@@ -15,7 +17,7 @@ def split_results(results: Mapping[str, float]) -> dict[str, dict[str, float]]:
     for key, value in results.items():
         match = KEY.match(key)
         if match is None:
-            raise ValueError(f"result key {key!r} is not shaped like 'collection_MaxSim_ndcg@10'.")
+            raise InvalidInputError(f"result key {key!r} is not shaped like 'collection_MaxSim_ndcg@10'.")
         out.setdefault(match["collection"] or "", {})[match["metric"]] = float(value)
     return out
 

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from maxsim.errors import InvalidInputError
 from maxsim.index.base import Hit, Index
 from maxsim.index.exact import ExactIndex
-from maxsim.index.storage import IndexCorruptedError, IndexLockedError, Manifest
+from maxsim.index.plaid import PlaidIndex
+from maxsim.index.storage import Manifest
 
-try:
-    from maxsim.index.plaid import PlaidIndex
-except ImportError:  # pragma: no cover - during development only
-    PlaidIndex = None
-
-KINDS = {"exact": ExactIndex}
-if PlaidIndex is not None:
-    KINDS["plaid"] = PlaidIndex
+KINDS = {"exact": ExactIndex, "plaid": PlaidIndex}
 
 
 def open_index(folder: str | Path, **kwargs) -> Index:
@@ -28,8 +23,8 @@ def open_index(folder: str | Path, **kwargs) -> Index:
     try:
         cls = KINDS[body["kind"]]
     except KeyError:
-        raise ValueError(f"{folder}: unknown index kind {body['kind']!r}; known: {sorted(KINDS)}.") from None
+        raise InvalidInputError(f"{folder}: unknown index kind {body['kind']!r}; known: {sorted(KINDS)}.") from None
     return cls.open(folder, **kwargs)
 
 
-__all__ = ["ExactIndex", "Hit", "Index", "IndexCorruptedError", "IndexLockedError", "PlaidIndex", "open_index"]
+__all__ = ["ExactIndex", "Hit", "Index", "PlaidIndex", "open_index"]

@@ -23,12 +23,12 @@ class Index(ABC):
 
     @classmethod
     @abstractmethod
-    def create(cls, folder: str | Path, dim: int, **params) -> "Index":
+    def create(cls, folder: str | Path, dim: int, **params) -> Index:
         """Create an empty index of ``dim``-dimensional vectors in ``folder`` (must not hold an index)."""
 
     @classmethod
     @abstractmethod
-    def open(cls, folder: str | Path) -> "Index":
+    def open(cls, folder: str | Path) -> Index:
         """Open the last committed state of the index in ``folder``."""
 
     @abstractmethod

@@ -16,7 +16,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from maxsim.index.storage import FileWriter, IndexCorruptedError, load_array, new_tag
+from maxsim.errors import CorruptedError
+from maxsim.index.storage import FileWriter, load_array, new_tag
 
 MAX_AUTO_CENTROIDS = 1 << 13
 MAX_QUANTILE_VALUES = 1 << 22  # residual values the bucket cutoffs are computed from
@@ -88,19 +89,19 @@ class ResidualCodec:
 
     @classmethod
     def load(cls, folder: Path, body: dict) -> ResidualCodec | None:
-        """The codec of a committed ``body`` (None before the first add); raises IndexCorruptedError
+        """The codec of a committed ``body`` (None before the first add); raises CorruptedError
         naming a bad file."""
         shared = body.get("shared_files") or {}
         if not shared:
             return None
         centroids = np.asarray(load_array(folder, shared["centroids"], mmap=False), dtype=np.float32)
         if centroids.ndim != 2 or centroids.shape[1] != body["dim"] or not np.isfinite(centroids).all():
-            raise IndexCorruptedError(f"{folder / shared['centroids']}: bad centroid array {centroids.shape}.")
+            raise CorruptedError(f"{folder / shared['centroids']}: bad centroid array {centroids.shape}.")
         buckets = np.asarray(load_array(folder, shared["buckets"], mmap=False), dtype=np.float32)
         nbits, state = body["params"]["nbits"], body["state"]
         n_b = 1 << nbits
         if buckets.shape != (2 * n_b - 1,) or not np.isfinite(buckets).all():
-            raise IndexCorruptedError(f"{folder / shared['buckets']}: bad bucket array {buckets.shape}.")
+            raise CorruptedError(f"{folder / shared['buckets']}: bad bucket array {buckets.shape}.")
         return cls(centroids, buckets[: n_b - 1], buckets[n_b - 1:], nbits, state["normalized"],
                    state.get("train_mse", float("nan")), state.get("n_tokens_at_training", 0))
 

@@ -21,11 +21,19 @@ import threading
 import numpy as np
 import torch
 
-from maxsim.index.packed import (SCAN_ERROR, chunk_ranges, maxsim_packed, maxsim_scan, merge_topk, scan_dtype,
-                                  token_ranges, top_window)
+from maxsim.errors import CorruptedError, InvalidInputError
+from maxsim.index.packed import (
+    SCAN_ERROR,
+    chunk_ranges,
+    maxsim_packed,
+    maxsim_scan,
+    merge_topk,
+    scan_dtype,
+    token_ranges,
+    top_window,
+)
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
-from maxsim.index.storage import IndexCorruptedError
 
 SCAN_BLOCK_ELEMENTS = 1 << 19  # similarities per block: 16,384 document vectors x 32 query vectors
 MAX_GROUP_COLUMNS = 2048  # query vectors scored together
@@ -47,9 +55,9 @@ class ExactIndex(SegmentedIndex):
     @classmethod
     def _check_params(cls, dim: int, params: dict) -> None:
         if params["dtype"] not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {params['dtype']!r}.")
+            raise InvalidInputError(f"dtype must be one of {sorted(DTYPES)}, got {params['dtype']!r}.")
         if int(params["chunk_tokens"]) <= 0:
-            raise ValueError("chunk_tokens must be positive.")
+            raise InvalidInputError("chunk_tokens must be positive.")
 
     @property
     def _dtype(self):
@@ -62,7 +70,7 @@ class ExactIndex(SegmentedIndex):
         v = seg.arrays["vectors"]
         name = self.folder / seg.entry["files"]["vectors"]
         if v.shape != (seg.n_tokens, body["dim"]) or v.dtype != DTYPES[body["params"]["dtype"]]:
-            raise IndexCorruptedError(f"{name}: array {v.shape} {v.dtype} does not match the manifest "
+            raise CorruptedError(f"{name}: array {v.shape} {v.dtype} does not match the manifest "
                                       f"({seg.n_tokens} x {body['dim']} {body['params']['dtype']}).")
 
     def _prepare_add(self, body, writer, embeddings, doclens):

@@ -17,6 +17,8 @@ import time
 import numpy as np
 import torch
 
+from maxsim.errors import InvalidInputError
+
 # Allowance per query vector for a bfloat16 scan's error, times |q_i| * max |d|: 2^-9. The worst
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
 # 384-term dot product goes the same way; measured on unit vectors (384 dims, 32-vector queries):
@@ -75,7 +77,7 @@ def scan_dtype() -> torch.dtype:
     forced = os.environ.get("MAXSIM_SCAN_DTYPE", "")
     if forced:
         if forced not in ("float32", "bfloat16"):
-            raise ValueError(f"MAXSIM_SCAN_DTYPE must be float32 or bfloat16, got {forced!r}.")
+            raise InvalidInputError(f"MAXSIM_SCAN_DTYPE must be float32 or bfloat16, got {forced!r}.")
         return getattr(torch, forced)
     pairs = {dtype: (torch.randn(2048, 384).to(dtype), torch.randn(384, 32).to(dtype))
              for dtype in (torch.bfloat16, torch.float32)}

@@ -37,12 +37,13 @@ import warnings
 import numpy as np
 import torch
 
+from maxsim.errors import CorruptedError, InvalidInputError
 from maxsim.index.checks import check_search_settings
 from maxsim.index.codec import ResidualCodec, auto_n_centroids, unit_norm
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
 from maxsim.index.segment import Segment, write_segment
 from maxsim.index.segmented import SegmentedIndex
-from maxsim.index.storage import IndexCorruptedError, load_array
+from maxsim.index.storage import load_array
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4 (see stage2_keep)
 SEARCH_KEYS = ("n_ivf_probe", "centroid_score_threshold", "n_full_scores")
@@ -87,18 +88,18 @@ class PlaidIndex(SegmentedIndex):
     @classmethod
     def _check_params(cls, dim: int, params: dict) -> None:
         if params["nbits"] not in (1, 2, 4):
-            raise ValueError(f"nbits must be 1, 2 or 4, got {params['nbits']!r}.")
+            raise InvalidInputError(f"nbits must be 1, 2 or 4, got {params['nbits']!r}.")
         if dim * params["nbits"] % 8:
-            raise ValueError(f"dim * nbits must be a multiple of 8 (dim={dim}, nbits={params['nbits']}).")
+            raise InvalidInputError(f"dim * nbits must be a multiple of 8 (dim={dim}, nbits={params['nbits']}).")
         if params["n_centroids"] is not None and int(params["n_centroids"]) < 1:
-            raise ValueError("n_centroids must be positive.")
+            raise InvalidInputError("n_centroids must be positive.")
         if int(params["kmeans_niters"]) < 1:
-            raise ValueError("kmeans_niters must be at least 1.")
+            raise InvalidInputError("kmeans_niters must be at least 1.")
         check_search_settings(params)
         if float(params["drift_bound"]) <= 1.0:
-            raise ValueError("drift_bound must be greater than 1.")
+            raise InvalidInputError("drift_bound must be greater than 1.")
         if params.get("rescore") not in (None, "float16"):
-            raise ValueError(f"rescore must be 'float16' (keep a float16 copy to re-rank with) or None, "
+            raise InvalidInputError(f"rescore must be 'float16' (keep a float16 copy to re-rank with) or None, "
                              f"got {params['rescore']!r}.")
 
     # ------------------------------------------------------------------ shared state
@@ -111,7 +112,7 @@ class PlaidIndex(SegmentedIndex):
         width = body["dim"] * body["params"]["nbits"] // 8
 
         def bad(name, why):
-            raise IndexCorruptedError(f"{self.folder / files[name]}: {why}")
+            raise CorruptedError(f"{self.folder / files[name]}: {why}")
 
         if a["codes"].shape != (seg.n_tokens,):
             bad("codes", f"{a['codes'].shape[0]} codes for {seg.n_tokens} tokens.")
@@ -198,7 +199,7 @@ class PlaidIndex(SegmentedIndex):
                 and added_tokens >= 0.05 * state["n_tokens_at_training"]
             lost_norm = self.codec.normalized and not normalized_batch
             if lost_norm and p.get("codec"):
-                raise ValueError("these vectors are not unit-norm but the shared codec was trained on unit-norm ones.")
+                raise InvalidInputError("these vectors are not unit-norm but the shared codec was trained on unit-norm ones.")
             if not (grown or drift or lost_norm) or p.get("codec"):  # a shared codec is never retrained
                 state["added_tokens"], state["added_sse"] = added_tokens, state["added_sse"] + sse
                 return self._segment_arrays_from(codes, packed, state["n_centroids"], x)

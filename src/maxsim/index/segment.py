@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from maxsim.index.storage import FileWriter, IndexCorruptedError, load_array, load_json, new_tag
+from maxsim.errors import CorruptedError
+from maxsim.index.storage import FileWriter, load_array, load_json, new_tag
 
 
 def write_segment(writer: FileWriter, ids: list[str], metadata: list | None, doclens: np.ndarray,
@@ -37,13 +38,13 @@ class Segment:
         self.n_docs, self.n_tokens = int(entry["n_docs"]), int(entry["n_tokens"])
         self.ids = load_json(folder, files["ids"])
         if not isinstance(self.ids, list) or len(self.ids) != self.n_docs:
-            raise IndexCorruptedError(f"{folder / files['ids']}: expected a list of {self.n_docs} ids.")
+            raise CorruptedError(f"{folder / files['ids']}: expected a list of {self.n_docs} ids.")
         self.meta_file = files.get("metadata")
         self._metadata = None
         self.folder = folder
         doclens = np.asarray(load_array(folder, files["doclens"], mmap=False), dtype=np.int64)
         if doclens.shape != (self.n_docs,) or (doclens < 0).any() or int(doclens.sum()) != self.n_tokens:
-            raise IndexCorruptedError(f"{folder / files['doclens']}: document lengths do not match the manifest "
+            raise CorruptedError(f"{folder / files['doclens']}: document lengths do not match the manifest "
                                       f"({self.n_docs} documents, {self.n_tokens} tokens).")
         self.doclens = doclens
         self.offsets = np.zeros(self.n_docs + 1, dtype=np.int64)
@@ -52,7 +53,7 @@ class Segment:
         if files.get("tombstones"):
             tomb = np.asarray(load_array(folder, files["tombstones"], mmap=False))
             if tomb.ndim != 1 or (tomb.size and (tomb.min() < 0 or tomb.max() >= self.n_docs)):
-                raise IndexCorruptedError(f"{folder / files['tombstones']}: positions out of range.")
+                raise CorruptedError(f"{folder / files['tombstones']}: positions out of range.")
             self.dead[tomb] = True
         self.arrays: dict[str, np.ndarray] = {}
 
@@ -67,7 +68,7 @@ class Segment:
             if self.meta_file:
                 meta = load_json(self.folder, self.meta_file)
                 if not isinstance(meta, list) or len(meta) != self.n_docs:
-                    raise IndexCorruptedError(f"{self.folder / self.meta_file}: expected {self.n_docs} entries.")
+                    raise CorruptedError(f"{self.folder / self.meta_file}: expected {self.n_docs} entries.")
                 self._metadata = meta
             else:
                 self._metadata = [None] * self.n_docs

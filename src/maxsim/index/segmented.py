@@ -14,11 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
+from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from maxsim.index.base import Hit, Index
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.segment import Segment, write_segment
-from maxsim.index.storage import (FORMAT, FORMAT_VERSION, MANIFEST, FileWriter, FolderManifest, IndexCorruptedError,
-                                  Manifest, check_files, new_tag, writer_lock)
+from maxsim.index.storage import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    CorruptedError,
+    FileWriter,
+    FolderManifest,
+    Manifest,
+    check_files,
+    new_tag,
+    writer_lock,
+)
 
 MAX_OPEN_RETRIES = 8
 
@@ -50,10 +61,10 @@ class SegmentedIndex(Index):
     def new_body(cls, dim: int, **params) -> dict:
         """The committed state of an empty index (parameters checked), for ``create`` or an owner."""
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}.")
+            raise InvalidInputError(f"dim must be a positive integer, got {dim!r}.")
         unknown = set(params) - set(cls.default_params)
         if unknown:
-            raise TypeError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
+            raise InvalidInputError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
                             f"known: {sorted(cls.default_params)}.")
         merged = {**cls.default_params, **params}
         cls._check_params(int(dim), merged)
@@ -69,7 +80,7 @@ class SegmentedIndex(Index):
         folder.mkdir(parents=True, exist_ok=True)
         with writer_lock(folder, lock_timeout):
             if (folder / MANIFEST).exists():
-                raise FileExistsError(f"{folder} already holds an index; open it with open_index().")
+                raise AlreadyExistsError(f"{folder} already holds an index; open it with open_index().")
             Manifest.commit(folder, body)
         return cls(folder, body, lock_timeout)
 
@@ -81,12 +92,12 @@ class SegmentedIndex(Index):
         for attempt in range(MAX_OPEN_RETRIES):
             body = Manifest.read(folder)
             if cls.kind and body["kind"] != cls.kind:
-                raise ValueError(f"{folder} holds a {body['kind']!r} index, not {cls.kind!r}; use open_index().")
+                raise InvalidInputError(f"{folder} holds a {body['kind']!r} index, not {cls.kind!r}; use open_index().")
             try:
                 if verify:
                     check_files(folder, body["files"], full=True)
                 return cls(folder, body, lock_timeout)
-            except (FileNotFoundError, IndexCorruptedError):
+            except (FileNotFoundError, CorruptedError):
                 # a writer may have committed and collected the files of the manifest we read: retry
                 if attempt + 1 < MAX_OPEN_RETRIES and Manifest.read(folder)["version"] != body["version"]:
                     continue
@@ -102,7 +113,7 @@ class SegmentedIndex(Index):
         return True
 
     def verify(self) -> None:
-        """Full CRC-32 check of every file of the committed state (raises IndexCorruptedError naming it)."""
+        """Full CRC-32 check of every file of the committed state (raises CorruptedError naming it)."""
         check_files(self.folder, self._body["files"], full=True)
 
     @property
@@ -173,7 +184,7 @@ class SegmentedIndex(Index):
         self._check_segment(seg, body)
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
-        """Subclass hook: validate array shapes / ranges (raise IndexCorruptedError naming the file)."""
+        """Subclass hook: validate array shapes / ranges (raise CorruptedError naming the file)."""
 
     def _locate(self, global_doc: int) -> tuple[Segment, int]:
         si = int(np.searchsorted(self._bases, global_doc, side="right")) - 1
@@ -197,11 +208,11 @@ class SegmentedIndex(Index):
         try:
             return self._pos[doc_id]
         except (KeyError, TypeError):
-            raise KeyError(f"no document with id {doc_id!r} in the index {self.folder}.") from None
+            raise NotFoundError(f"no document with id {doc_id!r} in the index {self.folder}.") from None
 
     def get_embeddings(self, ids: Sequence[str]) -> list[np.ndarray]:
         if isinstance(ids, str):
-            raise TypeError("get_embeddings takes a list of ids, not one string.")
+            raise InvalidInputError("get_embeddings takes a list of ids, not one string.")
         out = []
         for doc_id in ids:
             seg, local = self._locate(self._position(doc_id))
@@ -221,11 +232,11 @@ class SegmentedIndex(Index):
             return alive
         subset = list(subset) if not isinstance(subset, str) else None
         if subset is None:
-            raise TypeError("subset must be a list of ids, not one string.")
+            raise InvalidInputError("subset must be a list of ids, not one string.")
         mask = np.zeros_like(alive)
         unknown = [s for s in subset if s not in self._pos]
         if unknown:
-            raise KeyError(f"subset holds {len(unknown)} unknown id(s), e.g. {unknown[:3]}.")
+            raise NotFoundError(f"subset holds {len(unknown)} unknown id(s), e.g. {unknown[:3]}.")
         mask[[self._pos[s] for s in subset]] = True
         return mask
 
@@ -290,18 +301,18 @@ class SegmentedIndex(Index):
         if metadata is not None:
             metadata = list(metadata)
             if len(metadata) != len(ids):
-                raise ValueError(f"got {len(ids)} ids but {len(metadata)} metadata entries.")
+                raise InvalidInputError(f"got {len(ids)} ids but {len(metadata)} metadata entries.")
             for doc_id, m in zip(ids, metadata):
                 try:
                     json.dumps(m, allow_nan=False)
                 except (TypeError, ValueError) as exc:
-                    raise ValueError(f"metadata of id {doc_id!r} is not JSON-serialisable: {exc}") from None
+                    raise InvalidInputError(f"metadata of id {doc_id!r} is not JSON-serialisable: {exc}") from None
         if not ids:
             return
         with self._writing():
             present = [doc_id for doc_id in ids if doc_id in self._pos]
             if present:
-                raise ValueError(f"{len(present)} id(s) already in the index, e.g. {present[:3]}; "
+                raise InvalidInputError(f"{len(present)} id(s) already in the index, e.g. {present[:3]}; "
                                  "remove them first to replace them.")
             writer = FileWriter(self.folder)
             body = self._new_body()
@@ -323,7 +334,7 @@ class SegmentedIndex(Index):
         with self._writing():
             unknown = [doc_id for doc_id in ids if doc_id not in self._pos]
             if unknown:
-                raise KeyError(f"{len(unknown)} id(s) not in the index, e.g. {unknown[:3]}; nothing was removed.")
+                raise NotFoundError(f"{len(unknown)} id(s) not in the index, e.g. {unknown[:3]}; nothing was removed.")
             body = self._new_body()
             writer = FileWriter(self.folder)
             by_segment: dict[int, list[int]] = {}

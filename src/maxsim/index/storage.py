@@ -19,7 +19,7 @@ Integrity: the manifest records, per file, its size and CRC-32. ``open`` checks 
 and the CRC-32 of every file up to ``SMALL_FILE_BYTES`` (ids, metadata, doc lengths, tombstones,
 centroids ...); the large token arrays are checked in full by ``Index.verify()`` (or on open with
 ``verify=True`` / ``MAXSIM_INDEX_VERIFY=1``). Arrays are also range-checked where a bad value
-could index out of bounds. Any mismatch raises ``IndexCorruptedError`` naming the file.
+could index out of bounds. Any mismatch raises ``CorruptedError`` naming the file.
 """
 
 from __future__ import annotations
@@ -44,14 +44,6 @@ FORMAT = "maxsim-index"
 FORMAT_VERSION = 1
 SMALL_FILE_BYTES = 8 << 20
 MANAGED_PREFIXES = ("seg-", "shared-", ".tmp-")
-
-
-class IndexCorruptedError(CorruptedError):
-    """A file of the index is missing, truncated or does not match its checksum."""
-
-
-class IndexLockedError(LockedError):
-    """Another writer holds the index lock for longer than the timeout."""
 
 
 def crc32_file(path: Path, chunk: int = 16 << 20) -> str:
@@ -130,13 +122,13 @@ class Manifest:
             body = outer["body"]
             expected = outer["crc32"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise IndexCorruptedError(f"{path}: not a valid index manifest ({exc}).") from None
+            raise CorruptedError(f"{path}: not a valid index manifest ({exc}).") from None
         if crc32_bytes(json.dumps(body, sort_keys=True).encode()) != expected:
-            raise IndexCorruptedError(f"{path}: checksum mismatch (the manifest is corrupted).")
+            raise CorruptedError(f"{path}: checksum mismatch (the manifest is corrupted).")
         if body.get("format") != FORMAT:
-            raise IndexCorruptedError(f"{path}: format {body.get('format')!r} is not {FORMAT!r}.")
+            raise CorruptedError(f"{path}: format {body.get('format')!r} is not {FORMAT!r}.")
         if body.get("format_version", 0) > FORMAT_VERSION:
-            raise IndexCorruptedError(f"{path}: format version {body.get('format_version')} is newer than "
+            raise CorruptedError(f"{path}: format version {body.get('format_version')} is newer than "
                                       f"this maxsim understands ({FORMAT_VERSION}).")
         return body
 
@@ -159,7 +151,7 @@ def check_files(folder: Path, files: dict[str, dict], full: bool = False) -> Non
     for name, info in files.items():
         if full or info["bytes"] <= SMALL_FILE_BYTES:
             if crc32_file(folder / name) != info["crc32"]:
-                raise IndexCorruptedError(f"{folder / name}: checksum mismatch (the file is corrupted).")
+                raise CorruptedError(f"{folder / name}: checksum mismatch (the file is corrupted).")
 
 
 def check_sizes(folder: Path, files: dict[str, dict]) -> None:
@@ -170,9 +162,9 @@ def check_sizes(folder: Path, files: dict[str, dict]) -> None:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise IndexCorruptedError(f"{path}: file missing (referenced by the index state).") from None
+            raise CorruptedError(f"{path}: file missing (referenced by the index state).") from None
         if size != info["bytes"]:
-            raise IndexCorruptedError(f"{path}: {size} bytes, the index state recorded {info['bytes']} "
+            raise CorruptedError(f"{path}: {size} bytes, the index state recorded {info['bytes']} "
                                       "(truncated or overwritten).")
 
 
@@ -183,7 +175,7 @@ def load_array(folder: Path, name: str, mmap: bool = True) -> np.ndarray:
     except FileNotFoundError:
         raise
     except Exception as exc:  # a damaged header or a wrong size
-        raise IndexCorruptedError(f"{path}: unreadable array ({exc}).") from None
+        raise CorruptedError(f"{path}: unreadable array ({exc}).") from None
 
 
 def load_json(folder: Path, name: str):
@@ -194,13 +186,13 @@ def load_json(folder: Path, name: str):
     except FileNotFoundError:
         raise
     except ValueError as exc:
-        raise IndexCorruptedError(f"{path}: unreadable JSON ({exc}).") from None
+        raise CorruptedError(f"{path}: unreadable JSON ({exc}).") from None
 
 
 @contextmanager
 def writer_lock(folder: Path, timeout: float):
     """Exclusive flock on ``folder/LOCK``; waits up to ``timeout`` seconds, then raises
-    ``IndexLockedError`` naming the process that holds it (its pid is written into the file)."""
+    ``LockedError`` naming the process that holds it (its pid is written into the file)."""
     path = folder / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -213,7 +205,7 @@ def writer_lock(folder: Path, timeout: float):
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    raise IndexLockedError(f"{path} is held by another writer ({_holder(path)}); waited "
+                    raise LockedError(f"{path} is held by another writer ({_holder(path)}); waited "
                                            f"{timeout:.0f} s: retry when it has finished, or stop it.") from None
                 time.sleep(0.02)
         os.ftruncate(fd, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from maxsim.errors import InvalidInputError
 from maxsim.losses.scores import embed, maxsim_matrix
 
 
@@ -34,7 +35,7 @@ class Contrastive(torch.nn.Module):
     def __init__(self, model, temperature: float = 1.0, document_buckets: int = 4):
         super().__init__()
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}.")
+            raise InvalidInputError(f"temperature must be positive, got {temperature}.")
         self.model, self.temperature, self.document_buckets = model, float(temperature), int(document_buckets)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -57,7 +58,7 @@ class CachedContrastive(Contrastive):
     def __init__(self, model, temperature: float = 1.0, mini_batch_size: int = 32, document_buckets: int = 4):
         super().__init__(model, temperature, document_buckets)
         if mini_batch_size <= 0:
-            raise ValueError(f"mini_batch_size must be positive, got {mini_batch_size}.")
+            raise InvalidInputError(f"mini_batch_size must be positive, got {mini_batch_size}.")
         self.mini_batch_size = int(mini_batch_size)
 
     def forward(self, batch: dict) -> torch.Tensor:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from maxsim.errors import InvalidInputError
 from maxsim.losses.scores import group_scores
 
 
 def _teacher_scores(batch: dict, n_docs: int, name: str) -> torch.Tensor:
     scores = batch.get("scores")
     if scores is None:
-        raise ValueError(f"{name} needs teacher scores: train on rows with 'scores' (one per document).")
+        raise InvalidInputError(f"{name} needs teacher scores: train on rows with 'scores' (one per document).")
     if scores.ndim != 2 or scores.shape[1] != n_docs:
-        raise ValueError(f"{name}: teacher scores have shape {tuple(scores.shape)}, expected (batch, {n_docs}).")
+        raise InvalidInputError(f"{name}: teacher scores have shape {tuple(scores.shape)}, expected (batch, {n_docs}).")
     return scores.detach().float()
 
 
@@ -38,7 +39,7 @@ class DistillKLDiv(torch.nn.Module):
     def __init__(self, model, temperature: float = 1.0, normalize_scores: bool = True, document_buckets: int = 4):
         super().__init__()
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}.")
+            raise InvalidInputError(f"temperature must be positive, got {temperature}.")
         self.model, self.temperature, self.normalize_scores = model, float(temperature), bool(normalize_scores)
         self.document_buckets = int(document_buckets)
 
@@ -74,7 +75,7 @@ class MarginMSE(torch.nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         student = group_scores(self.model, batch, self.document_buckets)
         if student.shape[1] < 2:
-            raise ValueError("MarginMSE needs a positive and at least one negative per query (N >= 2 documents).")
+            raise InvalidInputError("MarginMSE needs a positive and at least one negative per query (N >= 2 documents).")
         return self.from_scores(student, _teacher_scores(batch, student.shape[1], type(self).__name__))
 
     @staticmethod

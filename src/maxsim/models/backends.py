@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maxsim.errors import InvalidInputError
-from maxsim.models.errors import ModelLoadError
+from maxsim.errors import InvalidInputError, ModelLoadError
 
 BACKENDS = ("torch", "onnx", "openvino")
 OPTIONS = {"cache_dir", "num_threads"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maxsim.errors import InvalidInputError
 from maxsim.models.formats import ModelSpec, ModuleSpec
 from maxsim.models.modules import Dense, HierarchicalTokenPooling, MultiVectorMask, Normalize, Transformer
 from maxsim.models.modules.base import load_pickle_weights, load_weights
@@ -35,7 +36,7 @@ def _build_step(step: ModuleSpec, width: int):
         state = load_pickle_weights(path) if path.suffix != ".safetensors" else load_weights(path.parent)
         weight = state.get("linear.weight")
         if weight is None:
-            raise ValueError(f"{path} has no 'linear.weight': not a Stanford ColBERT checkpoint.")
+            raise InvalidInputError(f"{path} has no 'linear.weight': not a Stanford ColBERT checkpoint.")
         dense = Dense(weight.shape[1], weight.shape[0])
         dense.load_linear_state({"linear.weight": weight}, source=str(path))
         return dense

@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from maxsim.errors import InvalidInputError
+from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models import formats
 from maxsim.models.backends import Runtime, check_backend
-from maxsim.models.errors import ModelLoadError
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import Dense, MultiVectorMask, Transformer
@@ -54,7 +53,7 @@ class MultiVectorEncoder(torch.nn.Module):
             raise InvalidInputError(f"backend={backend!r} runs on the CPU only, not device={device!r}; "
                                     "use backend='torch' on an accelerator.")
         if (model_name_or_path is None) == (modules is None):
-            raise ValueError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
+            raise InvalidInputError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
         self.layout, saved_similarity = "modules", "maxsim"
         if model_name_or_path is not None:
             folder = resolve_model_folder(model_name_or_path, revision, token, cache_folder, local_files_only)
@@ -63,7 +62,7 @@ class MultiVectorEncoder(torch.nn.Module):
             prompts = {**spec.prompts, **(prompts or {})}
             self.layout, saved_similarity = spec.layout, spec.similarity
         if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError("the first module must be a maxsim Transformer.")
+            raise InvalidInputError("the first module must be a maxsim Transformer.")
         self.transformer: Transformer = modules[0]
         self.steps = torch.nn.ModuleList(modules[1:])
         self.prompts = {k: v for k, v in (prompts or {}).items() if v}
@@ -76,7 +75,7 @@ class MultiVectorEncoder(torch.nn.Module):
         self.eval()
 
     @classmethod
-    def default(cls, **kwargs) -> "MultiVectorEncoder":
+    def default(cls, **kwargs) -> MultiVectorEncoder:
         """The embedded default: all-MiniLM-L6-v2 token vectors (384-dim), no projection, no markers,
         no query expansion, punctuation skipped on documents, L2-normalised. Fully offline."""
         from maxsim.models.default import default_modules
@@ -111,7 +110,7 @@ class MultiVectorEncoder(torch.nn.Module):
             self.runtime = Runtime(self.transformer.auto_model, self.backend, precision, self.backend_options)
         self.precision = precision
 
-    def train(self, mode: bool = True) -> "MultiVectorEncoder":
+    def train(self, mode: bool = True) -> MultiVectorEncoder:
         if mode and self.backend != "torch":
             raise InvalidInputError(f"backend={self.backend!r} is inference only: load the model with "
                                     "backend='torch' to train it.")
@@ -177,7 +176,7 @@ class MultiVectorEncoder(torch.nn.Module):
         ``pad=True`` gives ``(embeddings (N, T_max, dim), mask (N, T_max) bool)`` with zero padding.
         """
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}.")
         single = isinstance(texts, str)
         texts = [texts] if single else check_texts(texts)
         ids = self.tokenize(texts, task) if texts else []
@@ -236,17 +235,17 @@ class MultiVectorEncoder(torch.nn.Module):
 
 def _check_task(task) -> None:
     if task is not None and task not in TASKS:
-        raise ValueError(f"task must be 'query', 'document' or None, got {task!r}.")
+        raise InvalidInputError(f"task must be 'query', 'document' or None, got {task!r}.")
 
 
 def check_texts(texts) -> list[str]:
     """An iterable of str -> list; a TypeError names the first position that is not a str."""
     if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}.")
+        raise InvalidInputError(f"texts must be a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str: pass text only (use '' for empty).")
+            raise InvalidInputError(f"texts[{i}] is {type(text).__name__}, not str: pass text only (use '' for empty).")
     return texts
 
 

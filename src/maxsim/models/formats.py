@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from maxsim.errors import InvalidInputError
-from maxsim.models.errors import ModelLoadError
+from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models.modules.base import PICKLE_WEIGHTS_NAMES, WEIGHTS_NAME, read_json, write_json
 from maxsim.scoring.similarity import resolve_similarity
 

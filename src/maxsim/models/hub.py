@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from maxsim.models.errors import ModelLoadError
+from maxsim.errors import ModelLoadError
 
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "artifact.metadata", "*/*.json",
                   "*/*.safetensors", "pytorch_model.bin", "*/pytorch_model.bin", "*.md"]

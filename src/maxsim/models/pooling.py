@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from maxsim.errors import InvalidInputError
+
 
 def pool_embeddings(embeddings: list[np.ndarray], pool_factor: float, protected_tokens: int = 1,
                     normalize: bool = True) -> list[np.ndarray]:
@@ -26,14 +28,14 @@ def pool_embeddings(embeddings: list[np.ndarray], pool_factor: float, protected_
     for i, x in enumerate(embeddings):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2:
-            raise ValueError(f"embeddings[{i}] has shape {x.shape}; expected (n_tokens, dim).")
+            raise InvalidInputError(f"embeddings[{i}] has shape {x.shape}; expected (n_tokens, dim).")
         out.append(pool_tokens(torch.from_numpy(x), pool_factor, protected_tokens, normalize).numpy())
     return out
 
 
 def check_pool_factor(pool_factor) -> None:
     if isinstance(pool_factor, bool) or not isinstance(pool_factor, (int, float)) or not pool_factor >= 1:
-        raise ValueError(f"pool_factor must be a number >= 1 (1 = no pooling, 2 = keep about half), "
+        raise InvalidInputError(f"pool_factor must be a number >= 1 (1 = no pooling, 2 = keep about half), "
                          f"got {pool_factor!r}.")
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from maxsim.errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 CAST_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -44,10 +46,10 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
     if isinstance(dtype, torch.dtype):
         names = {v: k for k, v in CAST_DTYPES.items()}
         if dtype not in names:
-            raise ValueError(f"dtype {dtype} is not supported; use one of {list(DTYPE_NAMES)}.")
+            raise InvalidInputError(f"dtype {dtype} is not supported; use one of {list(DTYPE_NAMES)}.")
         return names[dtype]
     if dtype not in DTYPE_NAMES:
-        raise ValueError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
+        raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
     if dtype == "auto":
         dtype = pinned_dtype() or "float32"
     if dtype == "mixed" and not fast_bfloat16(torch.device(device)):
@@ -60,7 +62,7 @@ def pinned_dtype() -> str | None:
     """``$MAXSIM_DTYPE``: the dtype "auto" stands for when set (checked), else None."""
     value = os.environ.get("MAXSIM_DTYPE") or None
     if value is not None and value not in DTYPE_NAMES[1:]:
-        raise ValueError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} or unset it.")
+        raise InvalidInputError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} or unset it.")
     return value
 
 

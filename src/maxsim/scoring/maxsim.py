@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from maxsim.errors import InvalidInputError
+
 # Elements of the (document tokens x query tokens) block computed at once: 2**20 floats = 4 MiB, small
 # enough to stay in the cores' L2 caches between the product and its max (bench/maxsim.py: 1.4x the rate
 # of 32 MiB blocks).
@@ -25,14 +27,14 @@ def as_tensor_list(embeddings, name: str = "embeddings") -> list[torch.Tensor]:
     if isinstance(embeddings, (np.ndarray, torch.Tensor)) and embeddings.ndim == 3:
         embeddings = list(embeddings)
     if not isinstance(embeddings, Sequence) and not isinstance(embeddings, (list, tuple)):
-        raise TypeError(f"{name} must be a list of (tokens, dim) arrays, got {type(embeddings).__name__}.")
+        raise InvalidInputError(f"{name} must be a list of (tokens, dim) arrays, got {type(embeddings).__name__}.")
     out, dim = [], None
     for i, item in enumerate(embeddings):
         t = torch.from_numpy(np.asarray(item)) if not isinstance(item, torch.Tensor) else item
         if t.ndim != 2:
-            raise ValueError(f"{name}[{i}] has shape {tuple(t.shape)}; expected (tokens, dim).")
+            raise InvalidInputError(f"{name}[{i}] has shape {tuple(t.shape)}; expected (tokens, dim).")
         if dim is not None and t.shape[1] != dim:
-            raise ValueError(f"{name}[{i}] has dim {t.shape[1]}, the others have {dim}.")
+            raise InvalidInputError(f"{name}[{i}] has dim {t.shape[1]}, the others have {dim}.")
         dim = t.shape[1]
         out.append(t.float())
     return out
@@ -93,7 +95,7 @@ def maxsim(queries, documents, block_elements: int = DEFAULT_BLOCK_ELEMENTS, dev
         return scores
     dim = q_list[0].shape[1]
     if d_list[0].shape[1] != dim:
-        raise ValueError(f"queries have dim {dim} but documents have dim {d_list[0].shape[1]}.")
+        raise InvalidInputError(f"queries have dim {dim} but documents have dim {d_list[0].shape[1]}.")
     device = device or q_list[0].device
     q_pad = pad_queries(q_list, dim, device)  # (Nq, Lq, D)
     n_q, l_q = q_pad.shape[:2]
@@ -119,7 +121,7 @@ def maxsim_pairwise(queries, documents, batch_size: int = 256) -> np.ndarray:
     """MaxSim of ``queries[i]`` with ``documents[i]`` -> (n,) float32."""
     q_list, d_list = as_tensor_list(queries, "queries"), as_tensor_list(documents, "documents")
     if len(q_list) != len(d_list):
-        raise ValueError(f"pairwise scoring needs as many queries as documents, got {len(q_list)} and {len(d_list)}.")
+        raise InvalidInputError(f"pairwise scoring needs as many queries as documents, got {len(q_list)} and {len(d_list)}.")
     out = np.zeros(len(q_list), dtype=np.float32)
     for start in range(0, len(q_list), batch_size):
         qs, ds = q_list[start: start + batch_size], d_list[start: start + batch_size]
@@ -136,6 +138,6 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a (Nq, Nd) score matrix -> (indices, scores), each (Nq, min(k, Nd)), best
     first; equal scores keep the lower column index first (a stable sort, O(Nd log Nd) per row)."""
     if k <= 0:
-        raise ValueError(f"k must be positive, got {k}.")
+        raise InvalidInputError(f"k must be positive, got {k}.")
     idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(scores, idx, axis=1)

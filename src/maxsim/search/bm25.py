@@ -58,7 +58,7 @@ class BM25Index:
         self.positions = {doc_id: i for i, doc_id in enumerate(ids)}
 
     @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str], cache: "TokenCache | None" = None) -> "BM25Index":
+    def build(cls, ids: Sequence[str], texts: Sequence[str], cache: TokenCache | None = None) -> BM25Index:
         """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before."""
         bm25 = None
         if len(ids):
@@ -98,7 +98,7 @@ class BM25Index:
         tmp.rename(folder)
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Index | None":
+    def load(cls, folder: Path) -> BM25Index | None:
         """The saved copy, or None when it is missing, made with another tokenizer, or damaged."""
         try:
             saved = json.loads((folder / IDS_FILE).read_text())

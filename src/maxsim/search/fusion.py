@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from maxsim.errors import InvalidInputError
+
 Ranking = Sequence[tuple[str, float]]
 RRF_K = 60
 # Candidates each ranker contributes to a fusion, whatever k is.
@@ -20,7 +22,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = RRF_K,
     """score(d) = sum over rankings r of w_r / (k + rank_r(d)), ranks from 1; a document absent from
     a ranking gets nothing from it. Returns ``(id, fused score)`` best first (ties: first seen first)."""
     if k < 0:
-        raise ValueError(f"the RRF constant k must be >= 0, got {k}.")
+        raise InvalidInputError(f"the RRF constant k must be >= 0, got {k}.")
     weights = _weights(rankings, weights, default=1.0)
     fused: dict[str, float] = {}
     for ranking, weight in zip(rankings, weights):
@@ -52,14 +54,14 @@ def fuse(rankings: Sequence[Ranking], method: str = "rrf") -> list[tuple[str, fl
         return reciprocal_rank_fusion(rankings)
     if method == "score":
         return score_fusion(rankings)
-    raise ValueError(f"fusion must be one of {METHODS}, got {method!r}.")
+    raise InvalidInputError(f"fusion must be one of {METHODS}, got {method!r}.")
 
 
 def _weights(rankings: Sequence[Ranking], weights, default: float) -> list[float]:
     if weights is None:
         return [default] * len(rankings)
     if len(weights) != len(rankings):
-        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings: pass one weight per ranking.")
+        raise InvalidInputError(f"got {len(weights)} weights for {len(rankings)} rankings: pass one weight per ranking.")
     return [float(w) for w in weights]
 
 

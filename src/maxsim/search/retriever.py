@@ -33,11 +33,12 @@ from pathlib import Path
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
 from maxsim.index import KINDS
 from maxsim.index.checks import check_k
-from maxsim.index.storage import MANAGED_PREFIXES, FileWriter, IndexCorruptedError, check_sizes, writer_lock
+from maxsim.index.storage import MANAGED_PREFIXES, FileWriter, check_sizes, writer_lock
+from maxsim.models.loading import load_model
 from maxsim.search.bm25 import BM25Versions
 from maxsim.search.fusion import FUSION_DEPTH, METHODS, fuse
+from maxsim.search.inputs import check_ids, check_metadata, check_queries, check_texts
 from maxsim.search.passages import Encoder, best_passages, explain_passage, rank_documents
-from maxsim.search.records import check_ids, check_metadata, check_queries, check_texts
 from maxsim.search.store import FILE, StateStore
 
 MANIFEST = "retriever.json"
@@ -70,7 +71,7 @@ class Retriever:
     @classmethod
     def create(cls, folder: str | Path, model=None, index: str = "exact", hybrid: bool = True,
                model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-               passages: bool | dict = True, pool_factor: int = 1, **index_params) -> "Retriever":
+               passages: bool | dict = True, pool_factor: int = 1, **index_params) -> Retriever:
         """Create an empty retriever in ``folder`` (new or empty).
 
         ``model``: a ``MultiVectorEncoder``, or None to load ``model_name`` ("default", a folder or
@@ -147,7 +148,7 @@ class Retriever:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Retriever":
+    def __enter__(self) -> Retriever:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -162,7 +163,7 @@ class Retriever:
                 try:
                     view = self._view(snap.version, snap.index_body)
                     check_sizes(view.folder, view.files)
-                except (FileNotFoundError, IndexCorruptedError):
+                except (FileNotFoundError, CorruptedError):
                     if attempt == 2:  # not a race with a writer's clean-up: the files are damaged
                         raise
                     continue
@@ -286,10 +287,7 @@ class Retriever:
         the best passage's ordinal and character span in ``text``. ``filter``: a metadata filter
         (``maxsim.search.filters``); ``subset``: restrict to these ids."""
         queries = check_queries(query)
-        try:
-            k = check_k(k)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(str(exc)) from None
+        k = check_k(k)
         if hybrid and self.bm25 is None:
             raise InvalidInputError(f"{self.folder} keeps no BM25 index: create it with hybrid=True to search hybrid.")
         if fusion not in METHODS:
@@ -378,14 +376,6 @@ def _hit(doc_id: str, score: float, row: dict, passage: tuple[int, int, int]) ->
     ordinal, start, end = passage
     return {"id": doc_id, "score": float(score), "text": row["text"], "metadata": row["metadata"],
             "passage": {"index": ordinal, "start": start, "end": end, "text": row["text"][start:end]}}
-
-
-def load_model(name: str, device: str | None = None, dtype: str | None = None):
-    """"default" -> ``MultiVectorEncoder.default()``, else ``MultiVectorEncoder(name)`` (folder or hub id)."""
-    from maxsim.models import MultiVectorEncoder
-
-    kwargs = {"device": device} if dtype is None else {"device": device, "dtype": dtype}
-    return MultiVectorEncoder.default(**kwargs) if name == "default" else MultiVectorEncoder(name, **kwargs)
 
 
 def read_manifest(folder: Path) -> dict:

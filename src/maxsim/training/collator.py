@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from maxsim.errors import InvalidInputError
+
 
 class Collator:
     """Rows ``{"query", "documents" (N), ["scores" (N)]}`` -> a batch for the losses::
@@ -22,7 +24,7 @@ class Collator:
     def __call__(self, rows: list[dict]) -> dict:
         widths = {len(r["documents"]) for r in rows}
         if len(widths) != 1:
-            raise ValueError(f"a batch mixes rows with {sorted(widths)} documents; load the rows with "
+            raise InvalidInputError(f"a batch mixes rows with {sorted(widths)} documents; load the rows with "
                              "documents_per_query=N so that every row has N.")
         batch = {"query": self.model.preprocess([r["query"] for r in rows], "query"),
                  "document": self.model.preprocess([d for r in rows for d in r["documents"]], "document")}

@@ -56,7 +56,7 @@ def load_rows(source, *, queries=None, documents=None, documents_per_query: int 
     Raises ValueError naming the bad row (file and line).
     """
     if documents_per_query is not None and documents_per_query <= 0:
-        raise ValueError(f"documents_per_query must be positive, got {documents_per_query}.")
+        raise InvalidInputError(f"documents_per_query must be positive, got {documents_per_query}.")
     query_table = _id_table(queries, "queries") if queries is not None else None
     document_table = _id_table(documents, "documents") if documents is not None else None
     rows, width = [], None
@@ -65,27 +65,27 @@ def load_rows(source, *, queries=None, documents=None, documents_per_query: int 
         n = len(row["documents"])
         if documents_per_query is not None:
             if n < documents_per_query:
-                raise ValueError(f"{where}: has {n} documents but documents_per_query={documents_per_query}; "
+                raise InvalidInputError(f"{where}: has {n} documents but documents_per_query={documents_per_query}; "
                                  "lower documents_per_query or drop the row.")
             row = {key: value[:documents_per_query] if key != "query" else value for key, value in row.items()}
         elif width is not None and n != width:
-            raise ValueError(f"{where}: has {n} documents, earlier rows have {width}; set documents_per_query "
+            raise InvalidInputError(f"{where}: has {n} documents, earlier rows have {width}; set documents_per_query "
                              "to use the same number for every query.")
         if rows and ("scores" in row) != ("scores" in rows[0]):
-            raise ValueError(f"{where}: rows mix layouts with and without teacher scores.")
+            raise InvalidInputError(f"{where}: rows mix layouts with and without teacher scores.")
         width = len(row["documents"])
         rows.append(row)
     if not rows:
-        raise ValueError(f"{_name(source)} holds no training rows.")
+        raise InvalidInputError(f"{_name(source)} holds no training rows.")
     return TrainingRows(rows, _name(source))
 
 
 def _normalize(raw, where: str, query_table, document_table) -> dict:
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where}: expected an object with 'query', got {type(raw).__name__}.")
+        raise InvalidInputError(f"{where}: expected an object with 'query', got {type(raw).__name__}.")
     if "query_id" in raw and "document_ids" in raw:
         if query_table is None or document_table is None:
-            raise ValueError(f"{where}: rows by ids need queries= and documents= tables (id -> text).")
+            raise InvalidInputError(f"{where}: rows by ids need queries= and documents= tables (id -> text).")
         query = _lookup(query_table, raw["query_id"], "query_id", where)
         docs = [_lookup(document_table, i, "document_ids", where) for i in _as_list(raw["document_ids"], where)]
         row = {"query": query, "documents": docs, "scores": raw.get("scores")}
@@ -94,7 +94,7 @@ def _normalize(raw, where: str, query_table, document_table) -> dict:
     elif "positive" in raw:
         row = {"query": raw.get("query"), "documents": [raw["positive"], *_negatives(raw, where)]}
     else:
-        raise ValueError(f"{where}: no 'documents', 'positive' or 'document_ids' field (keys: {sorted(raw)}); "
+        raise InvalidInputError(f"{where}: no 'documents', 'positive' or 'document_ids' field (keys: {sorted(raw)}); "
                          "see maxsim.training.data for the accepted layouts.")
     return _validate(row, where)
 
@@ -102,13 +102,13 @@ def _normalize(raw, where: str, query_table, document_table) -> dict:
 def _validate(row: dict, where: str) -> dict:
     query = row["query"]
     if not isinstance(query, str) or not query.strip():
-        raise ValueError(f"{where}: the query is empty or not text ({query!r}); fix or drop the row.")
+        raise InvalidInputError(f"{where}: the query is empty or not text ({query!r}); fix or drop the row.")
     docs = row["documents"]
     if not docs:
-        raise ValueError(f"{where}: no documents.")
+        raise InvalidInputError(f"{where}: no documents.")
     for i, doc in enumerate(docs):
         if not isinstance(doc, str):
-            raise ValueError(f"{where}: documents[{i}] is {type(doc).__name__}, not text.")
+            raise InvalidInputError(f"{where}: documents[{i}] is {type(doc).__name__}, not text.")
     if "scores" not in row:
         return row
     scores = row["scores"]
@@ -117,10 +117,10 @@ def _validate(row: dict, where: str) -> dict:
         return row
     scores = _as_list(scores, where)
     if len(scores) != len(docs):
-        raise ValueError(f"{where}: {len(docs)} documents but {len(scores)} scores; they must pair one to one.")
+        raise InvalidInputError(f"{where}: {len(docs)} documents but {len(scores)} scores; they must pair one to one.")
     for i, score in enumerate(scores):
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise ValueError(f"{where}: scores[{i}] is {score!r}; teacher scores must be finite numbers.")
+            raise InvalidInputError(f"{where}: scores[{i}] is {score!r}; teacher scores must be finite numbers.")
     row["scores"] = [float(s) for s in scores]
     return row
 
@@ -133,13 +133,13 @@ def _negatives(raw: Mapping, where: str) -> list:
         return [value] if isinstance(value, str) else _as_list(value, where)
     numbered = sorted((int(m.group(1)), key) for key in raw if (m := re.fullmatch(r"negative_(\d+)", key)))
     if not numbered:
-        raise ValueError(f"{where}: a 'positive' row needs 'negative', 'negatives' or 'negative_1'...")
+        raise InvalidInputError(f"{where}: a 'positive' row needs 'negative', 'negatives' or 'negative_1'...")
     return [raw[key] for _, key in numbered]
 
 
 def _as_list(value, where: str) -> list:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{where}: expected a list, got {type(value).__name__}.")
+        raise InvalidInputError(f"{where}: expected a list, got {type(value).__name__}.")
     return list(value)
 
 
@@ -147,7 +147,7 @@ def _lookup(table: dict, key, field: str, where: str) -> str:
     try:
         return table[str(key)]
     except KeyError:
-        raise ValueError(f"{where}: {field} {key!r} is not in its table.") from None
+        raise InvalidInputError(f"{where}: {field} {key!r} is not in its table.") from None
 
 
 def _id_table(source, name: str) -> dict[str, str]:
@@ -157,7 +157,7 @@ def _id_table(source, name: str) -> dict[str, str]:
     for where, raw in _iter_records(source, default_config=name):
         key = next((raw[c] for c in ID_COLUMNS if c in raw), None)
         if key is None or not isinstance(raw.get("text"), str):
-            raise ValueError(f"{where}: a {name} table row needs an id column ({'/'.join(ID_COLUMNS)}) and 'text'.")
+            raise InvalidInputError(f"{where}: a {name} table row needs an id column ({'/'.join(ID_COLUMNS)}) and 'text'.")
         table[str(key)] = beir_text(raw.get("title") or "", raw["text"])  # BEIR corpus rows: with the title
     return table
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import transformers
 import yaml
 
+from maxsim.errors import InvalidInputError
 from maxsim.losses import LOSSES
 from maxsim.training.data import load_rows
 from maxsim.training.plots import FILE_NAME as PLOT_NAME
@@ -45,20 +46,20 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"could not read recipe {path}: {exc}") from None
+        raise InvalidInputError(f"could not read recipe {path}: {exc}") from None
     if not isinstance(recipe, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping with sections {SECTIONS}.")
+        raise InvalidInputError(f"recipe {path} must be a YAML mapping with sections {SECTIONS}.")
     unknown = set(recipe) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"recipe {path} has unknown sections {sorted(unknown)}; allowed: {SECTIONS}.")
+        raise InvalidInputError(f"recipe {path} has unknown sections {sorted(unknown)}; allowed: {SECTIONS}.")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r} is not key=value (e.g. max_steps=20).")
+            raise InvalidInputError(f"override {item!r} is not key=value (e.g. max_steps=20).")
         keys = key.split(".")
         if len(keys) == 1 and key not in SECTIONS:
             if key not in TRAINING_FIELDS:
-                raise ValueError(f"override {key!r} is neither a recipe section {SECTIONS} nor a "
+                raise InvalidInputError(f"override {key!r} is neither a recipe section {SECTIONS} nor a "
                                  "transformers.TrainingArguments field; use section.key=value.")
             keys = ["training", key]
         node = recipe
@@ -83,14 +84,14 @@ def run_recipe(recipe: dict) -> Path:
     a temporary folder and moved in at the end, and an interrupted checkpoint is removed."""
     for section in ("model", "data", "output_dir"):
         if section not in recipe:
-            raise ValueError(f"the recipe has no '{section}' section.")
+            raise InvalidInputError(f"the recipe has no '{section}' section.")
     folder = recipe.get("_folder", ".")
     output_dir = Path(recipe["output_dir"]).expanduser()
     model = build_model(recipe["model"], folder)
     data = dict(recipe["data"])
     train_spec = data.pop("train", None)
     if train_spec is None:
-        raise ValueError("the recipe's data section needs 'train' (a file, a hub id or a list of them).")
+        raise InvalidInputError("the recipe's data section needs 'train' (a file, a hub id or a list of them).")
     rows = load_rows(_paths(train_spec, folder), **{k: _paths(v, folder) for k, v in data.items()})
     loss_spec = dict(recipe.get("loss") or {"name": "DistillKLDiv" if rows.has_scores else "Contrastive"})
     loss = build_loss(loss_spec, model)
@@ -132,10 +133,10 @@ def build_model(spec, folder: str = "."):
     if isinstance(spec, str):
         return MultiVectorEncoder(_paths(spec, folder))
     if not isinstance(spec, dict) or "backbone" not in spec:
-        raise ValueError(f"model must be 'default', a folder, a hub id or {{backbone: ..., ...}}, got {spec!r}.")
+        raise InvalidInputError(f"model must be 'default', a folder, a hub id or {{backbone: ..., ...}}, got {spec!r}.")
     unknown = set(spec) - MODEL_KEYS
     if unknown:
-        raise ValueError(f"model has unknown keys {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}.")
+        raise InvalidInputError(f"model has unknown keys {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}.")
     prompts = spec.get("prompts") or {}
     transformer = Transformer.from_pretrained(
         resolve_model_folder(_paths(spec["backbone"], folder)), prefix_tokens=list(prompts.values()),
@@ -156,11 +157,11 @@ def build_loss(spec: dict, model):
     spec = dict(spec)
     name = spec.pop("name", None)
     if name not in LOSSES:
-        raise ValueError(f"loss name {name!r} is unknown; use one of {sorted(LOSSES)}.")
+        raise InvalidInputError(f"loss name {name!r} is unknown; use one of {sorted(LOSSES)}.")
     try:
         return LOSSES[name](model, **spec)
     except TypeError as exc:
-        raise ValueError(f"loss {name}: {exc}") from None
+        raise InvalidInputError(f"loss {name}: {exc}") from None
 
 
 def build_evaluators(specs: list, folder: str = ".") -> list:
@@ -171,7 +172,7 @@ def build_evaluators(specs: list, folder: str = ".") -> list:
     for spec in specs:
         spec = dict(spec)
         if "path" not in spec or "name" not in spec:
-            raise ValueError(f"an evaluation entry needs 'name' and 'path', got {spec}.")
+            raise InvalidInputError(f"an evaluation entry needs 'name' and 'path', got {spec}.")
         queries, corpus, qrels = load_beir_folder(_paths(spec.pop("path"), folder))
         evaluators.append(InformationRetrievalEvaluator(queries, corpus, qrels, **spec))
     return evaluators
@@ -182,9 +183,9 @@ def build_arguments(training: dict, checkpoints: Path, has_evaluators: bool) -> 
     training = {"report_to": "none", **training}
     unknown = set(training) - TRAINING_FIELDS
     if unknown:
-        raise ValueError(f"training has keys that transformers.TrainingArguments lacks: {sorted(unknown)}.")
+        raise InvalidInputError(f"training has keys that transformers.TrainingArguments lacks: {sorted(unknown)}.")
     if not has_evaluators and training.get("load_best_model_at_end"):
-        raise ValueError("load_best_model_at_end needs an 'evaluation' section to pick the best checkpoint.")
+        raise InvalidInputError("load_best_model_at_end needs an 'evaluation' section to pick the best checkpoint.")
     if not has_evaluators:
         training["eval_strategy"] = "no"
     return transformers.TrainingArguments(output_dir=str(checkpoints), **training)

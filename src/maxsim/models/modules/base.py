@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from maxsim.models.errors import ModelLoadError
+from maxsim.errors import ModelLoadError
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAMES = ("pytorch_model.bin", "model.pt")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from maxsim.errors import InvalidInputError
 from maxsim.models.modules.base import Module, load_weights
 
 IDENTITY = "torch.nn.modules.linear.Identity"
@@ -26,11 +27,11 @@ class Dense(Module):
                  activation_function: str = IDENTITY, use_residual: bool = False):
         super().__init__()
         if activation_function not in (IDENTITY, None, "identity"):
-            raise ValueError(
+            raise InvalidInputError(
                 f"Dense activation {activation_function!r} is not supported; only {IDENTITY!r} (identity) is."
             )
         if use_residual and in_features != out_features:
-            raise ValueError(f"Dense use_residual needs in_features == out_features, got {in_features} -> {out_features}.")
+            raise InvalidInputError(f"Dense use_residual needs in_features == out_features, got {in_features} -> {out_features}.")
         self.in_features, self.out_features, self.bias = int(in_features), int(out_features), bool(bias)
         self.activation_function = IDENTITY
         self.use_residual = bool(use_residual)
@@ -49,7 +50,7 @@ class Dense(Module):
         return config
 
     @classmethod
-    def load(cls, folder: Path, config: dict) -> "Dense":
+    def load(cls, folder: Path, config: dict) -> Dense:
         keys = set(cls.config_keys)
         module = cls(**{k: v for k, v in config.items() if k in keys})
         module.load_linear_state(load_weights(folder), source=str(folder))
@@ -62,5 +63,5 @@ class Dense(Module):
         weight = state.get("weight")
         if weight is None or tuple(weight.shape) != expected:
             got = None if weight is None else tuple(weight.shape)
-            raise ValueError(f"{source}: Dense weight has shape {got}, config says {expected}.")
+            raise InvalidInputError(f"{source}: Dense weight has shape {got}, config says {expected}.")
         self.linear.load_state_dict(state, strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from maxsim.errors import InvalidInputError
 from maxsim.models.modules.base import Module
 from maxsim.models.pooling import check_pool_factor, pool_tokens
 
@@ -28,14 +29,14 @@ class HierarchicalTokenPooling(Module):
         check_pool_factor(pool_factor)
         if isinstance(num_protected_tokens, bool) or not isinstance(num_protected_tokens, int) \
                 or num_protected_tokens < 0:
-            raise ValueError(f"num_protected_tokens must be an int >= 0, got {num_protected_tokens!r}.")
+            raise InvalidInputError(f"num_protected_tokens must be an int >= 0, got {num_protected_tokens!r}.")
         self.pool_factor = pool_factor
         self.num_protected_tokens = num_protected_tokens
         self.normalize_embeddings = bool(normalize_embeddings)
         self.tasks = [tasks] if isinstance(tasks, str) else list(tasks) if tasks is not None else ["document"]
 
     @classmethod
-    def from_config(cls, config: dict) -> "HierarchicalTokenPooling":
+    def from_config(cls, config: dict) -> HierarchicalTokenPooling:
         config = {"normalize_embeddings": False, **config}
         return cls(**{k: v for k, v in config.items() if k in cls.config_keys})
 

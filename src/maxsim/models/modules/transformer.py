@@ -10,7 +10,7 @@ import torch
 import transformers
 from tokenizers import AddedToken
 
-from maxsim.models.errors import ModelLoadError
+from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models.modules.base import Module, write_json
 
 logger = logging.getLogger(__name__)
@@ -23,16 +23,16 @@ def normalize_expansion(expansion: dict | None) -> dict | None:
     if expansion is None:
         return None
     if not isinstance(expansion, dict):
-        raise TypeError(f"query_expansion must be a dict or None, got {type(expansion).__name__}.")
+        raise InvalidInputError(f"query_expansion must be a dict or None, got {type(expansion).__name__}.")
     unknown = set(expansion) - EXPANSION_KEYS
     if unknown:
-        raise ValueError(f"query_expansion has unknown keys {sorted(unknown)}; allowed: {sorted(EXPANSION_KEYS)}.")
+        raise InvalidInputError(f"query_expansion has unknown keys {sorted(unknown)}; allowed: {sorted(EXPANSION_KEYS)}.")
     strategy = expansion.get("strategy", "fixed")
     if strategy not in ("fixed", "min"):
-        raise ValueError(f"query_expansion['strategy'] must be 'fixed' or 'min', got {strategy!r}.")
+        raise InvalidInputError(f"query_expansion['strategy'] must be 'fixed' or 'min', got {strategy!r}.")
     length = expansion.get("length")
     if not isinstance(length, int) or length <= 0:
-        raise ValueError(f"query_expansion['length'] must be a positive int (classic ColBERT: 32), got {length!r}.")
+        raise InvalidInputError(f"query_expansion['length'] must be a positive int (classic ColBERT: 32), got {length!r}.")
     return {"strategy": strategy, "attend": bool(expansion.get("attend", False)),
             "token": expansion.get("token"), "length": length}
 
@@ -60,14 +60,14 @@ class Transformer(Module):
         self.query_expansion = normalize_expansion(query_expansion)
         if self.query_expansion and self.query_expansion["strategy"] == "min" and query_length is not None \
                 and query_length < self.query_expansion["length"]:
-            raise ValueError(f"query_length={query_length} is below query_expansion length "
+            raise InvalidInputError(f"query_length={query_length} is below query_expansion length "
                              f"{self.query_expansion['length']}: raise query_length or lower the length.")
         self.max_positions = self._max_positions()
         self.expansion_id = self._expansion_token_id()
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, prefix_tokens: list[str] = (), trust_remote_code: bool = False,
-                        **config) -> "Transformer":
+                        **config) -> Transformer:
         """Load backbone and tokenizer from a local folder; ``prefix_tokens`` are registered as
         non-normalised special tokens so a marker such as ``[unused0]`` stays one token."""
         folder = Path(folder)
@@ -165,12 +165,12 @@ class Transformer(Module):
             if token_id is None:
                 token_id = self.tokenizer.eos_token_id
             if token_id is None:
-                raise ValueError("query expansion needs a token: this tokenizer has no mask or eos token; "
+                raise InvalidInputError("query expansion needs a token: this tokenizer has no mask or eos token; "
                                  "set query_expansion['token'].")
             return token_id
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or (token_id == self.tokenizer.unk_token_id and token != self.tokenizer.unk_token):
-            raise ValueError(f"query_expansion token {token!r} is not in the tokenizer's vocabulary.")
+            raise InvalidInputError(f"query_expansion token {token!r} is not in the tokenizer's vocabulary.")
         return token_id
 
 

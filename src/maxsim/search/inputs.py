@@ -28,10 +28,7 @@ def encodable(text: str, what: str) -> str:
 
 def check_ids(ids, what: str = "ids") -> list[str]:
     """Distinct, non-empty, encodable string ids of at most ``MAX_ID_CHARS`` characters."""
-    try:
-        ids = check_distinct_ids(ids, what)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(str(exc)) from None
+    ids = check_distinct_ids(ids, what)
     for i, doc_id in enumerate(ids):
         if len(doc_id) > MAX_ID_CHARS:
             raise LimitExceededError(f"{what}[{i}] has {len(doc_id)} characters; ids are limited to "
@@ -42,10 +39,7 @@ def check_ids(ids, what: str = "ids") -> list[str]:
 
 def check_texts(texts, what: str = "texts") -> list[str]:
     """A list of encodable strings (one string or a non-string raises, naming the position)."""
-    try:
-        texts = list_of_texts(texts)
-    except TypeError as exc:
-        raise InvalidInputError(str(exc)) from None
+    texts = list_of_texts(texts)
     for i, text in enumerate(texts):
         encodable(text, f"{what}[{i}]")
     return texts
