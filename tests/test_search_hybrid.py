@@ -54,7 +54,7 @@ def retriever(tmp_path, tiny_model):
 @pytest.mark.parametrize("fusion", ["rrf", "score"])
 def test_hybrid_is_the_fusion_of_both_rankers(retriever, fusion):
     queries = ["flutter of panels at supersonic speed", "heat transfer in laminar boundary layers"]
-    with retriever.reading() as (snap, index):
+    with retriever.versions.reading() as (snap, index):
         ranked = rank_documents(index, snap, retriever.model.encode_query(queries), FUSION_DEPTH, None)
         dense = [[(doc, score) for doc, score, _ in hits] for hits in ranked]
         sparse = retriever.bm25.get(snap.bm25, snap.all_texts).top(queries, FUSION_DEPTH)
@@ -62,7 +62,7 @@ def test_hybrid_is_the_fusion_of_both_rankers(retriever, fusion):
     results = retriever.search(queries, k=7, hybrid=True, fusion=fusion)
     for hits, d, s in zip(results, dense, sparse):
         expected = fuse([d, s], fusion)[:7]
-        assert [(h["id"], h["score"]) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
+        assert [(h.id, h.score) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
 
 
 def test_hybrid_switch_lifts_the_lexical_match(retriever):
@@ -71,13 +71,13 @@ def test_hybrid_switch_lifts_the_lexical_match(retriever):
     retriever.add(["the quokka results are shown", "quick results of wing tests are shown here"], ids=["q1", "q2"])
     query = "quokka"
     assert bm25_of(retriever)[0].top([query], 3)[0][0][0] == "q1"
-    dense_rank = [h["id"] for h in retriever.search(query, k=len(retriever))[0]].index("q1")
-    hybrid_rank = [h["id"] for h in retriever.search(query, k=len(retriever), hybrid=True)[0]].index("q1")
+    dense_rank = [h.id for h in retriever.search(query, k=len(retriever))[0]].index("q1")
+    hybrid_rank = [h.id for h in retriever.search(query, k=len(retriever), hybrid=True)[0]].index("q1")
     assert hybrid_rank < dense_rank
 
 
 def bm25_of(retriever):
-    with retriever.reading() as (snap, _):
+    with retriever.versions.reading() as (snap, _):
         return retriever.bm25.get(snap.bm25, snap.all_texts), snap.all_texts()[0]
 
 
@@ -87,7 +87,7 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     retriever.add([f"a note on {word} wings"], ids=["new"])
     bm25, ids = bm25_of(retriever)
     assert [i for i, _ in bm25.top([word], 5)[0]] == ["new"] and bm25.ids == ids
-    assert retriever.search(word, k=1, hybrid=True)[0][0]["id"] == "new"
+    assert retriever.search(word, k=1, hybrid=True)[0][0].id == "new"
     retriever.remove(["new", "1"])
     bm25, ids = bm25_of(retriever)
     assert bm25.top([word], 5) == [[]] and bm25.ids == ids and "1" not in ids
@@ -101,7 +101,7 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     with Retriever.open(retriever.folder, model=retriever.model) as reopened:  # rebuilds it from the texts
         assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
     retriever.add(["one more"], ids=["more"])  # the next commit saves a fresh copy
-    with Retriever.open(retriever.folder, model=retriever.model) as reopened, reopened.reading() as (snap, _):
+    with Retriever.open(retriever.folder, model=retriever.model) as reopened, reopened.versions.reading() as (snap, _):
         name = snap.bm25
     data = retriever.folder / "bm25" / name / "data.csc.index.npy"
     raw = bytearray(data.read_bytes())
@@ -109,13 +109,13 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     data.write_bytes(bytes(raw))
     with Retriever.open(retriever.folder, model=retriever.model) as reopened:
         after = reopened.search("aerodynamics of wings", k=5, hybrid=True)
-        assert [h["id"] for h in after[0]] == [h["id"] for h in before[0]]
+        assert [h.id for h in after[0]] == [h.id for h in before[0]]
 
 
 def test_hybrid_needs_bm25(tmp_path, tiny_model):
     with Retriever.create(tmp_path / "plain", tiny_model, hybrid=False, model_name=str(MODELS / "st6-tiny-bert")) as r:
         r.add(["some text"], ids=["x"])
-        assert r.search("text", k=1)[0][0]["id"] == "x"
+        assert r.search("text", k=1)[0][0].id == "x"
         with pytest.raises(ValueError, match="hybrid=True"):
             r.search("text", hybrid=True)
         assert not (tmp_path / "plain" / "bm25").exists()

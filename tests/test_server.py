@@ -110,9 +110,10 @@ def test_hybrid_search_and_explain(service):
     assert len(explanation["alignment"]) == len(explanation["query_tokens"])
     assert explanation["score"] == pytest.approx(sum(step["score"] for step in explanation["alignment"]), rel=1e-5)
     assert explanation["text"] == SAMPLE.texts[SAMPLE.ids.index("5")]
-    passage = explanation["passage"]
-    assert passage["highlights"] and all(0 <= h["start"] < h["end"] <= len(passage["text"])
-                                         for h in passage["highlights"])
+    excerpt, passage = explanation["excerpt"], explanation["passage"]
+    assert excerpt["highlights"] and all(0 <= h["start"] < h["end"] <= len(excerpt["text"])
+                                         for h in excerpt["highlights"])
+    assert passage["text"] == explanation["text"][passage["start"]: passage["end"]]
     assert any(term.startswith("slabs") or term.startswith("composite") for term in explanation["matched"])
 
 

@@ -22,5 +22,5 @@ def fused_metrics(evaluator, model, model_name: str) -> dict[str, float]:
                           batch_size=evaluator.batch_size, show_progress_bar=evaluator.show_progress_bar)
             query_ids = list(evaluator.queries)
             hits = retriever.search([evaluator.queries[q] for q in query_ids], k=depth, hybrid=True)
-    rankings = {q: [(hit["id"], hit["score"]) for hit in found] for q, found in zip(query_ids, hits)}
+    rankings = {q: [(hit.id, hit.score) for hit in found] for q, found in zip(query_ids, hits)}
     return evaluate_rankings(rankings, evaluator.relevant_docs, evaluator.name, "Hybrid", evaluator.functions)

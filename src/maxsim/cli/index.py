@@ -1,5 +1,7 @@
-"""``maxsim index``: build a retriever folder from a collection on disk. The input options, the
-index-parameter parsing and the summary table are shared with ``maxsim add`` (cli/add.py)."""
+"""``maxsim index``: build a collection from documents on disk — one folder, or with ``--ray`` a
+sharded collection encoded on a Ray cluster; both read the input with the same reader and take every
+option. The input options, the index-parameter parsing and the summary table are shared with
+``maxsim add`` (cli/add.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import typer
 
 from maxsim.cli import app
 from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+from maxsim.errors import InvalidInputError
 
 INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
               "or a BEIR folder (corpus.jsonl).")
@@ -60,28 +63,55 @@ def index(
     shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
     """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
-    in OUTPUT; then print a summary: documents read, skipped (and why), split into passages."""
-    if ray:
-        from maxsim.distributed.cli import index_on_ray
-
-        return index_on_ray(input, output, model, kind, hybrid, batch_size, address, workers, shards)
-    from maxsim.models.loading import load_model
-    from maxsim.search import Retriever
-
+    in OUTPUT (with --ray: a sharded collection, encoded on a Ray cluster); then print a summary:
+    documents read, skipped (and why), split into passages."""
     with user_errors(input):
+        if not ray and (address or workers or shards):
+            raise InvalidInputError("--address, --workers and --shards build a sharded collection: add --ray.")
         params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)
         corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
-        encoder = load_model(model, device, dtype)
+        settings = {"model": model, "index": kind, "hybrid": hybrid, "passages": passages,
+                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype, **params}
         start = time.perf_counter()
-        with Retriever.create(output, encoder, index=kind, hybrid=hybrid, model_name=model, passages=passages,
-                              pool_factor=pool_factor, **params) as retriever, reported_warnings() as caught:
-            retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
-                          show_progress_bar=True)
-            stats = retriever.stats()
+        with reported_warnings() as caught:
+            if ray:
+                stats = build_on_ray(corpus, output, settings, address, workers, shards)
+            else:
+                stats = build_folder(corpus, output, settings)
     print_summary(corpus, None, stats, time.perf_counter() - start, caught)
+    where = f"{stats['shards']} shards" if ray else "one folder"
     typer.echo(f"indexed {stats['documents']} documents ({stats['passages']} passages), {stats['tokens']} token "
-               f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk -> {output}")
+               f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk, {where} -> {output}")
+
+
+def build_folder(corpus, output: Path, settings: dict) -> dict:
+    """A retriever folder of ``corpus`` with ``settings`` (the command's options); its stats."""
+    from maxsim.models.loading import load_model
+    from maxsim.search import Retriever
+
+    s = dict(settings)
+    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype")}
+    encoder = load_model(s["model"], encode["device"], encode["dtype"])
+    with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
+        retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=encode["batch_size"],
+                      show_progress_bar=True)
+        return retriever.stats()
+
+
+def build_on_ray(corpus, output: Path, settings: dict, address: str | None, workers: int | None,
+                 shards: int | None) -> dict:
+    """The same documents and settings encoded on Ray into the sharded collection ``output``; its stats."""
+    from maxsim.distributed import ShardedRetriever, build_collection
+
+    def progress(done: int, total: int, row) -> None:
+        typer.echo(f"encoded {done}/{total} documents", err=True)
+
+    built = build_collection(corpus, output, address=address, workers=workers, shards=shards, progress=progress,
+                             **settings)
+    typer.echo(f"{built['encoded']} documents encoded now by {built['workers']} Ray workers", err=True)
+    with ShardedRetriever.open(output) as collection:
+        return collection.stats()
 
 
 def read_input(path: Path, strict: bool, id_column, text_column, title_column, metadata_columns):

@@ -1,4 +1,5 @@
-"""``maxsim search``: ranked hits of one query, each with its best passage and matched query terms.
+"""``maxsim search``: ranked hits of one query, each with an excerpt of its best passage and the
+matched query terms.
 
 In this process (loading the model), or through a running ``maxsim serve`` of the folder: the one
 given with ``--server URL`` or the one its discovery file names (``maxsim.cli.discovery``).
@@ -13,14 +14,12 @@ import typer
 
 from maxsim.cli import app
 from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, printable, user_errors
-
-WHERE_HELP = ("Metadata filter clause, repeatable (AND): 'lang = en', 'year >= 2020', 'tag in a,b', "
-              "'tag not in c' or a JSON object such as '{\"year\": {\"$lt\": 2000}}'.")
+from maxsim.cli.where import WHERE_HELP
 
 
 @app.command()
 def search(
-    index: Path = typer.Argument(..., help="A retriever folder made by `maxsim index`."),
+    index: Path = typer.Argument(..., help="A collection folder made by `maxsim index`."),
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
     hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (reciprocal-rank fusion)."),
@@ -50,28 +49,30 @@ def search(
             hits = local_hits(index, query, k, hybrid, filter, model, device, dtype)
     if as_json:
         for rank, hit in enumerate(hits, start=1):
-            typer.echo(printable(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
-                                             "passage": hit["passage"]["text"], "matched": hit["matched"],
-                                             "metadata": hit["metadata"]}, ensure_ascii=False)))
+            typer.echo(printable(json.dumps({"rank": rank, **hit, "excerpt": hit["excerpt"]["text"]},
+                                            ensure_ascii=False)))
         return
     print_table(query, hits)
 
 
 def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | None, model: str | None,
                device: str | None, dtype: str | None) -> list[dict]:
-    """Hits of ``query`` searched in this process, each with ``passage`` (highlighted) and ``matched``."""
-    from maxsim.io import best_passage, matched_terms
+    """Hits of ``query`` searched in this process, each with its ``excerpt`` (highlighted) and ``matched``."""
+    from maxsim.io import best_excerpt, matched_terms
     from maxsim.models.loading import load_model
-    from maxsim.search import Retriever
+    from maxsim.opener import open_collection
 
     encoder = load_model(model, device=device, dtype=dtype) if model else None
-    with Retriever.open(index, model=encoder, device=device, dtype=dtype) as retriever:
-        hits = retriever.search(query, k=k, hybrid=hybrid, filter=filter)[0]
-        for hit in hits:
-            explanation = retriever.explain(query, hit["id"])
-            hit["passage"] = best_passage(hit["text"], explanation)
-            hit["matched"] = matched_terms(query, hit["text"], explanation)
-    return hits
+    collection = open_collection(index, model=encoder, device=device, dtype=dtype)
+    try:
+        shown = []
+        for hit in collection.search(query, k=k, hybrid=hybrid, filter=filter)[0]:
+            e = collection.explain(query, hit.id)
+            shown.append(shown_hit(hit.id, hit.score, hit.metadata, vars(e["passage"]), best_excerpt(hit.text, e),
+                                   matched_terms(query, hit.text, e)))
+        return shown
+    finally:
+        collection.close()
 
 
 def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None, api_key: str | None) -> list[dict]:
@@ -79,12 +80,17 @@ def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None,
     from maxsim.cli.remote import call
 
     body = {"queries": [query], "k": k, "hybrid": hybrid, **({"filter": filter} if filter else {})}
-    hits = call(url, "/search", body, api_key)["results"][0]
-    for hit in hits:
-        explained = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)
-        hit["passage"], hit["matched"] = explained["passage"], explained["matched"]
-        hit.setdefault("metadata", None)
-    return hits
+    shown = []
+    for hit in call(url, "/search", body, api_key)["results"][0]:
+        e = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)
+        shown.append(shown_hit(hit["id"], hit["score"], hit.get("metadata"), e["passage"], e["excerpt"], e["matched"]))
+    return shown
+
+
+def shown_hit(doc_id: str, score: float, metadata, passage: dict, excerpt: dict, matched: list[str]) -> dict:
+    """What ``maxsim search`` prints of a hit; ``passage``: the indexed passage's ordinal and span."""
+    return {"id": doc_id, "score": score, "metadata": metadata, "excerpt": excerpt, "matched": matched,
+            "passage": {key: passage[key] for key in ("index", "start", "end")}}
 
 
 def _filter(where: list[str] | None) -> dict | None:
@@ -105,7 +111,7 @@ def _discovered(index: Path, api_key: str | None) -> str | None:
 
 
 def print_table(query: str, hits: list[dict]) -> None:
-    """A rich table: rank, id, score, passage with picked tokens in bold, matched terms."""
+    """A rich table: rank, id, score, excerpt with picked tokens in bold, matched terms."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -114,12 +120,12 @@ def print_table(query: str, hits: list[dict]) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("id", overflow="fold", max_width=24)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("best passage", ratio=4)
+    table.add_column("excerpt", ratio=4)
     table.add_column("matched", ratio=1)
     for rank, hit in enumerate(hits, start=1):
-        passage = Text(printable(hit["passage"]["text"].replace("\n", " ")))
-        for span in hit["passage"]["highlights"]:
-            passage.stylize("bold", span["start"], span["end"])
-        table.add_row(str(rank), printable(hit["id"]), f"{hit['score']:.3f}", passage,
+        excerpt = Text(printable(hit["excerpt"]["text"].replace("\n", " ")))
+        for span in hit["excerpt"]["highlights"]:
+            excerpt.stylize("bold", span["start"], span["end"])
+        table.add_row(str(rank), printable(hit["id"]), f"{hit['score']:.3f}", excerpt,
                       printable(", ".join(hit["matched"])))
     Console().print(table)

@@ -18,7 +18,7 @@ DEFAULTS = Limits()
 
 @app.command()
 def serve(
-    index: Path = typer.Argument(..., help="A retriever folder made by `maxsim index`."),
+    index: Path = typer.Argument(..., help="A collection made by `maxsim index` (a folder or a sharded one)."),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
@@ -36,8 +36,8 @@ def serve(
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):
-    """Serve INDEX: POST /search, POST /documents, GET/DELETE /documents/{id}, POST /explain, GET /health,
-    GET /stats, the web page at / and the OpenAPI docs at /docs."""
+    """Serve INDEX: POST /search, GET/POST /documents, GET/PUT/DELETE /documents/{id}, POST /explain,
+    POST /rerank, GET /health, GET /stats, the web page at / and the OpenAPI docs at /docs."""
     import torch
     import uvicorn
 
@@ -47,13 +47,10 @@ def serve(
 
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
-    if ray:
-        from maxsim.distributed import serve_shards_on_ray
-
-        serve_shards_on_ray(os.environ.get("RAY_ADDRESS") or "local")
+    address = (os.environ.get("RAY_ADDRESS") or "local") if ray else None
     with user_errors(index):
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers,
-                              writer_niceness=writer_nice)
+                             writer_niceness=writer_nice, ray_address=address)
     limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
     service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from maxsim.errors import InvalidInputError
-from maxsim.index.base import Hit, Index
+from maxsim.index.base import Index, Scored
 from maxsim.index.exact import ExactIndex
 from maxsim.index.plaid import PlaidIndex
 from maxsim.index.storage import Manifest
@@ -27,4 +27,4 @@ def open_index(folder: str | Path, **kwargs) -> Index:
     return cls.open(folder, **kwargs)
 
 
-__all__ = ["ExactIndex", "Hit", "Index", "PlaidIndex", "open_index"]
+__all__ = ["ExactIndex", "Index", "PlaidIndex", "Scored", "open_index"]

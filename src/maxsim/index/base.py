@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-Hit = tuple[str, float]
+Scored = tuple[str, float]  # (id, MaxSim score)
 
 
 class Index(ABC):
@@ -41,7 +41,7 @@ class Index(ABC):
         """Remove documents by id; unknown ids raise KeyError and change nothing."""
 
     @abstractmethod
-    def search(self, query_embeddings, k: int = 10, subset: Sequence[str] | None = None) -> list[list[Hit]]:
+    def search(self, query_embeddings, k: int = 10, subset: Sequence[str] | None = None) -> list[list[Scored]]:
         """``query_embeddings``: list of (n_tokens, dim) arrays (or one (n_q, n_tokens, dim) array).
         Returns per query up to ``k`` ``(id, MaxSim score)`` pairs, best first; ``subset`` restricts
         the candidates to those ids."""

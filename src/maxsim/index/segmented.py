@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from maxsim.index.base import Hit, Index
+from maxsim.index.base import Index, Scored
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.segment import Segment, write_segment
 from maxsim.index.storage import (
@@ -241,7 +241,7 @@ class SegmentedIndex(Index):
         return mask
 
     # ------------------------------------------------------------------ search
-    def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Hit]]:
+    def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Scored]]:
         k = check_k(k)
         queries = check_queries(query_embeddings, self.dim)
         if not queries:

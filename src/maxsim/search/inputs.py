@@ -37,6 +37,13 @@ def check_ids(ids, what: str = "ids") -> list[str]:
     return ids
 
 
+def check_doc_id(doc_id) -> str:
+    """One document id: a string (its presence is checked where it is read)."""
+    if not isinstance(doc_id, str):
+        raise InvalidInputError(f"an id is a string, got {type(doc_id).__name__}.")
+    return doc_id
+
+
 def check_texts(texts, what: str = "texts") -> list[str]:
     """A list of encodable strings (one string or a non-string raises, naming the position)."""
     texts = list_of_texts(texts)
