@@ -186,6 +186,13 @@ def test_page_and_openapi_are_served(service):
     assert httpx.get(url(service, "/static/app.js")).status_code == 200
     schema = httpx.get(url(service, "/openapi.json")).json()
     assert {"/search", "/documents", "/documents/{doc_id}", "/explain", "/health", "/stats"} <= set(schema["paths"])
+    for path, methods in schema["paths"].items():  # every JSON route declares the shape of its answer
+        for method, route in methods.items():
+            answer = route["responses"].get("200") or route["responses"]["201"]
+            shape = answer["content"]["application/json"]["schema"]
+            assert "$ref" in shape or shape.get("type") == "object", (method, path, shape)
+    hit = schema["components"]["schemas"]["Hit"]["properties"]
+    assert set(hit) == {"id", "score", "text", "metadata", "passage"}
 
 
 @contextlib.contextmanager
