@@ -8,9 +8,9 @@ _EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorE
                                                             "MultiVectorMask", "Normalize", "Transformer")},
             "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
             "rerank": ("maxsim.scoring", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
-            **{name: ("maxsim.errors", name) for name in ("AlreadyExistsError", "CorruptedError", "InvalidInputError",
-                                                           "LimitExceededError", "LockedError", "MaxsimError", "ModelLoadError",
-                                                           "NotFoundError")}}
+            **{name: ("maxsim.errors", name) for name in (
+                "AlreadyExistsError", "CorruptedError", "InvalidInputError", "LimitExceededError", "LockedError",
+                "MaxsimError", "ModelLoadError", "NotFoundError")}}
 
 __version__ = "0.1.0"
 __all__ = ["AlreadyExistsError", "CorruptedError", "Dense", "InvalidInputError", "LimitExceededError", "LockedError",

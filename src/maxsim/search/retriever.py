@@ -92,7 +92,8 @@ class Retriever:
         body = KINDS[index].new_body(model.dim, **index_params)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model_name, "dim": model.dim,
                     "index": index, "hybrid": bool(hybrid),
-                    "passages": Encoder.passage_settings(model, passages), "pool_factor": Encoder.check_pool(pool_factor)}
+                    "passages": Encoder.passage_settings(model, passages),
+                    "pool_factor": Encoder.check_pool(pool_factor)}
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "index").mkdir()
         if model_name is None:

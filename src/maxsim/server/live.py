@@ -8,7 +8,7 @@ folder's lock (``LockedError``, 503, when another process holds it past the wait
 Searches come first: the writer thread runs at a lower CPU priority (``writer_niceness``, Linux
 thread niceness, default 10), so a write uses the CPU that searches leave. On 2 cores under 16
 search clients this keeps 79 % of the search throughput while writes continue at a lower rate
-(bench/RESULTS.md, issue 9); 0 gives writes an equal share.
+(bench/RESULTS.md, Consistency); 0 gives writes an equal share.
 """
 
 from __future__ import annotations
