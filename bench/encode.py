@@ -9,13 +9,13 @@ system once, in turn (best of N rounds), so load from other processes hits all a
 Backends (skipped when their package is missing, or with ``--no-backends``): ONNX Runtime float32,
 OpenVINO float32 and OpenVINO bfloat16 (``dtype="mixed"``:
 OpenVINO's own default precision hint on CPUs with AMX or AVX512-BF16). Exports go to a temporary
-cache (not timed).
+cache, outside the timings.
 
 Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
-the default ``dtype="auto"``, ``dtype="mixed"`` and each backend on every collection of tests/fixtures/data: Cranfield (graded
-qrels), the two KD sets (each query against all of the set's documents, label 1 = relevant) and the
-SPLADE triples (all positives and negatives as the corpus, the positive relevant); plus the max abs
-vector difference vs float32.
+the default ``dtype="auto"``, ``dtype="mixed"`` and each backend on every collection of
+tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against all of the set's
+documents, label 1 = relevant) and the SPLADE triples (all positives and negatives as the corpus, the
+positive relevant); plus the max abs vector difference vs float32.
 
     python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only] [--no-backends]
 """
@@ -39,7 +39,7 @@ from maxsim.models.default import minilm_folder
 from maxsim.models.precision import cpu_flags
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after maxsim: bench/maxsim.py must not shadow it
-from common import SHARED, best_of, cranfield_texts, markdown_table  # noqa: E402
+from common import SHARED, best_of, cranfield_texts, load_average, machine_line, markdown_table  # noqa: E402
 
 
 def build_model(folder: str) -> None:
@@ -184,6 +184,7 @@ def main() -> None:
                         help="leave out the ONNX Runtime / OpenVINO rows")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load = load_average()
     if not args.quality_only:
         speed(args)
     if args.quality or args.quality_only:
@@ -191,8 +192,8 @@ def main() -> None:
     flags = sorted(set(cpu_flags()) & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
     versions = {m: getattr(sys.modules.get(m), "__version__", "-") for m in ("onnxruntime", "openvino")}
     print(f"\ntorch {torch.__version__}, {versions}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}.")
+    print(machine_line(load))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Retrieval quality on a BEIR folder (default: Cranfield): BM25, dense MiniLM, multi-vector variants.
 
-    python -P bench/quality.py [--data tests/fixtures/data/cranfield] [--systems bm25,bm25stem,dense,default,markers,expansion,doc180] [--fields title+text|text]
+    python -P bench/quality.py [--data tests/fixtures/data/cranfield] [--fields title+text|text]
+                               [--systems bm25,bm25stem,dense,default,markers,expansion,doc180]
 
 Every system is scored with ``maxsim.evaluation`` (nDCG@10 graded, recall@100), on the same documents:
 BEIR's "title text" (``--fields title+text``, the evaluator's default) or the "text" field alone
 (``--fields text``; Cranfield's text already starts with its title). Systems:
 - bm25: ``bm25s`` defaults (Lucene BM25, k1=1.5, b=0.75), lower-cased, English stopwords removed,
-  no stemming (the issue's baseline).
+  no stemming (the usual BM25 baseline).
 - bm25stem: ``maxsim.search.bm25`` (the hybrid retriever's BM25): the same plus PyStemmer's English
   Snowball stemmer.
 - dense: all-MiniLM-L6-v2 as published: mean pooling of token vectors over the attention mask,
@@ -15,7 +16,8 @@ BEIR's "title text" (``--fields title+text``, the evaluator's default) or the "t
   punctuation skipped on documents, normalised, no markers, no query expansion).
 - markers: default + prompts "[Q] " / "[D] "; expansion: default + [MASK] query expansion to 32
   tokens (fixed, not attended); doc180: default with documents cut at 180 tokens.
-Prints one markdown row per system as it finishes (wall time = the whole evaluation, encoding included).
+Prints one markdown row per system as it finishes (wall time = the whole evaluation, encoding included),
+then the machine line.
 ``-P``: bench/maxsim.py would otherwise shadow the maxsim package.
 """
 
@@ -37,6 +39,9 @@ from maxsim.evaluation import InformationRetrievalEvaluator, evaluate_rankings, 
 from maxsim.models.default import minilm_folder
 from maxsim.scoring import topk
 from maxsim.search.bm25 import BM25Index
+
+sys.path.append(str(Path(__file__).resolve().parent))  # after maxsim: bench/maxsim.py must not shadow it
+from common import load_average, machine_line  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 CUTOFFS = {"precision_recall_at_k": (1, 3, 5, 10, 100)}
@@ -110,6 +115,7 @@ def main() -> None:
     unknown = [s for s in args.systems.split(",") if s not in SYSTEMS]
     if unknown:
         sys.exit(f"unknown system(s) {unknown}; choose among {list(SYSTEMS)}")
+    load = load_average()
     queries, corpus, qrels = load_beir_folder(args.data)
     if args.fields == "text":
         corpus = {doc_id: doc["text"] for doc_id, doc in corpus.items()}
@@ -127,6 +133,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"| {label} | {results['MaxSim_ndcg@10']:.4f} | {results['MaxSim_recall@100']:.4f} | {seconds:.0f} |",
               flush=True)
+    print(f"\n{machine_line(load)}")
 
 
 if __name__ == "__main__":

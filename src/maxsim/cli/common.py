@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: option help, turning errors into one ``error: …`` line, sizes."""
+"""What the commands share: option help, turning errors into one ``error: …`` line, sizes."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def index(
     metadata_column: list[str] = METADATA_COLUMNS,
     ray: bool = typer.Option(False, "--ray", help="Encode on a Ray cluster into a sharded collection (docs/scale.md)."),
     address: str = typer.Option(None, "--address", help="With --ray: a running cluster (default: start a local one)."),
-    workers: int = typer.Option(None, "--workers", min=1, help="With --ray: encoder workers (default: GPUs, else CPUs)."),
+    workers: int = typer.Option(None, "--workers", min=1,
+                                help="With --ray: encoder workers (default: GPUs, else CPUs)."),
     shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
     """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata

@@ -31,8 +31,9 @@ def serve(
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
-    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19, help="Niceness added to the writer thread: writes use "
-                                                             "the CPU searches leave (0: an equal share)."),
+    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19,
+                                    help="Niceness added to the writer thread: writes use "
+                                         "the CPU searches leave (0: an equal share)."),
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):

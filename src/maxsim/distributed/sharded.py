@@ -207,7 +207,8 @@ class ShardedRetriever:
                                                            "version")}
         return {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
                 "model": self.manifest["model"], "dim": per[0]["dim"], "hybrid": self.manifest["hybrid"],
-                "pool_factor": per[0]["pool_factor"], "shards": len(per), "shard_documents": [s["documents"] for s in per]}
+                "pool_factor": per[0]["pool_factor"], "shards": len(per),
+                "shard_documents": [s["documents"] for s in per]}
 
     def _all_texts(self) -> tuple[list[str], list[str]]:
         ids, texts = [], []

@@ -53,7 +53,8 @@ class MultiVectorEncoder(torch.nn.Module):
             raise InvalidInputError(f"backend={backend!r} runs on the CPU only, not device={device!r}; "
                                     "use backend='torch' on an accelerator.")
         if (model_name_or_path is None) == (modules is None):
-            raise InvalidInputError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
+            raise InvalidInputError("pass either model_name_or_path or modules=[Transformer(...), ...], "
+                                    "not both or neither.")
         self.layout, saved_similarity = "modules", "maxsim"
         if model_name_or_path is not None:
             folder = resolve_model_folder(model_name_or_path, revision, token, cache_folder, local_files_only)

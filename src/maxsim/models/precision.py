@@ -15,8 +15,8 @@ them run in bfloat16 with float32 accumulation inside the kernels (GEMM sums, th
 attention kernel, LayerNorm statistics); the model's outputs are cast back to float32. On this
 project's CPU (AVX512-BF16) it is 2-3x faster than float32 at a max abs difference of ~3e-3 per
 vector component. It is fast only where bfloat16 is multiplied in hardware (AMX, AVX512-BF16, CUDA
-tensor cores); elsewhere it is emulated and slower than float32, and choosing it logs a warning. ``"bfloat16"`` / ``"float16"`` cast the whole
-model (weights included): a little faster, twice the error.
+tensor cores); elsewhere it is emulated and slower than float32, and choosing it logs a warning.
+``"bfloat16"`` / ``"float16"`` cast the whole model (weights included): a little faster, twice the error.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def pinned_dtype() -> str | None:
     """``$MAXSIM_DTYPE``: the dtype "auto" stands for when set (checked), else None."""
     value = os.environ.get("MAXSIM_DTYPE") or None
     if value is not None and value not in DTYPE_NAMES[1:]:
-        raise InvalidInputError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} or unset it.")
+        raise InvalidInputError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} "
+                                "or unset it.")
     return value
 
 

@@ -7,7 +7,7 @@ their version names. A missing (already collected), unreadable or checksum-faili
 from the reader's own snapshot of the texts, never trusted. Tokenizing is three quarters of a
 build, so a writer keeps the token ids of the texts it has seen (``TokenCache``) and tokenizes only
 new or changed texts: a commit of a few documents to 1,400 Cranfield abstracts costs ~60 ms
-instead of ~300 ms (bench/RESULTS.md, issue 9).
+instead of ~300 ms.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class BM25Index:
             bm25.index(cache.corpus(ids, texts) if cache else tokenize(texts), show_progress=False)
         return cls(list(ids), bm25)
 
-    def top(self, queries: Sequence[str], k: int, allowed: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
+    def top(self, queries: Sequence[str], k: int,
+            allowed: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
         """Per query up to ``k`` ``(id, BM25 score)`` best first, among ``allowed`` ids when given;
         documents sharing no term are left out."""
         if self.bm25 is None:

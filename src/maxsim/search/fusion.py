@@ -61,7 +61,8 @@ def _weights(rankings: Sequence[Ranking], weights, default: float) -> list[float
     if weights is None:
         return [default] * len(rankings)
     if len(weights) != len(rankings):
-        raise InvalidInputError(f"got {len(weights)} weights for {len(rankings)} rankings: pass one weight per ranking.")
+        raise InvalidInputError(f"got {len(weights)} weights for {len(rankings)} rankings: "
+                                "pass one weight per ranking.")
     return [float(w) for w in weights]
 
 

@@ -30,8 +30,8 @@ class SearchOptions:
                 where=None) -> SearchOptions:
         """Validated options; ``lexical``: whether the collection ``where`` keeps BM25."""
         if hybrid and not lexical:
-            raise InvalidInputError(f"{where} keeps no BM25 index: create it with hybrid=True (`maxsim index --hybrid`) "
-                                    "to search hybrid.")
+            raise InvalidInputError(f"{where} keeps no BM25 index: create it with hybrid=True "
+                                    "(`maxsim index --hybrid`) to search hybrid.")
         if fusion not in METHODS:
             raise InvalidInputError(f"fusion must be one of {METHODS}, got {fusion!r}.")
         subset = None if subset is None else tuple(check_ids(subset, "subset"))

@@ -21,14 +21,27 @@ from fastapi_offline import FastAPIOffline
 
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.io import best_excerpt, matched_terms
+from maxsim.search.hits import Document
 from maxsim.server import errors
 from maxsim.server.body_limit import BodyLimit
 from maxsim.server.checks import check_id, check_json, check_text, check_texts, fit_answer
 from maxsim.server.live import LiveRetriever
 from maxsim.server.rerank import rerank_router
-from maxsim.server.schemas import (AddRequest, Added, Deleted, DocumentPage, ExplainRequest, Explanation, Health,
-                                   Limits, SearchAnswer, SearchRequest, Stats, UpsertRequest, Written)
-from maxsim.search.hits import Document
+from maxsim.server.schemas import (
+    Added,
+    AddRequest,
+    Deleted,
+    DocumentPage,
+    ExplainRequest,
+    Explanation,
+    Health,
+    Limits,
+    SearchAnswer,
+    SearchRequest,
+    Stats,
+    UpsertRequest,
+    Written,
+)
 
 STATIC = Path(__file__).parent / "static"
 bearer = HTTPBearer(auto_error=False, description="The key given to `maxsim serve --api-key`.")

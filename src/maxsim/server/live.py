@@ -9,7 +9,7 @@ holds it past the wait).
 Searches come first: the writer thread runs at a lower CPU priority (``writer_niceness``, Linux
 thread niceness, default 10), so a write uses the CPU that searches leave. On 2 cores under 16
 search clients this keeps 79 % of the search throughput while writes continue at a lower rate
-(bench/RESULTS.md, service); 0 gives writes an equal share.
+(bench/RESULTS.md, Consistency); 0 gives writes an equal share.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LiveRetriever:
         self.folder = Path(folder)
         self.collection = open_collection(self.folder, model=model, ray_address=ray_address)
         self.documents = self.collection.stats()["documents"]  # damaged files fail here, naming themselves
-        self.collection.model  # loaded now, not by the first request
+        self.model = self.collection.model  # loaded now, not by the first request
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="maxsim-reader")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="maxsim-writer", initializer=_lower_priority,
                                           initargs=(writer_niceness,))
