@@ -285,7 +285,7 @@ def test_cli_reports_bad_rows_and_overrides(tmp_path):
     with open(tmp_path / "train.jsonl", "a") as f:
         f.write(json.dumps({"query": "q", "documents": ["a", "b", "c"], "scores": [1.0, 2.0]}) + "\n")
     result = CliRunner().invoke(app, ["train", str(recipe), "max_steps=1"])
-    assert result.exit_code == 1 and "train.jsonl:17: 3 documents but 2 scores" in result.output
+    assert result.exit_code == 2 and "train.jsonl:17: 3 documents but 2 scores" in result.output
     result = CliRunner().invoke(app, ["train", str(recipe), "max_stepz=1"])
     assert result.exit_code == 1 and "max_stepz" in result.output
 
