@@ -287,7 +287,7 @@ def test_cli_reports_bad_rows_and_overrides(tmp_path):
     result = CliRunner().invoke(app, ["train", str(recipe), "max_steps=1"])
     assert result.exit_code == 2 and "train.jsonl:17: 3 documents but 2 scores" in result.output
     result = CliRunner().invoke(app, ["train", str(recipe), "max_stepz=1"])
-    assert result.exit_code == 1 and "max_stepz" in result.output
+    assert result.exit_code == 2 and "max_stepz" in result.output
 
 
 def test_recipe_builds_a_model_from_a_bare_backbone():
