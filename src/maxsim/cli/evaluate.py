@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, MODEL_HELP, user_errors
+from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, use_backend, user_errors
 
 
 @app.command()
@@ -22,6 +22,7 @@ def evaluate(
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     hybrid: bool = typer.Option(False, "--hybrid", help="Score the BM25 + MaxSim fused ranking (reciprocal-rank "
                                                         "fusion) instead of exact MaxSim; metrics named Hybrid_*."),
 ):
@@ -31,6 +32,7 @@ def evaluate(
     from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder, mean_over_collections, metrics_table
     from maxsim.models.loading import load_model
 
+    use_backend(backend)
     with user_errors():
         names = _collection_names(data)
         evaluators = [InformationRetrievalEvaluator(*load_beir_folder(folder), name=name, batch_size=batch_size,

@@ -12,7 +12,16 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.common import (
+    BACKEND_HELP,
+    DEFAULT_MODEL,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    MODEL_HELP,
+    human_bytes,
+    use_backend,
+    user_errors,
+)
 
 INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
               "or a BEIR folder (corpus.jsonl).")
@@ -27,6 +36,7 @@ METADATA_COLUMNS = typer.Option(None, "--metadata-column", help="Tables: a field
 BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Passages per forward pass.")
 DEVICE = typer.Option(None, "--device", help=DEVICE_HELP)
 DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
+BACKEND = typer.Option(None, "--backend", help=BACKEND_HELP)
 
 
 @app.command()
@@ -49,6 +59,7 @@ def index(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
@@ -61,6 +72,7 @@ def index(
 ):
     """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
     in OUTPUT; then print a summary: documents read, skipped (and why), split into passages."""
+    use_backend(backend)
     if ray:
         from maxsim.distributed.cli import index_on_ray
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, printable, user_errors
+from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, printable, use_backend, user_errors
 
 WHERE_HELP = ("Metadata filter clause, repeatable (AND): 'lang = en', 'year >= 2020', 'tag in a,b', "
               "'tag not in c' or a JSON object such as '{\"year\": {\"$lt\": 2000}}'.")
@@ -28,6 +28,7 @@ def search(
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     server: str = typer.Option(None, "--server", help="URL of a running `maxsim serve` of INDEX "
                                                       "(e.g. http://127.0.0.1:8000): search there, no model load."),
     local: bool = typer.Option(False, "--local", help="Search in this process even when a `maxsim serve` of "
@@ -39,10 +40,11 @@ def search(
     MaxSim contribution (picked tokens in bold) and the query terms they matched.
 
     A running `maxsim serve` of INDEX answers instead: milliseconds, no model load.
-    --local, --model, --device or --dtype search in this process."""
+    --local, --model, --device, --dtype or --backend search in this process."""
+    use_backend(backend)
     with user_errors(index):
         filter = _filter(where)
-        url = server or (None if local or model or device or dtype else _discovered(index, api_key))
+        url = server or (None if local or model or device or dtype or backend else _discovered(index, api_key))
         if url:
             typer.echo(f"searching through {url}", err=True)
             hits = remote_hits(url, query, k, hybrid, filter, api_key)
