@@ -24,6 +24,8 @@ def search(
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
     hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (reciprocal-rank fusion)."),
+    prf: bool = typer.Option(False, "--prf", help="ColBERT-PRF: expand the query from its top 3 documents' token "
+                                                  "vectors and search again (docs/search.md)."),
     where: list[str] = typer.Option(None, "--where", "-w", help=WHERE_HELP),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
@@ -47,9 +49,9 @@ def search(
         url = server or (None if local or model or device or dtype or backend else _discovered(index, api_key))
         if url:
             typer.echo(f"searching through {url}", err=True)
-            hits = remote_hits(url, query, k, hybrid, filter, api_key)
+            hits = remote_hits(url, query, k, hybrid, filter, api_key, prf)
         else:
-            hits = local_hits(index, query, k, hybrid, filter, model, device, dtype)
+            hits = local_hits(index, query, k, hybrid, filter, model, device, dtype, prf)
     if as_json:
         for rank, hit in enumerate(hits, start=1):
             typer.echo(printable(json.dumps({"rank": rank, "id": hit["id"], "score": hit["score"],
@@ -60,7 +62,7 @@ def search(
 
 
 def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | None, model: str | None,
-               device: str | None, dtype: str | None) -> list[dict]:
+               device: str | None, dtype: str | None, prf: bool = False) -> list[dict]:
     """Hits of ``query`` searched in this process, each with ``passage`` (highlighted) and ``matched``."""
     from maxsim.io import best_passage, matched_terms
     from maxsim.models.loading import load_model
@@ -68,7 +70,7 @@ def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | Non
 
     encoder = load_model(model, device=device, dtype=dtype) if model else None
     with Retriever.open(index, model=encoder, device=device, dtype=dtype) as retriever:
-        hits = retriever.search(query, k=k, hybrid=hybrid, filter=filter)[0]
+        hits = retriever.search(query, k=k, hybrid=hybrid, filter=filter, **({"prf": True} if prf else {}))[0]
         for hit in hits:
             explanation = retriever.explain(query, hit["id"])
             hit["passage"] = best_passage(hit["text"], explanation)
@@ -76,11 +78,13 @@ def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | Non
     return hits
 
 
-def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None, api_key: str | None) -> list[dict]:
+def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None, api_key: str | None,
+                prf: bool = False) -> list[dict]:
     """The same hits, from the server at ``url`` (POST /search, then POST /explain per hit)."""
     from maxsim.cli.remote import call
 
-    body = {"queries": [query], "k": k, "hybrid": hybrid, **({"filter": filter} if filter else {})}
+    body = {"queries": [query], "k": k, "hybrid": hybrid, **({"filter": filter} if filter else {}),
+            **({"prf": True} if prf else {})}
     hits = call(url, "/search", body, api_key)["results"][0]
     for hit in hits:
         explained = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)

@@ -36,9 +36,10 @@ from maxsim.index.checks import check_k
 from maxsim.index.storage import MANAGED_PREFIXES, FileWriter, check_sizes, writer_lock
 from maxsim.models.loading import load_model
 from maxsim.search.bm25 import BM25Versions
-from maxsim.search.fusion import FUSION_DEPTH, METHODS, fuse
+from maxsim.search.fusion import FUSION_DEPTH, check_fusion, dense_floor, fuse
 from maxsim.search.inputs import check_ids, check_metadata, check_queries, check_texts
 from maxsim.search.passages import Encoder, best_passages, explain_passage, rank_documents
+from maxsim.search.prf import PRF, expand, explain_expansion, feedback
 from maxsim.search.store import FILE, StateStore
 
 MANIFEST = "retriever.json"
@@ -279,36 +280,53 @@ class Retriever:
 
     # -- reads ---------------------------------------------------------------------------------
     def search(self, query: str | Sequence[str], k: int = 10, hybrid: bool = False, fusion: str = "rrf",
-               filter: dict | None = None, subset: Sequence[str] | None = None) -> list[list[dict]]:
+               filter: dict | None = None, subset: Sequence[str] | None = None, prf=None,
+               alpha: float | None = None) -> list[list[dict]]:
         """Per query, up to ``k`` documents ``{"id", "score", "text", "metadata", "passage"}`` best
         first (a single string still gives a list of one list). A document scores its best passage
-        (MaxSim), or the fused score when ``hybrid`` (``fusion`` "rrf" or "score", each ranker
-        contributing its top ``FUSION_DEPTH``). ``passage``: ``{"index", "start", "end", "text"}``,
-        the best passage's ordinal and character span in ``text``. ``filter``: a metadata filter
-        (``maxsim.search.filters``); ``subset``: restrict to these ids."""
+        (MaxSim), or the fused score when ``hybrid`` (``fusion`` "rrf", "convex" with dense weight
+        ``alpha`` or "score"; see ``fusion``; each ranker contributing its top ``FUSION_DEPTH``).
+        ``passage``: ``{"index", "start", "end", "text"}``, the best passage's ordinal and character
+        span in ``text``. ``filter``: a metadata filter (``maxsim.search.filters``); ``subset``:
+        restrict to these ids. ``prf``: ColBERT-PRF (``True``, a dict or a ``maxsim.search.prf.PRF``):
+        the query is expanded from the top documents of the same (filtered) search and run again."""
         queries = check_queries(query)
-        k = check_k(k)
-        if hybrid and self.bm25 is None:
-            raise InvalidInputError(f"{self.folder} keeps no BM25 index: create it with hybrid=True to search hybrid.")
-        if fusion not in METHODS:
-            raise InvalidInputError(f"fusion must be one of {METHODS}, got {fusion!r}.")
+        k, prf = check_k(k), PRF.of(prf)
+        if (hybrid or prf) and self.bm25 is None:
+            raise InvalidInputError(f"{self.folder} keeps no BM25 index: create it with hybrid=True to search "
+                                    "hybrid or with prf (its weights are BM25's idf).")
+        check_fusion(fusion, alpha)
         subset = None if subset is None else check_ids(subset, "subset")
         q_vectors = self.model.encode_query(queries)
         with self.reading() as (snap, index):
             keys = self._candidates(snap, filter, subset)
             if len(index) == 0 or keys == []:
                 return [[] for _ in queries]
-            depth = max(k, FUSION_DEPTH) if hybrid else k
-            dense = rank_documents(index, snap, q_vectors, depth, keys)
-            ranked = [[(doc, score) for doc, score, _ in hits] for hits in dense]
-            if hybrid:
-                allowed = None if keys is None else {doc for doc, *_ in snap.passages(keys).values()}
-                lexical = self.bm25.get(snap.bm25, snap.all_texts).top(queries, depth, allowed)
-                ranked = [fuse([d, s], fusion)[:k] for d, s in zip(ranked, lexical)]
-            ranked = [hits[:k] for hits in ranked]
+            bm25 = self.bm25.get(snap.bm25, snap.all_texts) if hybrid or prf else None
+
+            def rank(vectors, depth):
+                return self._rank(snap, index, queries, vectors, depth, keys, bm25 if hybrid else None, fusion, alpha)
+
+            if prf is not None:
+                q_vectors = [e.query(q) for e, q in zip(feedback(self.model, bm25, index, snap, q_vectors,
+                                                                  *rank(q_vectors, prf.fb_docs), prf), q_vectors)]
+            ranked, dense = rank(q_vectors, k)
             best = best_passages(index, snap, q_vectors, ranked, dense)
             rows = snap.hit_rows([doc for hits in ranked for doc, _ in hits])
         return [[_hit(doc, score, rows[doc], best[qi][doc]) for doc, score in hits] for qi, hits in enumerate(ranked)]
+
+    @staticmethod
+    def _rank(snap, index, queries, q_vectors, k, keys, bm25, fusion, alpha):
+        """(per query ``[(doc, score)]`` top ``k``, the dense document ranking), fused with ``bm25`` if given."""
+        depth = max(k, FUSION_DEPTH) if bm25 is not None else k
+        dense = rank_documents(index, snap, q_vectors, depth, keys)
+        ranked = [[(doc, score) for doc, score, _ in hits] for hits in dense]
+        if bm25 is not None:
+            allowed = None if keys is None else {doc for doc, *_ in snap.passages(keys).values()}
+            lexical = bm25.top(queries, depth, allowed)
+            ranked = [fuse([d, s], fusion, alpha, lower=[dense_floor(q), 0.0])
+                      for d, s, q in zip(ranked, lexical, q_vectors)]
+        return [hits[:k] for hits in ranked], dense
 
     def _candidates(self, snap, filter, subset) -> list[int] | None:
         """Passage keys allowed by ``filter`` and ``subset`` (None: all)."""
@@ -328,15 +346,24 @@ class Retriever:
             row = snap.require([doc_id])[doc_id]
         return {"id": doc_id, "text": row[1], "metadata": None if row[2] is None else json.loads(row[2])}
 
-    def explain(self, query: str, doc_id: str) -> dict:
+    def explain(self, query: str, doc_id: str, prf=None, hybrid: bool = False, filter: dict | None = None) -> dict:
         """Why ``doc_id`` scores what it does for ``query``: the MaxSim alignment of its best passage
-        (``explain.explain_alignment``, character spans in the whole text) plus ``id`` and ``passage``."""
+        (``explain.explain_alignment``, character spans in the whole text) plus ``id`` and ``passage``.
+        With ``prf`` (as ``search`` takes it, with its ``hybrid`` and ``filter``), also ``expansion``:
+        what each expansion embedding of that search matched in the passage (``prf.explain_expansion``)."""
         if not isinstance(query, str):
             raise InvalidInputError(f"explain takes one query string, got {type(query).__name__}.")
         check_queries(query)
+        prf = PRF.of(prf)
+        feedback_hits = self.search(query, k=prf.fb_docs, hybrid=hybrid, filter=filter)[0] if prf else []
         with self.reading() as (snap, index):
             text = self.get(doc_id)["text"]
-            return {"id": doc_id, **explain_passage(self.model, index, snap, query, doc_id, text)}
+            out = {"id": doc_id, **explain_passage(self.model, index, snap, query, doc_id, text)}
+            if prf is not None:
+                expansion = expand(self.model, self.bm25.get(snap.bm25, snap.all_texts),
+                                   [hit["passage"]["text"] for hit in feedback_hits], prf)
+                out["expansion"] = explain_expansion(self.model, expansion, out["passage"])
+            return out
 
     def __len__(self) -> int:
         with self.store.read() as snap:

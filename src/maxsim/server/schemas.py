@@ -33,6 +33,8 @@ class SearchRequest(BaseModel):
     hybrid: bool = Field(False, strict=True, description="Fuse BM25 with MaxSim (index built with --hybrid).")
     filter: dict | None = Field(None, description='Mongo-style metadata filter, e.g. {"lang": "en", '
                                                   '"year": {"$gte": 2020}} (see docs/search.md).')
+    prf: bool | dict | None = Field(None, description='ColBERT-PRF: true (defaults) or {"fb_docs": 3, "clusters": 24, '
+                                                      '"expansion": 10, "beta": 1.0} (see docs/search.md).')
 
 
 class NewDocument(BaseModel):
