@@ -142,11 +142,18 @@ def explain_expansion(model, expansion: Expansion, passage: dict) -> list[dict]:
 
 
 def kmeans(points: np.ndarray, k: int) -> np.ndarray:
-    """``k`` k-means centroids (k, dim) float32 of ``points`` (n, dim) (faiss, 20 iterations, fixed seed)."""
+    """``k`` k-means centroids (k, dim) float32 of ``points`` (n, dim) (faiss, 20 iterations, fixed seed).
+    One OpenMP thread: a few hundred points gain nothing from more, and faiss's spinning thread pool
+    would slow torch's next forward pass tenfold."""
     import faiss
 
-    clustering = faiss.Kmeans(points.shape[1], k, niter=20, seed=SEED, min_points_per_centroid=1, verbose=False)
-    clustering.train(points)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        clustering = faiss.Kmeans(points.shape[1], k, niter=20, seed=SEED, min_points_per_centroid=1, verbose=False)
+        clustering.train(points)
+    finally:
+        faiss.omp_set_num_threads(threads)
     return np.asarray(clustering.centroids, dtype=np.float32)
 
 
