@@ -87,8 +87,8 @@ class ShardedRetriever:
         k = check_k(k)
         if hybrid and not self.manifest["hybrid"]:
             raise InvalidInputError(f"{self.folder} keeps no BM25 index: build it with hybrid on to search hybrid.")
-        if fusion not in METHODS:
-            raise InvalidInputError(f"fusion must be one of {METHODS}, got {fusion!r}.")
+        if fusion not in METHODS or fusion == "convex":  # convex needs the query vectors, encoded in the shards
+            raise InvalidInputError(f"fusion must be 'rrf' or 'score' on a sharded collection, got {fusion!r}.")
         parts = self._split(None if subset is None else check_ids(subset, "subset"))
         active = [i for i, part in enumerate(parts) if part is None or part]
         if not active:
