@@ -19,7 +19,7 @@ RRF_K = 60
 # Candidates each ranker contributes to a fusion, whatever k is.
 FUSION_DEPTH = 100
 METHODS = ("rrf", "convex", "score")
-DEFAULT_ALPHA = 0.5  # dense weight of convex fusion
+DEFAULT_ALPHA = 0.75  # dense weight of convex fusion: the best on Cranfield's fit half (bench/quality.py --tune)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = RRF_K,
