@@ -13,9 +13,9 @@ cache (not timed).
 
 Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
 the default (``backend="auto", dtype="auto"``), torch ``dtype="mixed"`` and each backend on every
-collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against all of the set's documents, label 1 = relevant) and the
-SPLADE triples (all positives and negatives as the corpus, the positive relevant); plus the max abs
-vector difference vs float32.
+collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against
+all of the set's documents, label 1 = relevant) and the SPLADE triples (all positives and negatives
+as the corpus, the positive relevant); plus the max abs vector difference vs float32.
 
     python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only] [--no-backends]
 """

@@ -1,6 +1,7 @@
 """Model-variant quality on a BEIR folder (default: Cranfield): BM25, dense MiniLM, multi-vector variants.
 
-    python -P bench/model_variants.py [--data tests/fixtures/data/cranfield] [--systems bm25,bm25stem,dense,default,markers,expansion,doc180] [--fields title+text|text]
+    python -P bench/model_variants.py [--data tests/fixtures/data/cranfield] [--fields title+text|text]
+        [--systems bm25,bm25stem,dense,default,markers,expansion,doc180]
 
 Every system is scored with ``maxsim.evaluation`` (nDCG@10 graded, recall@100), on the same documents:
 BEIR's "title text" (``--fields title+text``, the evaluator's default) or the "text" field alone

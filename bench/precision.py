@@ -73,7 +73,8 @@ def layer_outputs(model) -> list:
         if op.get_type_name() == "MVN":
             after = [t.get_node() for t in op.output(0).get_target_inputs()]
             node = next(n for n in after if n.get_type_name() == "Multiply")
-            node = next(t.get_node() for t in node.output(0).get_target_inputs() if t.get_node().get_type_name() == "Add")
+            after = [t.get_node() for t in node.output(0).get_target_inputs()]
+            node = next(n for n in after if n.get_type_name() == "Add")
             outputs.append(node.output(0))
     return outputs
 
@@ -121,8 +122,9 @@ def torch_layers(encoder, feeds: list[dict], autocast: bool) -> list[list[np.nda
                                            for m in (layer.attention.output.LayerNorm, layer.output.LayerNorm)]
     out = []
     for f in feeds:
-        captured = []
-        hooks = [n.register_forward_hook(lambda _m, _i, o: captured.append(o.float().numpy())) for n in norms]
+        captured: list[np.ndarray] = []
+        hooks = [n.register_forward_hook(lambda _m, _i, o, into=captured: into.append(o.float().numpy()))
+                 for n in norms]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             bert(input_ids=torch.from_numpy(f["input_ids"]), attention_mask=torch.from_numpy(f["attention_mask"]))
         for h in hooks:

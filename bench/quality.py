@@ -113,7 +113,7 @@ def tuned(retriever, queries: dict, qrels: dict) -> float:
     alpha, means = tune_alpha(dense, lexical, qrels, dict(zip(ids, floors)))
     _, zero_floor = tune_alpha(dense, lexical, qrels)  # the MaxSim minimum taken as 0 instead: for comparison
     print(f"\nconvex fusion on cranfield-fit ({len(ids)} queries), nDCG@10 per alpha:\n")
-    print(markdown_table(["alpha", *map(str, means)], [["TMM (MaxSim min -Σ‖q‖)", *(f"{v:.4f}" for v in means.values())],
+    print(markdown_table(["alpha", *map(str, means)], [["TMM (MaxSim min -Σ‖q‖)", *(f"{v:.4f}" for v in means.values())],  # noqa: E501
                                              ["MaxSim min taken as 0", *(f"{v:.4f}" for v in zero_floor.values())]]))
     print(f"\nchosen alpha: {alpha}\n", flush=True)
     return alpha

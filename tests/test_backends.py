@@ -185,5 +185,6 @@ def test_cli_backend_flag_runs_that_backend(tmp_path, monkeypatch):
     torch_vectors, onnx_vectors = (load_file(tmp_path / f"{b}.safetensors")["embeddings"] for b in ("torch", "onnx"))
     assert torch_vectors.shape == onnx_vectors.shape
     assert 0 < np.abs(torch_vectors - onnx_vectors).max() < 1e-4  # a different runtime ran
-    result = runner.invoke(app, ["encode", str(corpus), "--backend", "tpu", "--output", str(tmp_path / "x.safetensors")])
+    result = runner.invoke(app, ["encode", str(corpus), "--backend", "tpu", "--output",
+                                 str(tmp_path / "x.safetensors")])
     assert result.exit_code == 2 and "--backend 'tpu' is not known" in result.output

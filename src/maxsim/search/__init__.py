@@ -5,7 +5,8 @@ command line) does not load torch."""
 import importlib
 
 _EXPORTS = {"Retriever": "maxsim.search.retriever", "explain_alignment": "maxsim.search.explain",
-            **{name: "maxsim.search.fusion" for name in ("convex_fusion", "fuse", "reciprocal_rank_fusion", "score_fusion")}}
+            **{name: "maxsim.search.fusion"
+               for name in ("convex_fusion", "fuse", "reciprocal_rank_fusion", "score_fusion")}}
 __all__ = sorted(_EXPORTS)
 
 
