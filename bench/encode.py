@@ -12,10 +12,10 @@ OpenVINO's own default precision hint on CPUs with AMX or AVX512-BF16). Exports 
 cache, outside the timings.
 
 Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
-the default ``dtype="auto"``, ``dtype="mixed"`` and each backend on every collection of
-tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against all of the set's
-documents, label 1 = relevant) and the SPLADE triples (all positives and negatives as the corpus, the
-positive relevant); plus the max abs vector difference vs float32.
+the default (``backend="auto", dtype="auto"``), torch ``dtype="mixed"`` and each backend on every
+collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against
+all of the set's documents, label 1 = relevant) and the SPLADE triples (all positives and negatives
+as the corpus, the positive relevant); plus the max abs vector difference vs float32.
 
     python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only] [--no-backends]
 """
@@ -86,16 +86,17 @@ def speed(args) -> None:
         build_model(folder)
         systems = {"sentence-transformers 6.2 float32 (reference)": STEncoder(folder, device="cpu"),
                    "maxsim float32": MultiVectorEncoder(folder, device="cpu", dtype="float32"),
-                   "maxsim default (dtype=auto)": MultiVectorEncoder(folder, device="cpu"),
-                   "maxsim dtype=mixed (bfloat16 autocast)": MultiVectorEncoder(folder, device="cpu", dtype="mixed")}
+                   "maxsim default (backend=auto, dtype=auto)": MultiVectorEncoder(folder, device="cpu"),
+                   "maxsim torch dtype=mixed (bfloat16 autocast)": MultiVectorEncoder(
+                       folder, device="cpu", dtype="mixed", backend="torch")}
         if args.bf16:
             systems["maxsim dtype=bfloat16 (whole model cast)"] = MultiVectorEncoder(folder, device="cpu",
-                                                                                      dtype="bfloat16")
+                                                                                      dtype="bfloat16", backend="torch")
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder(folder, device="cpu", **kw),
                                        os.path.join(folder, "cache"), args.backends))
     names = list(systems)
-    auto = systems["maxsim default (dtype=auto)"]
-    resolved = f"{auto.precision} via {auto.auto_backend or 'torch'}"
+    auto = systems["maxsim default (backend=auto, dtype=auto)"]
+    resolved = f"{auto.precision} via {auto.auto_backend or auto.backend}"
     for task, texts in (("documents", docs), ("queries", queries)):
         calls = {name: _encoder(model, task, texts, args.batch_size) for name, model in systems.items()}
         outputs = {name: call() for name, call in calls.items()}
@@ -107,7 +108,7 @@ def speed(args) -> None:
         reference = outputs[names[0]]
         rows = [[name, f"{rates[name]:.1f}/s", f"{rates[name] / rates[names[0]]:.2f}x",
                  f"{max_diff(outputs[name], reference):.1e}"] for name in names]
-        print(f"\n{task} ({len(texts)} texts; 'auto' resolved to {resolved!r})\n")
+        print(f"\n{task} ({len(texts)} texts; the default resolved to {resolved!r})\n")
         print(markdown_table([task, "rate", "vs reference", "max abs diff vs reference"], rows))
 
 
@@ -149,7 +150,7 @@ def quality(args) -> None:
     with tempfile.TemporaryDirectory() as cache:
         systems = {"float32": MultiVectorEncoder.default(device="cpu", dtype="float32"),
                    "default (auto)": MultiVectorEncoder.default(device="cpu"),
-                   "mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed")}
+                   "torch mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed", backend="torch")}
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder.default(device="cpu", **kw), cache,
                                        args.backends))
     names = list(systems)

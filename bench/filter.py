@@ -87,7 +87,7 @@ def brute_force(queries: list[np.ndarray], docs: list[np.ndarray], positions: np
 def timed_search(r: Retriever, text: str, flt: dict | None) -> tuple[float, list[str]]:
     start = time.perf_counter()
     hits = r.search(text, k=K, filter=flt)[0]
-    return time.perf_counter() - start, [h["id"] for h in hits]
+    return time.perf_counter() - start, [h.id for h in hits]
 
 
 def sql_seconds(folder: Path, flt: dict, repeats: int) -> float:

@@ -97,7 +97,7 @@ def main() -> None:
                                      ("MaxSim + BM25, min-max score fusion", True, "score")]:
             start = time.perf_counter()
             results = retriever.search(texts, k=10, hybrid=hybrid, fusion=fusion)
-            rankings = {qid: [(h["id"], h["score"]) for h in hits] for qid, hits in zip(qids, results)}
+            rankings = {qid: [(h.id, h.score) for h in hits] for qid, hits in zip(qids, results)}
             rows.append((name, rankings, time.perf_counter() - start))
         # ablation: the same fusions with the unstemmed BM25
         dense = dict(zip(qids, retriever.index.search(retriever.model.encode_query(texts), k=FUSION_DEPTH)))

@@ -207,7 +207,7 @@ def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
 # every option of `maxsim index`, at a value other than its default (a new option must be added here)
 OPTIONS = {"--model": MODEL, "--id-column": "doc", "--text-column": "body", "--title-column": "heading",
            "--metadata-column": "year", "--batch-size": "8", "--device": "cpu", "--dtype": "float32",
-           "--pool-factor": "2", "--no-passages": None, "--no-hybrid": None, "--strict": None}
+           "--backend": "torch", "--pool-factor": "2", "--no-passages": None, "--no-hybrid": None, "--strict": None}
 PLAID = {"--index": "plaid", "--nbits": "2", "--n-centroids": "16", "--index-param": "seed=3"}
 RAY = ("--ray", "--workers", "--shards", "--address")
 

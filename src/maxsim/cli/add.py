@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import use_backend, user_errors
 from maxsim.cli.index import (
+    BACKEND,
     BATCH_SIZE,
     DEVICE,
     DTYPE,
@@ -37,6 +38,7 @@ def add(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
@@ -47,6 +49,7 @@ def add(
     --upsert), with the folder's model and passage settings; then print the summary."""
     from maxsim.opener import open_collection
 
+    use_backend(backend)
     with user_errors(input):
         corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
     with user_errors(index):

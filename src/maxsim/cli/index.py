@@ -14,7 +14,16 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.common import (
+    BACKEND_HELP,
+    DEFAULT_MODEL,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    MODEL_HELP,
+    human_bytes,
+    use_backend,
+    user_errors,
+)
 from maxsim.errors import InvalidInputError
 
 INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
@@ -30,6 +39,7 @@ METADATA_COLUMNS = typer.Option(None, "--metadata-column", help="Tables: a field
 BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Passages per forward pass.")
 DEVICE = typer.Option(None, "--device", help=DEVICE_HELP)
 DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
+BACKEND = typer.Option(None, "--backend", help=BACKEND_HELP)
 
 
 @app.command()
@@ -52,6 +62,7 @@ def index(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
@@ -66,6 +77,7 @@ def index(
     """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
     in OUTPUT (with --ray: a sharded collection, encoded on a Ray cluster); then print a summary:
     documents read, skipped (and why), split into passages."""
+    use_backend(backend)
     with user_errors(input):
         if not ray and (address or workers or shards):
             raise InvalidInputError("--address, --workers and --shards build a sharded collection: add --ray.")
@@ -73,7 +85,8 @@ def index(
         corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
         settings = {"model": model, "index": kind, "hybrid": hybrid, "passages": passages,
-                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype, **params}
+                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype,
+                    "backend": backend, **params}
         start = time.perf_counter()
         with reported_warnings() as caught:
             if ray:
@@ -92,8 +105,8 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
     from maxsim.search import Retriever
 
     s = dict(settings)
-    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype")}
-    encoder = load_model(s["model"], encode["device"], encode["dtype"])
+    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype", "backend")}
+    encoder = load_model(s["model"], encode["device"], encode["dtype"], encode["backend"])
     with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
         retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=encode["batch_size"],
                       show_progress_bar=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
 from maxsim.server.live import WRITER_NICENESS
 from maxsim.server.schemas import Limits
@@ -20,6 +20,7 @@ DEFAULTS = Limits()
 def serve(
     index: Path = typer.Argument(..., help="A collection made by `maxsim index` (a folder or a sharded one)."),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_key: str = typer.Option(None, "--api-key", envvar="MAXSIM_API_KEY",
@@ -46,6 +47,7 @@ def serve(
     from maxsim.server import LiveRetriever, create_app
     from maxsim.server.app import check_api_key
 
+    use_backend(backend)
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
     address = (os.environ.get("RAY_ADDRESS") or "local") if ray else None

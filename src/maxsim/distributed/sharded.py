@@ -28,11 +28,12 @@ from maxsim.models.loading import load_model
 from maxsim.search import Retriever
 from maxsim.search.collection import LIST_LIMIT
 from maxsim.search.folder import SAVED_MODEL, folder_bytes
-from maxsim.search.fusion import fuse
+from maxsim.search.fusion import dense_floor, fuse
 from maxsim.search.hits import Document, Hit
 from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
 from maxsim.search.passages import Encoder
+from maxsim.search.prf import expand
 from maxsim.search.retriever import checked_documents
 
 
@@ -129,22 +130,49 @@ class ShardedRetriever:
 
     # -- reads ---------------------------------------------------------------------------------
     def search(self, query: str | Sequence[str], k: int = 10, hybrid: bool = False, fusion: str = "rrf",
-               filter: dict | None = None, subset: Sequence[str] | None = None) -> list[list[Hit]]:
-        """As ``Retriever.search``, over every shard."""
+               filter: dict | None = None, subset: Sequence[str] | None = None, prf=None,
+               alpha: float | None = None) -> list[list[Hit]]:
+        """As ``Retriever.search``, over every shard; ColBERT-PRF's feedback comes from the whole
+        collection's first search and its weights from the collection's BM25."""
         queries = check_queries(query)
-        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, self.manifest["hybrid"], self.folder)
+        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, prf, alpha, self.manifest["hybrid"],
+                                        self.folder)
+        vectors = None
+        if options.prf is not None:
+            first = self._search(queries, options.first_pass(), None)
+            encoded = self.model.encode_query(queries)
+            vectors = [e.query(q) for e, q in zip(self.expansions(first, options.prf), encoded)]
+        return self._search(queries, options, vectors)
+
+    def _search(self, queries: list[str], options: SearchOptions, vectors) -> list[list[Hit]]:
+        """The shards' hits merged (and fused); ``vectors``: the query vectors to search with (None:
+        each shard encodes ``queries``)."""
         parts = self._split(options.subset)
         active = [i for i, part in enumerate(parts) if part is None or part]
         if not active:
             return [[] for _ in queries]
-        answers = self.shards.call("search", [(i, (queries,), {"k": options.depth, "filter": options.filter,
-                                                               "subset": parts[i]}) for i in active])
+        per_shard = [SearchOptions(k=options.depth, filter=options.filter, subset=parts[i]) for i in active]
+        if vectors is None:
+            answers = self.shards.call("search", [(i, (queries,), {"k": o.k, "filter": o.filter, "subset": o.subset})
+                                                  for i, o in zip(active, per_shard)])
+        else:
+            answers = self.shards.call("search_vectors", [(i, (queries, vectors, o), {})
+                                                          for i, o in zip(active, per_shard)])
         dense = [merge_hits([answer[qi] for answer in answers], options.depth) for qi in range(len(queries))]
         if not options.hybrid:
             return [hits[:options.k] for hits in dense]
         lexical = self.lexical.current(self._all_texts).top(queries, options.depth,
                                                             self._allowed(options, active, parts))
-        return [self._fused(q, hits, sparse, options) for q, hits, sparse in zip(queries, dense, lexical)]
+        floors = [0.0] * len(queries)
+        if options.fusion == "convex":
+            floors = [dense_floor(q) for q in (vectors or self.model.encode_query(queries))]
+        return [self._fused(q, hits, sparse, options, floor)
+                for q, hits, sparse, floor in zip(queries, dense, lexical, floors)]
+
+    def expansions(self, feedback: list[list[Hit]], prf) -> list:
+        """As ``Retriever.expansions``, weighted by the collection's BM25 idf."""
+        bm25 = self.lexical.current(self._all_texts)
+        return [expand(self.model, bm25, [hit.passage.text for hit in hits], prf) for hits in feedback]
 
     def _split(self, subset) -> list:
         """Per shard its part of ``subset`` (None for every shard when there is no subset)."""
@@ -162,8 +190,8 @@ class ShardedRetriever:
         found = self.shards.call("matching_ids", [(i, (options.filter, parts[i]), {}) for i in active])
         return [doc_id for ids in found for doc_id in ids]
 
-    def _fused(self, query: str, dense: list[Hit], sparse: list, options: SearchOptions) -> list[Hit]:
-        fused = fuse([[(h.id, h.score) for h in dense], sparse], options.fusion)
+    def _fused(self, query: str, dense: list[Hit], sparse: list, options: SearchOptions, floor: float) -> list[Hit]:
+        fused = fuse([[(h.id, h.score) for h in dense], sparse], options.fusion, options.alpha, lower=[floor, 0.0])
         by_id = {h.id: h for h in dense}
         lexical_only = [doc_id for doc_id, _ in fused[:options.k] if doc_id not in by_id]
         found = self.shards.call("best_hit", [(self._route(i), (query, i), {}) for i in lexical_only])
@@ -185,9 +213,15 @@ class ShardedRetriever:
                                              for i in range(len(self.shards))])
         return list(heapq.merge(*lists, key=lambda d: d.id))[offset: offset + limit]
 
-    def explain(self, query: str, doc_id: str) -> dict:
-        """As ``Retriever.explain``, answered by the document's shard."""
-        return self.shards.call("explain", [(self._route(doc_id), (query, doc_id), {})])[0]
+    def explain(self, query: str, doc_id: str, prf=None, hybrid: bool = False, filter: dict | None = None) -> dict:
+        """As ``Retriever.explain``, answered by the document's shard (with ``prf``: the expansion of
+        the collection's search)."""
+        options = SearchOptions.checked(1, hybrid, filter=filter, prf=prf, lexical=self.manifest["hybrid"],
+                                        where=self.folder)
+        expansion = None
+        if options.prf is not None:
+            expansion = self.expansions(self._search([query], options.first_pass(), None), options.prf)[0]
+        return self.shards.call("explain_expanded", [(self._route(doc_id), (query, doc_id, expansion), {})])[0]
 
     def __len__(self) -> int:
         return sum(self.shards.call("__len__", [(i, (), {}) for i in range(len(self.shards))]))

@@ -88,6 +88,16 @@ class BM25Index:
             results.append([(self.ids[i], float(s)) for i, s in zip(idx[0], best[0]) if s > 0])
         return results
 
+    def idf(self, terms: Sequence[str | None]) -> np.ndarray:
+        """(len(terms),) float64: BM25's idf ``log(1 + (N - df + 0.5) / (df + 0.5))`` of each stemmed term
+        (``tokenize``'s output) over the N documents, df = documents holding it; None: df = N."""
+        n = len(self.ids)
+        held = np.diff(self.bm25.scores["indptr"]) if self.bm25 is not None else np.zeros(0, np.int64)
+        vocab = self.bm25.vocab_dict if self.bm25 is not None else {}
+        ids = [vocab.get(t, len(held)) if t is not None else None for t in terms]
+        df = np.array([n if i is None else (held[i] if i < len(held) else 0) for i in ids], dtype=np.float64)
+        return np.log1p((n - df + 0.5) / (df + 0.5))
+
     def save(self, folder: Path) -> None:
         """Write into ``folder`` (a new name) via a temporary folder, with checksums, then rename."""
         tmp = folder.with_name(f".tmp-{folder.name}")

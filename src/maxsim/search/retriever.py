@@ -20,11 +20,12 @@ from maxsim.models.loading import load_model
 from maxsim.search import folder as layout
 from maxsim.search.bm25 import BM25Versions
 from maxsim.search.collection import LIST_LIMIT
-from maxsim.search.fusion import fuse
+from maxsim.search.fusion import dense_floor, fuse
 from maxsim.search.hits import Document, Hit, Passage
 from maxsim.search.inputs import check_doc_id, check_ids, check_metadata, check_queries, check_texts
 from maxsim.search.options import SearchOptions, check_filter, check_page
 from maxsim.search.passages import Encoder, best_passages, explain_passage, rank_documents
+from maxsim.search.prf import PRF, Expansion, expand, explain_expansion
 from maxsim.search.store import FILE, StateStore
 from maxsim.search.versions import Versions
 
@@ -182,14 +183,28 @@ class Retriever:
 
     # -- reads ---------------------------------------------------------------------------------
     def search(self, query: str | Sequence[str], k: int = 10, hybrid: bool = False, fusion: str = "rrf",
-               filter: dict | None = None, subset: Sequence[str] | None = None) -> list[list[Hit]]:
+               filter: dict | None = None, subset: Sequence[str] | None = None, prf=None,
+               alpha: float | None = None) -> list[list[Hit]]:
         """Per query, up to ``k`` ``Hit``s best first (a single string still gives a list of one list).
         A document scores its best passage (MaxSim), or the fused score when ``hybrid`` (``fusion``
-        "rrf" or "score", each ranker contributing its top ``FUSION_DEPTH``); ``hit.passage`` is that
-        passage. ``filter``: a metadata filter (``maxsim.search.filters``); ``subset``: these ids only."""
+        "rrf", "convex" with dense weight ``alpha``, or "score"; each ranker contributing its top
+        ``FUSION_DEPTH``); ``hit.passage`` is that passage. ``filter``: a metadata filter
+        (``maxsim.search.filters``); ``subset``: these ids only; ``prf``: ColBERT-PRF (True, a dict or
+        a ``maxsim.search.prf.PRF``): the query is expanded from the top documents of the same search
+        and run again, both on one version."""
         queries = check_queries(query)
-        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, self.bm25 is not None, self.folder)
+        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, prf, alpha, self.bm25 is not None,
+                                        self.folder)
         q_vectors = self.model.encode_query(queries)
+        with self.versions.reading():
+            if options.prf is not None:
+                first = self.search_vectors(queries, q_vectors, options.first_pass())
+                q_vectors = [e.query(q) for e, q in zip(self.expansions(first, options.prf), q_vectors)]
+            return self.search_vectors(queries, q_vectors, options)
+
+    def search_vectors(self, queries: list[str], q_vectors: list, options: SearchOptions) -> list[list[Hit]]:
+        """``search`` with the query vectors given: ``q_vectors[i]`` (n_tokens, dim) float32 of
+        ``queries[i]`` (its text, for BM25); ``options``: checked ``SearchOptions`` (its prf unused)."""
         with self.versions.reading() as (snap, index):
             keys = self._candidates(snap, options)
             if len(index) == 0 or keys == []:
@@ -199,12 +214,20 @@ class Retriever:
             if options.hybrid:
                 allowed = None if keys is None else {doc for doc, *_ in snap.passages(keys).values()}
                 lexical = self.bm25.get(snap.bm25, snap.all_texts).top(queries, options.depth, allowed)
-                ranked = [fuse([d, s], options.fusion) for d, s in zip(ranked, lexical)]
+                ranked = [fuse([d, s], options.fusion, options.alpha, lower=[dense_floor(q), 0.0])
+                          for d, s, q in zip(ranked, lexical, q_vectors)]
             ranked = [hits[:options.k] for hits in ranked]
             best = best_passages(index, snap, q_vectors, ranked, dense)
             rows = snap.hit_rows([doc for hits in ranked for doc, _ in hits])
         return [[make_hit(doc, score, rows[doc], best[qi][doc]) for doc, score in hits]
                 for qi, hits in enumerate(ranked)]
+
+    def expansions(self, feedback: list[list[Hit]], prf: PRF) -> list[Expansion]:
+        """ColBERT-PRF's expansion of each query from its feedback hits (their best passages), weighted
+        by the folder's BM25 idf."""
+        with self.store.read() as snap:
+            bm25 = self.bm25.get(snap.bm25, snap.all_texts)
+        return [expand(self.model, bm25, [hit.passage.text for hit in hits], prf) for hits in feedback]
 
     def _candidates(self, snap, options: SearchOptions) -> list[int] | None:
         """Passage keys allowed by the filter and the subset (None: all)."""
@@ -227,17 +250,26 @@ class Retriever:
             rows = snap.listing(check_filter(filter), limit, offset)
         return [Document(*row) for row in rows]
 
-    def explain(self, query: str, doc_id: str) -> dict:
+    def explain(self, query: str, doc_id: str, prf=None, hybrid: bool = False, filter: dict | None = None) -> dict:
         """Why ``doc_id`` scores what it does for ``query``, read from one version: the MaxSim
         alignment of its best passage (``explain.explain_alignment``, character spans in the whole
-        text), plus ``id``, ``text`` (the document's) and ``passage`` (``Passage``)."""
+        text), plus ``id``, ``text`` (the document's) and ``passage`` (``Passage``). With ``prf`` (and
+        the ``hybrid`` and ``filter`` of that search), also ``expansion``: what each expansion
+        embedding matched in the passage (``prf.explain_expansion``)."""
         if not isinstance(query, str):
             raise InvalidInputError(f"explain takes one query string, got {type(query).__name__}.")
         check_queries(query)
         check_doc_id(doc_id)
+        options = SearchOptions.checked(1, hybrid, filter=filter, prf=prf, lexical=self.bm25 is not None,
+                                        where=self.folder)
         with self.versions.reading() as (snap, index):
             text, _ = snap.document(doc_id)
-            return {"id": doc_id, "text": text, **explain_passage(self.model, index, snap, query, doc_id, text)}
+            out = {"id": doc_id, "text": text, **explain_passage(self.model, index, snap, query, doc_id, text)}
+            if options.prf is not None:
+                first = self.search_vectors([query], self.model.encode_query([query]), options.first_pass())
+                out["expansion"] = explain_expansion(self.model, self.expansions(first, options.prf)[0],
+                                                     out["passage"])
+        return out
 
     def __len__(self) -> int:
         with self.store.read() as snap:

@@ -82,8 +82,10 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
             raise LimitExceededError(f"k={request.k} x {len(request.queries)} queries asks for more than "
                                      f"{limits.max_hits} hits: lower k or send fewer queries per request.")
         check_json(request.filter, "filter", limits)
-        options = {"filter": request.filter} if request.filter is not None else {}
-        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid, **options))
+        options = {key: value for key, value in (("filter", request.filter), ("prf", request.prf),
+                                                 ("alpha", request.alpha)) if value is not None}
+        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid,
+                                                     fusion=request.fusion, **options))
         results, omitted = fit_answer(results, limits.max_response_chars)
         return SearchAnswer(results=results, omitted=omitted)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +36,11 @@ class SearchRequest(BaseModel):
     hybrid: bool = Field(False, strict=True, description="Fuse BM25 with MaxSim (index built with --hybrid).")
     filter: dict | None = Field(None, description='Mongo-style metadata filter, e.g. {"lang": "en", '
                                                   '"year": {"$gte": 2020}} (see docs/search.md).')
+    fusion: Literal["rrf", "convex", "score"] = Field("rrf", description="How a hybrid search fuses BM25 and "
+                                                                         "MaxSim (docs/search.md, Fusion).")
+    alpha: float | None = Field(None, ge=0, le=1, description="Convex fusion: the weight of MaxSim (default 0.75).")
+    prf: bool | dict | None = Field(None, description='ColBERT-PRF: true (defaults) or {"fb_docs": 3, "clusters": 24, '
+                                                      '"expansion": 10, "beta": 1.0} (see docs/search.md).')
 
 
 class NewDocument(BaseModel):
