@@ -98,6 +98,17 @@ def test_same_hits_with_filters_and_subsets(collection, reference, queries, hybr
                       reference.search(queries, k=7, hybrid=hybrid, filter=where, subset=part))
 
 
+@pytest.mark.parametrize("how", [{"hybrid": True, "fusion": "convex", "alpha": 0.6}, {"hybrid": True, "fusion": "score"},
+                                 {"prf": {"fb_docs": 2, "clusters": 8, "expansion": 3}},
+                                 {"prf": True, "hybrid": True, "filter": {"group": 2}}])
+def test_same_hits_with_fusions_and_prf(collection, reference, queries, how):
+    same_hits(collection.search(queries[:4], k=6, **how), reference.search(queries[:4], k=6, **how))
+    if "prf" in how:
+        got, expected = (c.explain(queries[0], "17", **how)["expansion"] for c in (collection, reference))
+        assert [e["term"] for e in got] == [e["term"] for e in expected]
+        np.testing.assert_allclose([e["score"] for e in got], [e["score"] for e in expected], rtol=1e-5)
+
+
 def test_get_listing_explain_stats(collection, reference, queries):
     assert collection.get("17") == reference.get("17")
     for where in FILTERS:

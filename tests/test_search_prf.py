@@ -158,9 +158,9 @@ def test_cli_and_http_take_prf(collection, monkeypatch):
     live = LiveRetriever(retriever.folder, retriever.model)
     with TestClient(create_app(live)) as client:
         answer = client.post("/search", json={"queries": [QUERY], "k": 3, "prf": True})
-        assert answer.status_code == 200 and [h.id for h in answer.json()["results"][0]] == expected
+        assert answer.status_code == 200 and [h["id"] for h in answer.json()["results"][0]] == expected
         custom = client.post("/search", json={"queries": [QUERY], "k": 3, "prf": {"fb_docs": 2, "clusters": 6,
                                                                                 "expansion": 3, "beta": 0.7}})
-        assert [h.id for h in custom.json()["results"][0]] == [h.id for h in
+        assert [h["id"] for h in custom.json()["results"][0]] == [h.id for h in
                                                                   retriever.search(QUERY, k=3, prf=SMALL)[0]]
         assert client.post("/search", json={"queries": [QUERY], "prf": {"fb_docs": 0}}).status_code == 422
