@@ -98,9 +98,11 @@ def test_same_hits_with_filters_and_subsets(collection, reference, queries, hybr
                       reference.search(queries, k=7, hybrid=hybrid, filter=where, subset=part))
 
 
-@pytest.mark.parametrize("how", [{"hybrid": True, "fusion": "convex", "alpha": 0.6}, {"hybrid": True, "fusion": "score"},
-                                 {"prf": {"fb_docs": 2, "clusters": 8, "expansion": 3}},
-                                 {"prf": True, "hybrid": True, "filter": {"group": 2}}])
+HOW = [{"hybrid": True, "fusion": "convex", "alpha": 0.6}, {"hybrid": True, "fusion": "score"},
+       {"prf": {"fb_docs": 2, "clusters": 8, "expansion": 3}}, {"prf": True, "hybrid": True, "filter": {"group": 2}}]
+
+
+@pytest.mark.parametrize("how", HOW)
 def test_same_hits_with_fusions_and_prf(collection, reference, queries, how):
     same_hits(collection.search(queries[:4], k=6, **how), reference.search(queries[:4], k=6, **how))
     if "prf" in how:
