@@ -4,9 +4,16 @@ from __future__ import annotations
 
 
 def load_model(name: str, device: str | None = None, dtype: str | None = None):
-    """"default" -> ``MultiVectorEncoder.default()``, else ``MultiVectorEncoder(name)`` (a folder or
-    a hub id); ``dtype`` None keeps the encoder's default."""
+    """"default" -> ``MultiVectorEncoder.default()``; a page-retrieval checkpoint (a folder or a hub id
+    whose files say ColPali, ColQwen2 or ColModernVBert) -> ``PageEncoder``; else
+    ``MultiVectorEncoder``. ``dtype`` None keeps the encoder's default."""
     from maxsim.models.encoder import MultiVectorEncoder
 
     kwargs = {"device": device} if dtype is None else {"device": device, "dtype": dtype}
-    return MultiVectorEncoder.default(**kwargs) if name == "default" else MultiVectorEncoder(name, **kwargs)
+    if name == "default":
+        return MultiVectorEncoder.default(**kwargs)
+    from maxsim.models.hub import resolve_model_folder
+    from maxsim.models.pages import PageEncoder, page_family
+
+    folder = resolve_model_folder(name)
+    return PageEncoder(folder, **kwargs) if page_family(folder) else MultiVectorEncoder(folder, **kwargs)
