@@ -3,39 +3,12 @@ damaged or undecodable files named and skipped (or refused with strict=True)."""
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from maxsim.io.documents import CorpusError
 from maxsim.io.pages import PageRef, load_images, read_pages
+from page_files import image, text_pdf
 
 pytest.importorskip("pypdfium2")
-
-
-def text_pdf(texts: list[str], width: int = 300, height: int = 200) -> bytes:
-    """A PDF with one page per text, written in Helvetica: a real text layer, byte offsets exact."""
-    count = len(texts)
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(count))
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {count} >>",
-               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    for i, text in enumerate(texts):
-        stream = f"BT /F1 18 Tf 20 {height // 2} Td ({text}) Tj ET".encode()
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] "
-                       f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>")
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode()}\nendstream")
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
-
-
-def image(seed: int, size=(40, 30)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
 
 
 @pytest.fixture

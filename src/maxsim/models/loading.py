@@ -17,3 +17,14 @@ def load_model(name: str, device: str | None = None, dtype: str | None = None):
 
     folder = resolve_model_folder(name)
     return PageEncoder(folder, **kwargs) if page_family(folder) else MultiVectorEncoder(folder, **kwargs)
+
+
+def model_modality(name: str) -> str:
+    """What the documents of the model ``name`` are, read from its files without loading it:
+    "image" for a page-retrieval checkpoint, else "text"."""
+    if name == "default":
+        return "text"
+    from maxsim.models.hub import resolve_model_folder
+    from maxsim.models.pages import page_family
+
+    return "image" if page_family(resolve_model_folder(name)) else "text"

@@ -119,6 +119,17 @@ class PageEncoder(LateInteractionEncoder):
         vectors = self._output(vectors, convert_to_tensor, pad)
         return vectors[0] if single and not pad else vectors
 
+    def query_tokens(self, text: str) -> tuple[list[str], np.ndarray]:
+        """One query -> its scored tokens (prefix, text, augmentation tokens) and their vectors
+        (n_tokens, dim) float32, those ``encode_query([text])`` gives; tokens are "#i" when the
+        checkpoint pools queries."""
+        features = self.backbone.prepare_queries([self.prompts.get("query", "") + check_texts([text])[0]])
+        out = self._run(features, "query")
+        mask = out["attention_mask"][0]
+        vectors = self._pool(out["token_embeddings"][0][mask].float(), "query", 1)[0].cpu().numpy()
+        tokens = self.tokenizer.convert_ids_to_tokens(features["input_ids"][0][mask.cpu()].tolist())
+        return (tokens if len(tokens) == len(vectors) else [f"#{i}" for i in range(len(vectors))]), vectors
+
     def encode_document(self, images, batch_size: int = PAGE_BATCH, show_progress_bar: bool | None = None,
                         convert_to_tensor: bool = False, pad: bool = False, pool_factor: float = 1):
         """Pages -> list of float32 arrays (n_vectors_i, dim); see ``encode_pages``."""
