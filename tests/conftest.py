@@ -56,3 +56,19 @@ def tiny_model():
     from maxsim import MultiVectorEncoder
 
     return MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")  # the exact path: oracle tests compare it
+
+
+@pytest.fixture(scope="session")
+def page_checkpoint(tmp_path_factory):
+    """A tiny random ColQwen2 checkpoint (tests/page_checkpoints.py; grids follow the page's shape)."""
+    from page_checkpoints import build
+
+    return build("colqwen2", tmp_path_factory.mktemp("page-model") / "colqwen2")
+
+
+@pytest.fixture(scope="session")
+def page_model(page_checkpoint):
+    """The ``PageEncoder`` of ``page_checkpoint`` (float32, CPU)."""
+    from maxsim.models.pages import PageEncoder
+
+    return PageEncoder(page_checkpoint, device="cpu", dtype="float32")

@@ -210,6 +210,7 @@ OPTIONS = {"--model": MODEL, "--id-column": "doc", "--text-column": "body", "--t
            "--backend": "torch", "--pool-factor": "2", "--no-passages": None, "--no-hybrid": None, "--strict": None}
 PLAID = {"--index": "plaid", "--nbits": "2", "--n-centroids": "16", "--index-param": "seed=3"}
 RAY = ("--ray", "--workers", "--shards", "--address")
+PAGES = ("--dpi",)  # page collections only; --ray builds text collections (tests/test_pages_cli.py)
 
 
 def cli(*argv):
@@ -233,7 +234,7 @@ def test_every_index_option_is_honoured_with_ray(tmp_path, corpus, queries):
 
     command = typer.main.get_command(app).commands["index"]
     declared = {p.opts[0] for p in command.params if p.param_type_name == "option"}
-    covered = {flag.replace("--no-", "--") for flag in [*OPTIONS, *PLAID, *RAY, "--output"]}
+    covered = {flag.replace("--no-", "--") for flag in [*OPTIONS, *PLAID, *RAY, *PAGES, "--output"]}
     assert declared == covered
     rows = [json.loads(line) for line in corpus.read_text().splitlines()[:40]]
     table = tmp_path / "t.jsonl"

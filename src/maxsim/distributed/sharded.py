@@ -22,19 +22,19 @@ from maxsim.distributed import collection as col
 from maxsim.distributed.codec import SharedCodec
 from maxsim.distributed.lexical import Lexical, insertion_order
 from maxsim.distributed.shards import LocalShards, QueryCache
-from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from maxsim.errors import AlreadyExistsError, NotFoundError
 from maxsim.index.storage import writer_lock
 from maxsim.models.loading import load_model
 from maxsim.search import Retriever
+from maxsim.search import pages as page_store
 from maxsim.search.collection import LIST_LIMIT
 from maxsim.search.folder import SAVED_MODEL, folder_bytes
 from maxsim.search.fusion import dense_floor, fuse
 from maxsim.search.hits import Document, Hit
 from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
-from maxsim.search.passages import Encoder
 from maxsim.search.prf import expand
-from maxsim.search.retriever import checked_documents
+from maxsim.search.retriever import checked_inputs, encode_inputs
 
 
 class ShardedRetriever:
@@ -54,7 +54,7 @@ class ShardedRetriever:
     @classmethod
     def create(cls, folder: str | Path, shards: int, model=None, index: str = "exact", hybrid: bool = True,
                model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-               passages: bool | dict = True, pool_factor: int = 1, **index_params) -> ShardedRetriever:
+               passages: bool | dict = True, pool_factor: int | None = None, **index_params) -> ShardedRetriever:
         """An empty collection of ``shards`` shard folders in ``folder`` (new or empty), with
         ``Retriever.create``'s arguments; its shards live in this process."""
         folder, n = Path(folder), col.check_shards(shards)
@@ -71,9 +71,10 @@ class ShardedRetriever:
         retrievers = [Retriever.create(folder / col.shard_name(i), shared, index=index, hybrid=False,
                                        model_name=model_name or SAVED_MODEL, passages=passages,
                                        pool_factor=pool_factor, **params) for i in range(n)]
-        settings = {"model": model_name or SAVED_MODEL, "kind": index, "index_params": index_params,
-                    "hybrid": bool(hybrid), "shards": n, "passages": retrievers[0].manifest["passages"],
-                    "pool_factor": pool_factor}
+        first = retrievers[0].manifest
+        settings = {"model": model_name or SAVED_MODEL, "modality": first["modality"], "kind": index,
+                    "index_params": index_params, "hybrid": bool(hybrid), "shards": n, "passages": first["passages"],
+                    "pool_factor": first["pool_factor"]}
         manifest = {**col.new_settings(settings), "complete": True}
         collection = cls(folder, manifest, LocalShards(retrievers), model)
         collection.lexical.publish(collection._shard_versions(), [], {})
@@ -109,6 +110,11 @@ class ShardedRetriever:
     def _model_name(folder: Path, body: dict) -> str:
         """What ``load_model`` loads: the copy saved in the collection, else the name it records."""
         return str(folder / SAVED_MODEL) if body["model"] == SAVED_MODEL else body["model"]
+
+    @property
+    def modality(self) -> str:
+        """What the documents are: "text", or "image" (pages)."""
+        return self.manifest.get("modality", "text")
 
     @property
     def model(self):
@@ -223,6 +229,10 @@ class ShardedRetriever:
             expansion = self.expansions(self._search([query], options.first_pass(), None), options.prf)[0]
         return self.shards.call("explain_expanded", [(self._route(doc_id), (query, doc_id, expansion), {})])[0]
 
+    def page_image(self, doc_id: str) -> page_store.PageImage:
+        """As ``Retriever.page_image``, from the document's shard."""
+        return self.shards.call("page_image", [(self._route(doc_id), (doc_id,), {})])[0]
+
     def __len__(self) -> int:
         return sum(self.shards.call("__len__", [(i, (), {}) for i in range(len(self.shards))]))
 
@@ -239,10 +249,13 @@ class ShardedRetriever:
         per = self.shards.call("stats", [(i, (), {}) for i in range(len(self.shards))])
         total = {key: sum(s[key] for s in per) for key in ("documents", "passages", "tokens", "split_documents",
                                                            "version")}
-        return {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
-                "model": self.manifest["model"], "dim": per[0]["dim"], "hybrid": self.manifest["hybrid"],
-                "pool_factor": per[0]["pool_factor"], "shards": len(per),
-                "shard_documents": [s["documents"] for s in per]}
+        stats = {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
+                 "model": self.manifest["model"], "dim": per[0]["dim"], "modality": self.modality,
+                 "hybrid": self.manifest["hybrid"], "pool_factor": per[0]["pool_factor"], "shards": len(per),
+                 "shard_documents": [s["documents"] for s in per]}
+        if "page_bytes" in per[0]:
+            stats["page_bytes"] = {key: sum(s["page_bytes"][key] for s in per) for key in per[0]["page_bytes"]}
+        return stats
 
     def _all_texts(self) -> tuple[list[str], list[str]]:
         ids, texts = [], []
@@ -252,24 +265,26 @@ class ShardedRetriever:
         return ids, texts
 
     # -- writes --------------------------------------------------------------------------------
-    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None, metadata: Sequence[dict | None] | None = None,
-            batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
-        """As ``Retriever.add``: each document goes to its shard; all or nothing when an id is taken."""
-        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=False)
+    def add(self, texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+            metadata: Sequence[dict | None] | None = None, batch_size: int | None = None,
+            show_progress_bar: bool | None = None, *, pages=None) -> list[str]:
+        """As ``Retriever.add`` (texts, or ``pages``): each document goes to its shard; all or nothing
+        when an id is taken."""
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, False, pages)
 
-    def upsert(self, texts: Sequence[str], ids: Sequence[str], metadata: Sequence[dict | None] | None = None,
-               batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
+    def upsert(self, texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+               metadata: Sequence[dict | None] | None = None, batch_size: int | None = None,
+               show_progress_bar: bool | None = None, *, pages=None) -> list[str]:
         """As ``Retriever.upsert``, routed to the documents' shards."""
-        if ids is None:
-            raise InvalidInputError("upsert needs the ids of the documents to replace or add.")
-        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=True)
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, True, pages)
 
-    def _put(self, texts, ids, metadata, batch_size, show_progress_bar, replace: bool) -> list[str]:
-        texts, ids, metadata = checked_documents(texts, ids, metadata)
+    def _put(self, texts, ids, metadata, batch_size, show_progress_bar, replace: bool, pages) -> list[str]:
+        texts, ids, metadata, pages = checked_inputs(self.folder, self.modality, texts, ids, metadata, pages, None,
+                                                     replace)
         if not texts:
             return []
         self._refuse_taken(ids, replace)  # early, before encoding
-        encoded = Encoder(lambda: self.model, self._shard_manifest()).encode(texts, batch_size, show_progress_bar)
+        encoded = encode_inputs(lambda: self.model, self._shard_manifest(), texts, pages, batch_size, show_progress_bar)
         with self._writing(ids):
             self._refuse_taken(ids, replace)
             SharedCodec(self.folder).ensure(self.manifest, encoded.vectors)

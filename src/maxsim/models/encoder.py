@@ -14,17 +14,18 @@ from tqdm.auto import tqdm
 from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models import formats
 from maxsim.models.backends import Runtime, check_backend
+from maxsim.models.base import LateInteractionEncoder
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
-from maxsim.models.modules import Dense, MultiVectorMask, Transformer
+from maxsim.models.modules import MultiVectorMask, Transformer
 from maxsim.models.precision import CAST_DTYPES, auto_backend, autocast, resolve_backend, resolve_dtype
-from maxsim.scoring.similarity import resolve_similarity, similarity, similarity_pairwise
+from maxsim.scoring.similarity import resolve_similarity
 
 TASKS = ("query", "document")
 logger = logging.getLogger(__name__)
 
 
-class MultiVectorEncoder(torch.nn.Module):
+class MultiVectorEncoder(LateInteractionEncoder):
     """A late-interaction model: ``Transformer`` then token-level steps (Dense, MultiVectorMask, Normalize).
 
     ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
@@ -41,6 +42,8 @@ class MultiVectorEncoder(torch.nn.Module):
     torch only); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
     """
+
+    modality = "text"  # what documents are; page models (maxsim.models.pages) have "image"
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, *, modules: list | None = None,
                  prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "auto",
@@ -91,14 +94,8 @@ class MultiVectorEncoder(torch.nn.Module):
         return self.transformer.tokenizer
 
     @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def dim(self) -> int:
-        """Dimension of the output token vectors."""
-        dims = [s.out_features for s in self.steps if isinstance(s, Dense)]
-        return dims[-1] if dims else self.transformer.hidden_size
+    def backbone_dim(self) -> int:
+        return self.transformer.hidden_size
 
     def set_dtype(self, dtype: str | torch.dtype) -> None:
         """Choose the encoding precision within the backend; ``self.precision`` is the resolved name
@@ -207,18 +204,8 @@ class MultiVectorEncoder(torch.nn.Module):
             for row, piece in zip(rows, _split(kept, counts)):
                 results[row] = piece
         if pad:
-            return _pad(results, self.dim)
+            return pad_embeddings(results, self.dim)
         return results[0] if single else results
-
-    # -- scoring -----------------------------------------------------------------------------
-    def similarity(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """Score matrix (Nq, Nd) float32 of encoded queries and documents with ``similarity_fn_name``
-        (MaxSim, or MaxSim / query vector count for "meanmaxsim"); chunked, bounded memory."""
-        return similarity(query_embeddings, document_embeddings, self.similarity_fn_name)
-
-    def similarity_pairwise(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """Score of each (query i, document i) pair with ``similarity_fn_name`` -> (n,) float32."""
-        return similarity_pairwise(query_embeddings, document_embeddings, self.similarity_fn_name)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
@@ -263,7 +250,8 @@ def _split(kept, counts: list[int]) -> list:
     return out
 
 
-def _pad(items: list, dim: int):
+def pad_embeddings(items: list, dim: int):
+    """(N, T_max, dim) float32 zero-padded vectors and (N, T_max) bool mask, numpy or torch like ``items``."""
     width = max((len(x) for x in items), default=0)
     is_torch = bool(items) and isinstance(items[0], torch.Tensor)
     emb = np.zeros((len(items), width, dim), dtype=np.float32)

@@ -59,11 +59,13 @@ class BM25Index:
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str], cache: TokenCache | None = None) -> BM25Index:
-        """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before."""
+        """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before.
+        Texts without a single word (e.g. pages without a text layer) give an index that matches nothing."""
         bm25 = None
-        if len(ids):
+        corpus = (cache.corpus(ids, texts) if cache else tokenize(texts)) if len(ids) else []
+        if corpus.vocab if isinstance(corpus, Tokenized) else any(corpus):
             bm25 = bm25s.BM25()
-            bm25.index(cache.corpus(ids, texts) if cache else tokenize(texts), show_progress=False)
+            bm25.index(corpus, show_progress=False)
         return cls(list(ids), bm25)
 
     def top(self, queries: Sequence[str], k: int,
@@ -120,7 +122,7 @@ class BM25Index:
                 logger.warning("BM25 file %s does not match its checksum; rebuilding.", folder / damaged[0])
                 return None
             ids = saved["ids"]
-            bm25 = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
+            bm25 = bm25s.BM25.load(str(folder), show_progress=False) if saved["crc32"] else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         if bm25 is not None and int(bm25.scores["num_docs"]) != len(ids):

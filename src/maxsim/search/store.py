@@ -3,7 +3,8 @@
 Tables: ``documents`` (id, text, metadata JSON, token vectors, passages), ``passages`` (key -> the
 document and its character span; the index stores vectors under ``str(key)``), ``fields`` (indexed
 metadata values for filters, see ``maxsim.search.filters``) and ``commits`` (version -> the index's
-committed state and the BM25 copy of that version).
+committed state and the BM25 copy of that version). A folder of pages adds the tables of
+``maxsim.search.pages`` (``schema``, given at creation).
 
 A write is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, WAL, ``synchronous=FULL``):
 the new ``commits`` row is the commit point of version N+1 for the index, the texts and BM25 at once.
@@ -37,9 +38,10 @@ ID_SLICE = 900  # SQLite caps bound parameters per statement
 
 
 class StateStore:
-    """Connections to one ``state.sqlite3``; ``read()`` / ``write()`` give a ``Snapshot``."""
+    """Connections to one ``state.sqlite3``; ``read()`` / ``write()`` give a ``Snapshot``. ``schema``:
+    tables added to a new store (``create``)."""
 
-    def __init__(self, path: Path, create: bool = False):
+    def __init__(self, path: Path, create: bool = False, schema: str = ""):
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise CorruptedError(f"{self.path} is missing: the folder's documents are gone. Restore it from a "
@@ -51,7 +53,7 @@ class StateStore:
         self._mode = "rwc" if create else "rw"  # a missing file is never silently recreated
         if create:
             with self.damage_named():
-                self._connection().executescript(SCHEMA + FIELDS_SCHEMA)
+                self._connection().executescript(SCHEMA + FIELDS_SCHEMA + schema)
             self._mode = "rw"
 
     def _connection(self) -> sqlite3.Connection:
