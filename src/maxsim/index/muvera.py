@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, LimitExceededError, NotFoundError
-from maxsim.index.base import Hit, Index
+from maxsim.index.base import Index, Scored
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.fde import FDEncoder
 from maxsim.index.packed import maxsim_packed, merge_topk
@@ -263,7 +263,7 @@ class MuveraIndex:
         return labels[np.argsort(-scores, axis=1, kind="stable")[:, :n]]
 
     def search(self, queries, k: int, rerank: Index | Callable[[list[str]], list[np.ndarray]],
-               subset: Sequence[str] | None = None, n_candidates: int | None = None) -> list[list[Hit]]:
+               subset: Sequence[str] | None = None, n_candidates: int | None = None) -> list[list[Scored]]:
         """Candidates (``n_candidates``, default ``candidates_multiplier * k``) re-ranked by
         ``rerank``: an ``Index`` holding the documents (its ``search`` restricted to the candidates
         scores them: exact MaxSim for an ExactIndex), or a callable ids -> their token vectors,
@@ -338,7 +338,7 @@ class MuveraIndex:
         return index
 
 
-def _maxsim_top(q: np.ndarray, ids: list[str], docs: list[np.ndarray], k: int) -> list[Hit]:
+def _maxsim_top(q: np.ndarray, ids: list[str], docs: list[np.ndarray], k: int) -> list[Scored]:
     """The best ``k`` of ``ids`` by exact MaxSim of ``q`` with their token vectors ``docs``."""
     packed = torch.from_numpy(np.concatenate(docs)) if docs else torch.zeros((0, q.shape[1]))
     scores = maxsim_packed([q], packed, np.array([len(d) for d in docs], dtype=np.int64))[0]
