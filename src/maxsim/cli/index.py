@@ -154,5 +154,6 @@ def summary_rows(corpus, before: dict | None, after: dict, seconds: float) -> li
              ("documents split into passages", change("split_documents")),
              ("passages indexed", change("passages")), ("token vectors", change("tokens")),
              ("on disk", human_bytes(after["bytes_on_disk"])),
+             ("index bytes per tier", ", ".join(f"{k} {human_bytes(v)}" for k, v in after.get("index_tiers", {}).items())),
              ("time", f"{seconds:.1f} s ({len(corpus) / max(seconds, 1e-9):.1f} documents/s)")]
     return rows

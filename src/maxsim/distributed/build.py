@@ -26,6 +26,7 @@ import numpy as np
 from maxsim.distributed import collection as col
 from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
 from maxsim.errors import AlreadyExistsError, CorruptedError
+from maxsim.index.codec import ResidualCodec
 from maxsim.search.passages import Encoded
 
 SAMPLE_DOCS = 4096  # documents encoded to train the shared PLAID codec
@@ -114,7 +115,7 @@ class _Job:
         s = self.settings
         params = dict(s["index_params"])
         if s["index"] == "plaid":
-            params["codec"] = str((self.output / col.CODEC).resolve())
+            params["codec"] = ResidualCodec.load_file(self.output / col.CODEC)
         return Retriever.create(folder, self.model, index=s["index"], hybrid=False, model_name=s["model"],
                                 passages=s["passages"], pool_factor=s["pool_factor"], **params)
 
@@ -159,9 +160,8 @@ class _Job:
         total = int(round(len(x) / len(docs) * len(self.corpus)))
         codec = PlaidIndex.train_codec(x, total, **{k: params[k] for k in CODEC_KEYS if k in params})
         tmp = self.output / f".tmp-{col.CODEC}"
-        with open(tmp, "wb") as f:
-            np.savez(f, **codec)
-            f.flush()
+        codec.save_file(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.output / col.CODEC)
         for doc in docs:

@@ -21,7 +21,7 @@ import threading
 import numpy as np
 import torch
 
-from maxsim.errors import CorruptedError, InvalidInputError
+from maxsim.errors import CorruptedError
 from maxsim.index.packed import (
     SCAN_ERROR,
     chunk_ranges,
@@ -32,6 +32,7 @@ from maxsim.index.packed import (
     token_ranges,
     top_window,
 )
+from maxsim.index.params import ExactParams
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
 
@@ -44,27 +45,21 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 class ExactIndex(SegmentedIndex):
     """Exact MaxSim over memory-mapped token vectors.
 
-    ``ExactIndex.create(folder, dim, dtype="float16")``: ``dtype`` is ``"float16"`` (half the
-    disk, scores within ~1e-3 of float32) or ``"float32"``.
+    ``ExactIndex.create(folder, dim, dtype="float16")``: the fields of ``ExactParams``; ``dtype``
+    ``"float16"`` (half the disk, scores within ~1e-3 of float32) or ``"float32"``.
     """
 
     kind = "exact"
-    default_params = {"dtype": "float16", "chunk_tokens": 1 << 18}
+    params_class = ExactParams
     segment_arrays = ("vectors",)
-
-    @classmethod
-    def _check_params(cls, dim: int, params: dict) -> None:
-        if params["dtype"] not in DTYPES:
-            raise InvalidInputError(f"dtype must be one of {sorted(DTYPES)}, got {params['dtype']!r}.")
-        if int(params["chunk_tokens"]) <= 0:
-            raise InvalidInputError("chunk_tokens must be positive.")
+    tier_of = {"vectors": "vectors"}
 
     @property
     def _dtype(self):
-        return DTYPES[self._body["params"]["dtype"]]
+        return DTYPES[self.params.dtype]
 
     def _max_abs_value(self):
-        return 65504.0 if self._body["params"]["dtype"] == "float16" else None
+        return 65504.0 if self.params.dtype == "float16" else None
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
         v = seg.arrays["vectors"]
@@ -107,7 +102,7 @@ class ExactIndex(SegmentedIndex):
         q = torch.from_numpy(np.concatenate(qs)).to(dtype)
         widths = [len(x) for x in qs]
         q_norms = np.array([np.linalg.norm(x, axis=1).sum() for x in qs], dtype=np.float64)
-        budget = max(1, min(int(self._body["params"]["chunk_tokens"]), SCAN_BLOCK_ELEMENTS // q.shape[0]))
+        budget = max(1, min(self.params.chunk_tokens, SCAN_BLOCK_ELEMENTS // q.shape[0]))
         found = [([], []) for _ in qs]
         for si, seg in enumerate(self._segments):
             base = int(self._bases[si])

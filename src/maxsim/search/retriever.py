@@ -80,6 +80,7 @@ class Retriever:
         ``passages``: split documents longer than the model's document length into passages (True,
         or ``{"overlap": tokens, "max_tokens": tokens}``); False truncates them (with a warning).
         ``pool_factor``: keep about 1/pool_factor of each passage's token vectors (token pooling).
+        ``codec`` (in ``index_params``, PLAID): a trained ``ResidualCodec`` the index adopts.
         """
         folder = Path(folder)
         if folder.exists() and any(folder.iterdir()):
@@ -89,12 +90,15 @@ class Retriever:
         if model is None:
             model_name = model_name or "default"
             model = load_model(model_name, device, dtype)
+        codec = index_params.pop("codec", None)
         body = KINDS[index].new_body(model.dim, **index_params)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model_name, "dim": model.dim,
                     "index": index, "hybrid": bool(hybrid),
                     "passages": Encoder.passage_settings(model, passages), "pool_factor": Encoder.check_pool(pool_factor)}
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "index").mkdir()
+        if codec is not None:
+            body = KINDS[index].with_codec(body, folder / "index", codec)
         if model_name is None:
             model.save(folder / SAVED_MODEL)
             manifest["model"] = SAVED_MODEL
@@ -343,12 +347,15 @@ class Retriever:
             return snap.counts()["documents"]
 
     def stats(self) -> dict:
-        """documents, passages, tokens (token vectors stored), bytes_on_disk, version, index kind,
-        model, dim, hybrid, pool_factor."""
+        """documents, passages, tokens (token vectors stored), bytes_on_disk, index_tiers (bytes
+        per tier of the index, ``Index.tier_bytes``), version, index kind, model, dim, hybrid,
+        pool_factor."""
         size = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
         with self.store.read() as snap:
             counts, version = snap.counts(), snap.version
-        return {**counts, "bytes_on_disk": size, "version": version, "index": self.manifest["index"],
+        with self.reading() as (_, view):
+            tiers = view.tier_bytes()
+        return {**counts, "bytes_on_disk": size, "index_tiers": tiers, "version": version, "index": self.manifest["index"],
                 "model": self.manifest["model"], "dim": self.manifest["dim"], "hybrid": self.manifest["hybrid"],
                 "pool_factor": self.manifest["pool_factor"]}
 
