@@ -24,6 +24,7 @@ import torch
 from maxsim.errors import CorruptedError
 from maxsim.index.packed import (
     SCAN_ERROR,
+    as_tensor,
     chunk_ranges,
     maxsim_packed,
     maxsim_scan,
@@ -146,7 +147,7 @@ class ExactIndex(SegmentedIndex):
                 copy = torch.empty((len(v), v.shape[1]), dtype=dtype)
                 max_norm = 0.0
                 for s in range(0, len(v), 1 << 16):
-                    part = torch.from_numpy(np.array(v[s: s + (1 << 16)], dtype=np.float32))
+                    part = as_tensor(v[s: s + (1 << 16)], torch.float32)
                     copy[s: s + len(part)] = part
                     max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
                 seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
@@ -159,7 +160,7 @@ class ExactIndex(SegmentedIndex):
         for si in np.unique(seg_idx):
             sel = np.nonzero(seg_idx == si)[0]
             seg, local = self._segments[si], cand[sel] - self._bases[si]
-            block = np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, local)], dtype=np.float32)
+            block = as_tensor(seg.arrays["vectors"][token_ranges(seg.offsets, local)], torch.float32)
             exact[sel] = maxsim_packed([q], block, seg.doclens[local])[0]
         return merge_topk(None, cand, exact, k)
 
@@ -168,7 +169,7 @@ def _to(block, dtype) -> torch.Tensor:
     """A block of vectors (numpy or torch) as a torch tensor of ``dtype`` (no copy when it is one)."""
     if isinstance(block, torch.Tensor):
         return block if block.dtype == dtype else block.to(dtype)
-    return torch.from_numpy(np.array(block, dtype=np.float32)).to(dtype)  # (a block-sized copy: mmaps are read-only)
+    return as_tensor(block, dtype)
 
 
 def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:

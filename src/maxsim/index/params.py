@@ -10,6 +10,7 @@ No parameter is a file path: a trained codec is handed to a new index as an obje
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import types
@@ -32,7 +33,7 @@ class IndexParams:
     """Common behaviour: type checks per field on creation, ``to_dict`` / ``from_dict``."""
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _type_hints(type(self))
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name]))
         self.check()
@@ -133,6 +134,9 @@ class PlaidParams(IndexParams):
 def check_search_settings(settings: dict) -> None:
     """Search settings given to ``search``: checked as the fields of ``PlaidParams``."""
     PlaidParams(**{key: settings.get(key) for key in SEARCH_KEYS})
+
+
+_type_hints = functools.cache(typing.get_type_hints)  # (evaluating the annotations compiles code)
 
 
 def _positive(params: IndexParams, name: str) -> None:

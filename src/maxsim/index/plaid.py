@@ -213,12 +213,11 @@ class PlaidIndex(SegmentedIndex):
         sp["keep"] = stage2_keep(sp["n_full_scores"], len(self))
         n_allowed = int(mask.sum())
         subset_direct = n_allowed <= 4 * sp["n_full_scores"] and n_allowed < len(mask)
-        # (K, sum Lq) in torch: a numpy (OpenBLAS) product here would spin its own threads against torch's
-        q_all = torch.from_numpy(np.concatenate(queries))
-        scores_all = (torch.from_numpy(self.codec.centroids) @ q_all.T).numpy()
+        # (sum Lq, K) in torch: a numpy (OpenBLAS) product here would spin its own threads against torch's
+        scores_all = torch.from_numpy(np.concatenate(queries)) @ torch.from_numpy(self.codec.centroids).T
         results, start = [], 0
         for q in queries:
-            s = np.ascontiguousarray(scores_all[:, start: start + len(q)])
+            s = np.ascontiguousarray(scores_all[start: start + len(q)].numpy().T)  # (K, Lq): rows gathered by centroid
             start += len(q)
             cand = np.nonzero(mask)[0] if subset_direct else FIRST_STAGES[self.params.first_stage](self, s, mask, sp)
             results.append(self._rank(q, s, cand, k, sp["n_full_scores"]))
