@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, WORK, cranfield_texts, markdown_table  # noqa: E402
+from common import SHARED, WORK, cranfield_texts, load_average, machine_line, markdown_table  # noqa: E402
 from service import HOST, free_port, start_server  # noqa: E402
 
 
@@ -64,7 +64,7 @@ async def searcher(http, queries, hybrid: bool, stop: float, tally: Tally, seed:
     rng = random.Random(seed)
     while time.monotonic() < stop:
         body = {"queries": [rng.choice(queries)], "k": 10, "hybrid": hybrid}
-        await tally.call(lambda: http.post("/search", json=body))
+        await tally.call(lambda body=body: http.post("/search", json=body))
 
 
 async def writer(http, texts, stop: float, tally: Tally, alive: dict, deleted: set) -> None:
@@ -75,18 +75,18 @@ async def writer(http, texts, stop: float, tally: Tally, alive: dict, deleted: s
         if choice < 0.6 or len(alive) < 3:
             doc_id, text = f"bench-{n}", f"{rng.choice(texts)} (bench note {n})"
             n += 1
-            if await tally.call(lambda: http.post("/documents", json={"documents": [{"id": doc_id, "text": text}]}),
-                                ok=(201,)):
+            added = {"documents": [{"id": doc_id, "text": text}]}
+            if await tally.call(lambda added=added: http.post("/documents", json=added), ok=(201,)):
                 alive[doc_id] = text
         elif choice < 0.8:
             doc_id = rng.choice(sorted(alive))
             text = f"{rng.choice(texts)} (bench rewrite {n})"
             n += 1
-            if await tally.call(lambda: http.put(f"/documents/{doc_id}", json={"text": text})):
+            if await tally.call(lambda doc_id=doc_id, text=text: http.put(f"/documents/{doc_id}", json={"text": text})):
                 alive[doc_id] = text
         else:
             doc_id = rng.choice(sorted(alive))
-            if await tally.call(lambda: http.delete(f"/documents/{doc_id}")):
+            if await tally.call(lambda doc_id=doc_id: http.delete(f"/documents/{doc_id}")):
                 del alive[doc_id]
                 deleted.add(doc_id)
 
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    args.load = load_average()
     texts, queries = cranfield_texts()
     folder = WORK / "consistency-index"
     shutil.rmtree(folder, ignore_errors=True)
@@ -149,8 +150,9 @@ def main() -> None:
         server.wait(60)
     ratio = (len(busy.latencies) / busy_s) / max(len(quiet.latencies) / quiet_s, 1e-9)
     report = "\n".join([
+        f"Command: `python bench/consistency.py {' '.join(sys.argv[1:])}`", "",
         f"{args.clients} search clients (half hybrid) + 1 writer, {args.duration:.0f} s per phase, "
-        f"model {args.model!r}, {args.readers} readers",
+        f"model {args.model!r}, {args.readers} readers", "", machine_line(args.load),
         "",
         markdown_table(["phase", "requests", "requests/s", "p50 ms", "p95 ms", "errors by status"],
                        [quiet.row("searches, no writes", quiet_s), busy.row("searches during writes", busy_s),

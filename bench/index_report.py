@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
+
+from common import cpu_model
 
 TIERS = ("codes", "residuals", "centroids", "ids", "copy", "vectors")
 
@@ -144,7 +145,7 @@ def write_report(results: dict, path: Path, args) -> None:
     load = ", ".join(f"{n}: {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for n, v in results.get("load", []))
     lines = ["# Index benchmark (`bench/index.py`)", "",
              f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-             f"{' --quick' if args.quick else ''}`; {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+             f"{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, "
              f"torch / faiss at {args.threads} threads. Load averages (1/5/15 min): {load}.", ""]
     lines += defaults_section(results.get("defaults"))
     for stage, title in (("20k", "Synthetic, 20k documents (2,000 topic centres, noise 0.6, 128 dims)"),

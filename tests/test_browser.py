@@ -107,7 +107,7 @@ def test_search_highlights_and_explanation(browser_tools, page_url):
 @pytest.fixture(scope="module")
 def long_page_url(tiny_model, tmp_path_factory):
     live = LiveRetriever(build_index(tmp_path_factory.mktemp("long") / "index", tiny_model, n=5), tiny_model)
-    live.retriever.add([LONG], ids=["long"])
+    live.collection.add([LONG], ids=["long"])
     with serve_in_thread(create_app(live, api_key=KEY, limits=LIMITS)) as url:
         yield url
     live.close()

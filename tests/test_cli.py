@@ -59,8 +59,8 @@ def test_index_then_search_json(built_index):
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     texts = dict(DOCS)
-    for hit in hits:  # the passage is a piece of the document's own text
-        assert hit["passage"].strip("…") in texts[hit["id"]]
+    for hit in hits:  # the excerpt is a piece of the document's own text
+        assert hit["excerpt"].strip("…") in texts[hit["id"]]
         assert hit["matched"], hit
         assert hit["metadata"]["year"] >= 1960
     every = search_json(built_index, "heat conduction in slabs", "--k", len(DOCS))
@@ -72,7 +72,7 @@ def test_index_then_search_json(built_index):
 def test_search_table_and_hybrid(built_index):
     result = invoke("search", built_index, "buckling of cylindrical shells", "--k", 2, "--hybrid")
     assert result.exit_code == 0, result.output
-    assert "best passage" in result.output and "matched" in result.output
+    assert "excerpt" in result.output and "matched" in result.output
     assert "shell" in result.output  # BM25 puts the only document with these words first
     hybrid = search_json(built_index, "buckling of cylindrical shells", "--k", 2, "--hybrid")
     assert hybrid[0]["id"] == "shell"

@@ -26,9 +26,9 @@ def write_jsonl(path, rows):
 
 def contents(folder):
     with Retriever.open(folder, device="cpu") as r:
-        with r.reading() as (snap, _):
+        with r.versions.reading() as (snap, _):
             ids, texts = snap.all_texts()
-        return {i: (t, r.get(i)["metadata"]) for i, t in zip(ids, texts)}, r.stats()
+        return {i: (t, r.get(i).metadata) for i, t in zip(ids, texts)}, r.stats()
 
 
 def test_index_summary_counts_read_skipped_and_split(tmp_path):
@@ -75,7 +75,7 @@ def test_columns_pool_factor_and_index_params(tmp_path):
     assert result.exit_code == 0, result.output
     found, stats = contents(out)
     assert found["wing"] == (f"Title wing {DOCS[0][1]}", {"year": 1990}) and stats["pool_factor"] == 2
-    with Retriever.open(out, device="cpu") as r, r.reading() as (_, index):
+    with Retriever.open(out, device="cpu") as r, r.versions.reading() as (_, index):
         assert index.params["nbits"] == 2 and index.params["kmeans_niters"] == 2
     bad = invoke("index", table, "--output", tmp_path / "bad", "--model", TINY, "--index-param", "nbits")
     assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output

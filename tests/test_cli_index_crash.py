@@ -19,7 +19,7 @@ BATCH = 150  # documents per change: encoding takes long enough for kills to lan
 
 def state_of(folder):
     """id -> text, after checking that index, passages and BM25 agree on one version."""
-    with Retriever.open(folder, device="cpu") as r, r.reading() as (snap, index):
+    with Retriever.open(folder, device="cpu") as r, r.versions.reading() as (snap, index):
         keys = {str(k) for (k,) in snap.conn.execute("SELECT key FROM passages")}
         assert set(index.ids()) == keys
         ids, texts = snap.all_texts()

@@ -18,7 +18,7 @@ def ranks(folder, collection, model):
     with Retriever.open(folder, model=model) as r:
         qids = list(collection.queries)
         results = r.search([collection.queries[q] for q in qids], k=N_DOCUMENTS)
-    return {q: next((rank for rank, hit in enumerate(hits, 1) if hit["id"] == collection.answers[q]), None)
+    return {q: next((rank for rank, hit in enumerate(hits, 1) if hit.id == collection.answers[q]), None)
             for q, hits in zip(qids, results)}
 
 

@@ -1,6 +1,7 @@
 """maxsim.distributed on a real local Ray cluster (2 CPUs): a 300-document Cranfield sample encoded
 by 2 workers into 2 shards answers exactly what one index of the same documents answers."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import signal
 import numpy as np
 import pytest
 
+import maxsim
 from conftest import CRANFIELD, TINY_MODEL
 
 ray = pytest.importorskip("ray")
@@ -66,7 +68,7 @@ def exact_pair(tmp_path_factory, corpus):
     root = tmp_path_factory.mktemp("exact")
     out = build_collection(corpus, root / "sharded", model=MODEL, index="exact", workers=2, shards=2, batch_size=BATCH)
     assert out == {**out, "documents": N_DOCS, "shards": 2, "workers": 2, "encoded": N_DOCS}
-    return single_index(root / "single", corpus, "exact"), Retriever.open(root / "sharded")
+    return single_index(root / "single", corpus, "exact"), maxsim.open(root / "sharded")
 
 
 def test_rows_are_length_sorted_groups_of_batches():
@@ -80,10 +82,10 @@ def test_rows_are_length_sorted_groups_of_batches():
 def assert_same_hits(got, expected):
     """Same ids, texts, metadata and passages in the same order; scores equal to float32 rounding (a BLAS
     product's last bit can depend on the block shapes, which differ between one index and its shards)."""
-    assert [[h["id"] for h in q] for q in got] == [[h["id"] for h in q] for q in expected]
-    np.testing.assert_allclose([h["score"] for q in got for h in q], [h["score"] for q in expected for h in q],
+    assert [[h.id for h in q] for q in got] == [[h.id for h in q] for q in expected]
+    np.testing.assert_allclose([h.score for q in got for h in q], [h.score for q in expected for h in q],
                                rtol=2e-6, atol=0)
-    strip = lambda hits: [[{k: v for k, v in h.items() if k != "score"} for h in q] for q in hits]  # noqa: E731
+    strip = lambda hits: [[dataclasses.replace(h, score=0.0) for h in q] for q in hits]  # noqa: E731
     assert strip(got) == strip(expected)
 
 
@@ -115,8 +117,8 @@ def test_sharded_filter_subset_get_explain(exact_pair, queries):
         sharded.search(queries[0], subset=["1", "no-such-id"])
     with pytest.raises(InvalidInputError):
         sharded.search(queries[0], k=0)
-    with pytest.raises(InvalidInputError):
-        sharded.add(["text"], ids=["new"])
+    with pytest.raises(AlreadyExistsError, match="'17'"):
+        sharded.add(["text"], ids=["new", "17"][1:])
 
 
 def test_shards_in_ray_actors_answer_the_same(exact_pair, queries):
@@ -141,9 +143,9 @@ def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
     docs = read_corpus(corpus)
     single = Retriever.create(tmp_path / "single", model_name="default", index="plaid")
     single.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
-    sharded = Retriever.open(tmp_path / "sharded")
+    sharded = maxsim.open(tmp_path / "sharded")
     expected, got = single.search(queries, k=10), sharded.search(queries, k=10)
-    recall = np.mean([len({h["id"] for h in a} & {h["id"] for h in b}) / 10 for a, b in zip(expected, got)])
+    recall = np.mean([len({h.id for h in a} & {h.id for h in b}) / 10 for a, b in zip(expected, got)])
     assert recall >= 0.99
     codec = np.load(tmp_path / "sharded" / "codec.npz")
     for shard in sharded.shards.retrievers:  # both shards adopted the one codec
@@ -154,7 +156,7 @@ def holds_each_once(folder, corpus):
     from maxsim.io import read_corpus
 
     ids = read_corpus(corpus).ids
-    with Retriever.open(folder) as sharded:
+    with maxsim.open(folder) as sharded:
         assert len(sharded) == len(ids)
         for s, shard in enumerate(sharded.shards.retrievers):
             mine = [i for i in ids if shard_of(i, 2) == s]
@@ -189,8 +191,8 @@ def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
     with pytest.raises(Stop):
         build_collection(corpus, tmp_path / "c", commit_docs=BATCH, progress=stop_after_half, **args)
     with pytest.raises(Exception, match="did not finish"):
-        Retriever.open(tmp_path / "c")
-    with pytest.raises(AlreadyExistsError, match="index='exact'"):
+        maxsim.open(tmp_path / "c")
+    with pytest.raises(AlreadyExistsError, match="kind='exact'"):
         build_collection(corpus, tmp_path / "c", **{**args, "index": "plaid"})
     committed = 0
     for s in range(2):
@@ -202,17 +204,64 @@ def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
     holds_each_once(tmp_path / "c", corpus)
 
 
-def test_cli_index_ray_then_search(tmp_path, corpus):
+# every option of `maxsim index`, at a value other than its default (a new option must be added here)
+OPTIONS = {"--model": MODEL, "--id-column": "doc", "--text-column": "body", "--title-column": "heading",
+           "--metadata-column": "year", "--batch-size": "8", "--device": "cpu", "--dtype": "float32",
+           "--backend": "torch", "--pool-factor": "2", "--no-passages": None, "--no-hybrid": None, "--strict": None}
+PLAID = {"--index": "plaid", "--nbits": "2", "--n-centroids": "16", "--index-param": "seed=3"}
+RAY = ("--ray", "--workers", "--shards", "--address")
+
+
+def cli(*argv):
     from typer.testing import CliRunner
 
     from maxsim.cli import app
 
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join(corpus.read_text().splitlines(keepends=True)[:40]))
-    run = CliRunner().invoke(app, ["index", str(small), "--output", str(tmp_path / "c"), "--model", MODEL,
-                                   "--ray", "--workers", "2", "--no-hybrid"])
-    assert run.exit_code == 0, run.output
-    assert "indexed 40 documents" in run.output and "2 shards" in run.output
-    run = CliRunner().invoke(app, ["search", str(tmp_path / "c"), "slipstream wing", "--json"])
-    assert run.exit_code == 0, run.output
-    assert "slipstream" in run.output
+    return CliRunner().invoke(app, [str(a) for a in argv])
+
+
+def flags(options: dict) -> list[str]:
+    return [part for flag, value in options.items() for part in ([flag] if value is None else [flag, value])]
+
+
+def test_every_index_option_is_honoured_with_ray(tmp_path, corpus, queries):
+    """The same input built with and without --ray, every option at a non-default value: the same
+    settings, documents (ids, titles, metadata columns) and hits."""
+    import typer.main
+
+    from maxsim.cli import app
+
+    command = typer.main.get_command(app).commands["index"]
+    declared = {p.opts[0] for p in command.params if p.param_type_name == "option"}
+    covered = {flag.replace("--no-", "--") for flag in [*OPTIONS, *PLAID, *RAY, "--output"]}
+    assert declared == covered
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()[:40]]
+    table = tmp_path / "t.jsonl"
+    table.write_text("".join(json.dumps({"doc": f"d{r['_id']}", "body": r["text"], "heading": r["title"],
+                                         "year": 1950 + int(r["_id"]) % 30, "extra": "dropped"}) + "\n"
+                             for r in rows))
+    ray_flags = ["--ray", "--workers", 2, "--shards", 2, "--address", ray.get_runtime_context().gcs_address]
+    for extra in ({}, PLAID):
+        folder, sharded = tmp_path / f"one{len(extra)}", tmp_path / f"ray{len(extra)}"
+        run = cli("index", table, "--output", folder, *flags({**OPTIONS, **extra}))
+        assert run.exit_code == 0, run.output
+        run = cli("index", table, "--output", sharded, *flags({**OPTIONS, **extra}), *ray_flags)
+        assert run.exit_code == 0 and "2 shards" in run.output, run.output
+        with maxsim.open(folder) as one, maxsim.open(sharded) as many, \
+                Retriever.open(sharded / "shard-000", model=one.model) as shard:
+            settings = ("passages", "pool_factor", "kind", "hybrid", "model", "dim")
+            assert {k: shard.manifest[k] for k in settings} == {k: one.manifest[k] for k in settings}
+            params = [{k: v for k, v in r.index.params.items() if k != "codec"} for r in (shard, one)]
+            assert params[0] == params[1] and (not extra or params[0]["nbits"] == 2)
+            assert one.manifest["passages"]["split"] is False and one.manifest["pool_factor"] == 2
+            assert one.documents(limit=100) == many.documents(limit=100)
+            assert one.get("d1").metadata == {"year": 1951} and one.get("d1").text.startswith(rows[0]["title"])
+            counts = ("documents", "passages", "tokens", "hybrid")
+            assert {k: many.stats()[k] for k in counts} == {k: one.stats()[k] for k in counts}
+            if not extra:  # exact: the same hits; PLAID: shards share a codec trained on a sample instead
+                assert_same_hits(many.search(queries, k=5), one.search(queries, k=5))
+
+
+def test_sharding_options_need_ray(tmp_path, corpus):
+    run = cli("index", corpus, "--output", tmp_path / "c", "--workers", 2)
+    assert run.exit_code == 2 and "add --ray" in run.output and not (tmp_path / "c").exists()

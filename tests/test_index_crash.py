@@ -43,7 +43,7 @@ def apply(state: set, op):
 
 def writer_child(folder, start, fd):
     index = open_index(folder)
-    for n, op in enumerate(ops_from(start)):
+    for op in ops_from(start):
         ids, embs = batch(op[1])
         if op[0] == "add":
             index.add(ids, embs, metadata=[{"b": op[1]}] * len(ids))

@@ -21,11 +21,11 @@ def test_invoke_returns_documents_with_ids_and_scores(retriever):
     assert isinstance(lc, BaseRetriever)
     documents = lc.invoke("Why is Mars red?")
     hits = retriever.search("Why is Mars red?", k=2)[0]
-    assert [d.id for d in documents] == [h["id"] for h in hits] and documents[0].id == "mars"
+    assert [d.id for d in documents] == [h.id for h in hits] and documents[0].id == "mars"
     first = documents[0]
     assert isinstance(first, Document) and first.page_content == CORPUS["mars"][0]
     assert first.metadata["id"] == "mars" and first.metadata["topic"] == "space"
-    assert first.metadata["score"] == pytest.approx(hits[0]["score"])
+    assert first.metadata["score"] == pytest.approx(hits[0].score)
     assert first.metadata["passage"] == {"index": 0, "start": 0, "end": len(CORPUS["mars"][0])}
 
 
@@ -39,7 +39,8 @@ def test_filter_hybrid_and_batch(retriever):
 
 def test_passage_content_is_the_best_passage(retriever):
     query = "What colour is the emergency shutdown valve?"
-    whole, passage = (MaxsimRetriever(retriever=retriever, k=1, content=c).invoke(query)[0] for c in ("text", "passage"))
+    whole, passage = (MaxsimRetriever(retriever=retriever, k=1, content=c).invoke(query)[0]
+                      for c in ("text", "passage"))
     assert whole.id == passage.id == "manual" and whole.page_content == CORPUS["manual"][0]
     span = passage.metadata["passage"]
     assert span["index"] > 0 and passage.page_content == CORPUS["manual"][0][span["start"]:span["end"]]

@@ -22,8 +22,8 @@ def test_retrieve_returns_nodes_with_ids_and_scores(retriever):
     assert isinstance(li, BaseRetriever)
     nodes = li.retrieve("Why is Mars red?")
     hits = retriever.search("Why is Mars red?", k=2)[0]
-    assert [n.node.node_id for n in nodes] == [h["id"] for h in hits] and nodes[0].node.node_id == "mars"
-    assert [n.score for n in nodes] == pytest.approx([h["score"] for h in hits])
+    assert [n.node.node_id for n in nodes] == [h.id for h in hits] and nodes[0].node.node_id == "mars"
+    assert [n.score for n in nodes] == pytest.approx([h.score for h in hits])
     assert nodes[0].node.get_content() == CORPUS["mars"][0] and nodes[0].node.metadata == {"topic": "space"}
     assert [n.node.node_id for n in MaxsimRetriever(retriever, k=3, filter={"topic": "food"}).retrieve("Mars")] \
         == ["bread"]

@@ -22,12 +22,12 @@ def retriever(tmp_path, tiny_model):
 
 
 def assert_intact(r):
-    with r.reading() as (snap, index):
+    with r.versions.reading() as (snap, index):
         assert snap.all_texts() == (["a", "b", "c"], TEXTS)
         assert len(index) == snap.counts()["passages"] == 3
         assert r.bm25.get(snap.bm25, snap.all_texts).ids == ["a", "b", "c"]
-    assert len(r) == 3 and r.get("c")["metadata"] == {"k": 3}
-    assert r.search(TEXTS[1], k=1)[0][0]["id"] == "b"
+    assert len(r) == 3 and r.get("c").metadata == {"k": 3}
+    assert r.search(TEXTS[1], k=1)[0][0].id == "b"
 
 
 @pytest.mark.parametrize("query", ["", "   ", ["fine", ""]])
@@ -128,4 +128,4 @@ def test_folder_errors(tmp_path, tiny_model, retriever):
     with pytest.raises(ValueError, match="64-dim"):
         Retriever.open(retriever.folder, model=backbone_only)
     manifest = json.loads((retriever.folder / "retriever.json").read_text())
-    assert manifest["model"] == TINY and manifest["index"] == "exact" and manifest["hybrid"] is True
+    assert manifest["model"] == TINY and manifest["kind"] == "exact" and manifest["hybrid"] is True

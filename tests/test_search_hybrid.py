@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from conftest import DATA, MODELS
-from maxsim.search import Retriever, fuse, reciprocal_rank_fusion, score_fusion
-from maxsim.search.fusion import FUSION_DEPTH
+from maxsim.search import Retriever, convex_fusion, fuse, reciprocal_rank_fusion, score_fusion
+from maxsim.search.fusion import DEFAULT_ALPHA, FUSION_DEPTH, dense_floor
 from maxsim.search.passages import rank_documents
 
 DENSE = [("a", 10.0), ("b", 6.0), ("c", 2.0)]
@@ -34,7 +34,24 @@ def test_score_fusion_by_hand():
     assert fuse([DENSE, SPARSE], "score") == fused
 
 
+def test_convex_fusion_by_hand():
+    """Theoretical min-max: (s - min) / (list max - min), min 0 unless given; weights alpha, 1 - alpha."""
+    fused = convex_fusion([DENSE, SPARSE], [0.3, 0.7])
+    # DENSE / 10: a=1, b=.6, c=.2; SPARSE / .9: c=1, a=.5/.9, d=.1/.9
+    expected = {"a": 0.3 + 0.7 * 0.5 / 0.9, "b": 0.3 * 0.6, "c": 0.3 * 0.2 + 0.7, "d": 0.7 * 0.1 / 0.9}
+    assert [doc for doc, _ in fused] == ["c", "a", "b", "d"] and dict(fused) == pytest.approx(expected)
+    floored = dict(convex_fusion([DENSE, SPARSE], [0.3, 0.7], lower=[-10.0, 0.0]))  # (s + 10) / 20
+    assert floored == pytest.approx({"a": 0.3 + 0.7 * 0.5 / 0.9, "b": 0.3 * 0.8, "c": 0.3 * 0.6 + 0.7,
+                                     "d": 0.7 * 0.1 / 0.9})
+    assert fuse([DENSE, SPARSE], "convex", 0.3) == fused
+    assert fuse([DENSE, SPARSE], "convex") == convex_fusion([DENSE, SPARSE], [DEFAULT_ALPHA, 1 - DEFAULT_ALPHA])
+    assert dense_floor([[0.6, 0.8], [0.0, 0.5]]) == pytest.approx(-1.5)
+
+
 def test_fusion_rejects_bad_options():
+    for alpha, method in ((1.5, "convex"), (-0.1, "convex"), (True, "convex"), (0.5, "rrf")):
+        with pytest.raises(ValueError, match="alpha"):
+            fuse([DENSE, SPARSE], method, alpha)
     with pytest.raises(ValueError, match="weights"):
         score_fusion([DENSE, SPARSE], weights=[1.0])
     with pytest.raises(ValueError, match="fusion"):
@@ -51,18 +68,20 @@ def retriever(tmp_path, tiny_model):
     r.close()
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "score"])
+@pytest.mark.parametrize("fusion", ["rrf", "score", "convex"])
 def test_hybrid_is_the_fusion_of_both_rankers(retriever, fusion):
     queries = ["flutter of panels at supersonic speed", "heat transfer in laminar boundary layers"]
-    with retriever.reading() as (snap, index):
-        ranked = rank_documents(index, snap, retriever.model.encode_query(queries), FUSION_DEPTH, None)
+    vectors = retriever.model.encode_query(queries)
+    with retriever.versions.reading() as (snap, index):
+        ranked = rank_documents(index, snap, vectors, FUSION_DEPTH, None)
         dense = [[(doc, score) for doc, score, _ in hits] for hits in ranked]
         sparse = retriever.bm25.get(snap.bm25, snap.all_texts).top(queries, FUSION_DEPTH)
     assert all(sparse) and all(len(d) == len(retriever) for d in dense)
-    results = retriever.search(queries, k=7, hybrid=True, fusion=fusion)
-    for hits, d, s in zip(results, dense, sparse):
-        expected = fuse([d, s], fusion)[:7]
-        assert [(h["id"], h["score"]) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
+    alpha = 0.3 if fusion == "convex" else None
+    results = retriever.search(queries, k=7, hybrid=True, fusion=fusion, alpha=alpha)
+    for hits, d, s, q in zip(results, dense, sparse, vectors):
+        expected = fuse([d, s], fusion, alpha, lower=[dense_floor(q), 0.0])[:7]
+        assert [(h.id, h.score) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
 
 
 def test_hybrid_switch_lifts_the_lexical_match(retriever):
@@ -71,13 +90,13 @@ def test_hybrid_switch_lifts_the_lexical_match(retriever):
     retriever.add(["the quokka results are shown", "quick results of wing tests are shown here"], ids=["q1", "q2"])
     query = "quokka"
     assert bm25_of(retriever)[0].top([query], 3)[0][0][0] == "q1"
-    dense_rank = [h["id"] for h in retriever.search(query, k=len(retriever))[0]].index("q1")
-    hybrid_rank = [h["id"] for h in retriever.search(query, k=len(retriever), hybrid=True)[0]].index("q1")
+    dense_rank = [h.id for h in retriever.search(query, k=len(retriever))[0]].index("q1")
+    hybrid_rank = [h.id for h in retriever.search(query, k=len(retriever), hybrid=True)[0]].index("q1")
     assert hybrid_rank < dense_rank
 
 
 def bm25_of(retriever):
-    with retriever.reading() as (snap, _):
+    with retriever.versions.reading() as (snap, _):
         return retriever.bm25.get(snap.bm25, snap.all_texts), snap.all_texts()[0]
 
 
@@ -87,7 +106,7 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     retriever.add([f"a note on {word} wings"], ids=["new"])
     bm25, ids = bm25_of(retriever)
     assert [i for i, _ in bm25.top([word], 5)[0]] == ["new"] and bm25.ids == ids
-    assert retriever.search(word, k=1, hybrid=True)[0][0]["id"] == "new"
+    assert retriever.search(word, k=1, hybrid=True)[0][0].id == "new"
     retriever.remove(["new", "1"])
     bm25, ids = bm25_of(retriever)
     assert bm25.top([word], 5) == [[]] and bm25.ids == ids and "1" not in ids
@@ -101,7 +120,7 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     with Retriever.open(retriever.folder, model=retriever.model) as reopened:  # rebuilds it from the texts
         assert reopened.search("aerodynamics of wings", k=5, hybrid=True) == before
     retriever.add(["one more"], ids=["more"])  # the next commit saves a fresh copy
-    with Retriever.open(retriever.folder, model=retriever.model) as reopened, reopened.reading() as (snap, _):
+    with Retriever.open(retriever.folder, model=retriever.model) as reopened, reopened.versions.reading() as (snap, _):
         name = snap.bm25
     data = retriever.folder / "bm25" / name / "data.csc.index.npy"
     raw = bytearray(data.read_bytes())
@@ -109,13 +128,13 @@ def test_bm25_in_sync_after_add_and_remove(retriever):
     data.write_bytes(bytes(raw))
     with Retriever.open(retriever.folder, model=retriever.model) as reopened:
         after = reopened.search("aerodynamics of wings", k=5, hybrid=True)
-        assert [h["id"] for h in after[0]] == [h["id"] for h in before[0]]
+        assert [h.id for h in after[0]] == [h.id for h in before[0]]
 
 
 def test_hybrid_needs_bm25(tmp_path, tiny_model):
     with Retriever.create(tmp_path / "plain", tiny_model, hybrid=False, model_name=str(MODELS / "st6-tiny-bert")) as r:
         r.add(["some text"], ids=["x"])
-        assert r.search("text", k=1)[0][0]["id"] == "x"
+        assert r.search("text", k=1)[0][0].id == "x"
         with pytest.raises(ValueError, match="hybrid=True"):
             r.search("text", hybrid=True)
         assert not (tmp_path / "plain" / "bm25").exists()

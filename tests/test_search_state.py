@@ -50,7 +50,7 @@ for step in range(100000):
 
 def state_of(folder):
     """id -> text, after checking that store, index and BM25 agree on one version."""
-    with Retriever.open(folder) as r, r.reading() as (snap, index):
+    with Retriever.open(folder) as r, r.versions.reading() as (snap, index):
         keys = {str(k) for (k,) in snap.conn.execute("SELECT key FROM passages")}
         assert set(index.ids()) == keys and len(index) == len(keys)
         ids, texts = snap.all_texts()
@@ -99,7 +99,7 @@ def test_second_writer_waits_then_names_the_holder(tmp_path, tiny_model):
             with pytest.raises(LockedError, match=rf"held by another writer \(process {os.getpid()}\)"):
                 r.add(["blocked"], ids=["b"])
         r.add(["free again"], ids=["b"])
-        assert r.get("b")["text"] == "free again"
+        assert r.get("b").text == "free again"
 
 
 def test_limits_checked_before_anything_is_written(tmp_path, tiny_model):
@@ -173,9 +173,9 @@ def test_embeddings_are_checked(tmp_path, tiny_model):
 
 def test_reads_and_removes_do_not_load_the_model(built):
     with Retriever.open(built) as r:
-        assert r.get("a")["text"] == "lift of a thin wing" and len(r) == 2 and r.stats()["documents"] == 2
+        assert r.get("a").text == "lift of a thin wing" and len(r) == 2 and r.stats()["documents"] == 2
         r.remove(["b"])
         r.add(["given vectors"], ids=["v"], embeddings=[np.ones((3, r.manifest["dim"]), np.float32)])
         assert r._model is None  # nothing above needed the encoder
-        assert [h["id"] for h in r.search("lift of a thin wing", k=1)[0]] == ["a"]  # this one loads it
+        assert [h.id for h in r.search("lift of a thin wing", k=1)[0]] == ["a"]  # this one loads it
         assert r._model is not None

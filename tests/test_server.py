@@ -110,9 +110,10 @@ def test_hybrid_search_and_explain(service):
     assert len(explanation["alignment"]) == len(explanation["query_tokens"])
     assert explanation["score"] == pytest.approx(sum(step["score"] for step in explanation["alignment"]), rel=1e-5)
     assert explanation["text"] == SAMPLE.texts[SAMPLE.ids.index("5")]
-    passage = explanation["passage"]
-    assert passage["highlights"] and all(0 <= h["start"] < h["end"] <= len(passage["text"])
-                                         for h in passage["highlights"])
+    excerpt, passage = explanation["excerpt"], explanation["passage"]
+    assert excerpt["highlights"] and all(0 <= h["start"] < h["end"] <= len(excerpt["text"])
+                                         for h in excerpt["highlights"])
+    assert passage["text"] == explanation["text"][passage["start"]: passage["end"]]
     assert any(term.startswith("slabs") or term.startswith("composite") for term in explanation["matched"])
 
 
@@ -185,6 +186,13 @@ def test_page_and_openapi_are_served(service):
     assert httpx.get(url(service, "/static/app.js")).status_code == 200
     schema = httpx.get(url(service, "/openapi.json")).json()
     assert {"/search", "/documents", "/documents/{doc_id}", "/explain", "/health", "/stats"} <= set(schema["paths"])
+    for path, methods in schema["paths"].items():  # every JSON route declares the shape of its answer
+        for method, route in methods.items():
+            answer = route["responses"].get("200") or route["responses"]["201"]
+            shape = answer["content"]["application/json"]["schema"]
+            assert "$ref" in shape or shape.get("type") == "object", (method, path, shape)
+    hit = schema["components"]["schemas"]["Hit"]["properties"]
+    assert set(hit) == {"id", "score", "text", "metadata", "passage"}
 
 
 @contextlib.contextmanager

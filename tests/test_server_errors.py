@@ -1,4 +1,4 @@
-"""Every bad request of issue 9's table answered cleanly by a real uvicorn: unencodable input (NaN,
+"""Every kind of bad request answered cleanly by a real uvicorn: unencodable input (NaN,
 lone surrogates) gets a 422 that does not echo it, oversized ids / metadata / answers get 413,
 library error types keep their status (404, 409, 503 for a held lock and a damaged file), and
 nothing bad is ever stored."""
@@ -111,12 +111,12 @@ def test_library_errors_keep_their_status(live, service):
     assert taken.status_code == 409 and "'1'" in taken.json()["detail"]
     bad_filter = service.post("/search", json={"queries": ["flow"], "filter": {"year": {"$bogus": 1}}})
     assert bad_filter.status_code == 422 and "$bogus" in bad_filter.json()["detail"]
-    live.retriever.lock_timeout = 0.2
+    live.collection.lock_timeout = 0.2
     try:
         with writer_lock(live.folder, 1.0):  # another writer holds the folder
             locked = service.put("/documents/1", json={"text": "changed"})
     finally:
-        live.retriever.lock_timeout = 600.0
+        live.collection.lock_timeout = 600.0
     assert locked.status_code == 503 and "process" in locked.json()["detail"]
     assert locked.headers["Retry-After"] == "1"
     assert service.get("/documents/1").json()["text"] != "changed"

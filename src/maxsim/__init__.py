@@ -4,18 +4,18 @@ import importlib
 
 # Exported names -> (module, attribute), imported on first use (PEP 562), so that `import maxsim.cli`
 # and `maxsim search --server` do not pay for torch and transformers.
-_EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorEncoder",
-                                                            "MultiVectorMask", "Normalize", "Transformer")},
+_ERRORS = ("AlreadyExistsError", "CorruptedError", "InvalidInputError", "LimitExceededError", "LockedError",
+           "MaxsimError", "ModelLoadError", "NotFoundError")
+_EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorEncoder", "MultiVectorMask",
+                                                            "Normalize", "Transformer")},
             "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
             "rerank": ("maxsim.scoring", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
-            **{name: ("maxsim.errors", name) for name in ("AlreadyExistsError", "CorruptedError", "InvalidInputError",
-                                                           "LimitExceededError", "LockedError", "MaxsimError", "ModelLoadError",
-                                                           "NotFoundError")}}
+            "open": ("maxsim.opener", "open_collection"), "Collection": ("maxsim.search.collection", "Collection"),
+            **{name: ("maxsim.search.hits", name) for name in ("Document", "Hit", "Passage")},
+            **{name: ("maxsim.errors", name) for name in _ERRORS}}
 
 __version__ = "0.1.0"
-__all__ = ["AlreadyExistsError", "CorruptedError", "Dense", "InvalidInputError", "LimitExceededError", "LockedError",
-           "MaxsimError", "ModelLoadError", "MultiVectorEncoder", "MultiVectorMask", "Normalize", "NotFoundError",
-           "Retriever", "Transformer", "maxsim_pairwise", "maxsim_scores", "rerank"]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -1,5 +1,5 @@
-"""``maxsim add`` and ``maxsim remove``: change an existing retriever folder, one commit each
-(a kill at any point leaves the folder at its last commit)."""
+"""``maxsim add`` and ``maxsim remove``: change an existing collection (a folder or a sharded one),
+one commit each (a kill at any point leaves every folder at its last commit)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import use_backend, user_errors
 from maxsim.cli.index import (
+    BACKEND,
     BATCH_SIZE,
     DEVICE,
     DTYPE,
@@ -25,7 +26,7 @@ from maxsim.cli.index import (
     reported_warnings,
 )
 
-INDEX_HELP = "A retriever folder made by `maxsim index`."
+INDEX_HELP = "A collection made by `maxsim index` (a folder, or a sharded collection)."
 
 
 @app.command()
@@ -37,6 +38,7 @@ def add(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
@@ -45,12 +47,13 @@ def add(
 ):
     """Add the documents of INPUT to INDEX in one commit (an id already there is an error unless
     --upsert), with the folder's model and passage settings; then print the summary."""
-    from maxsim.search import Retriever
+    from maxsim.opener import open_collection
 
+    use_backend(backend)
     with user_errors(input):
         corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
     with user_errors(index):
-        with Retriever.open(index, device=device, dtype=dtype) as retriever, reported_warnings() as caught:
+        with open_collection(index, device=device, dtype=dtype) as retriever, reported_warnings() as caught:
             before, start = retriever.stats(), time.perf_counter()
             write = retriever.upsert if upsert else retriever.add
             write(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
@@ -67,10 +70,10 @@ def remove(
 ):
     """Remove documents from INDEX by id, in one commit; an unknown id is an error (exit 3) and
     removes nothing."""
-    from maxsim.search import Retriever
+    from maxsim.opener import open_collection
 
     with user_errors(index):
-        with Retriever.open(index) as retriever:
+        with open_collection(index) as retriever:
             retriever.remove(ids)
             stats = retriever.stats()
     typer.echo(f"removed {len(set(ids))} documents from {index}; {stats['documents']} left "

@@ -1,12 +1,3 @@
 """Imports every command module so that each registers on ``maxsim.cli.app``."""
-from maxsim.cli import (  # noqa: F401
-    add,  # noqa: F401
-    encode,
-    evaluate,  # noqa: F401
-    index,
-    quickstart,
-    rerank,  # noqa: F401
-    search,
-    serve,
-    train,  # noqa: E402,F401
-)
+
+from maxsim.cli import add, encode, evaluate, index, listing, quickstart, rerank, search, serve, train  # noqa: F401

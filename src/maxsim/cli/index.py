@@ -1,5 +1,7 @@
-"""``maxsim index``: build a retriever folder from a collection on disk. The input options, the
-index-parameter parsing and the summary table are shared with ``maxsim add`` (cli/add.py)."""
+"""``maxsim index``: build a collection from documents on disk — one folder, or with ``--ray`` a
+sharded collection encoded on a Ray cluster; both read the input with the same reader and take every
+option. The input options, the index-parameter parsing and the summary table are shared with
+``maxsim add`` (cli/add.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,17 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.common import (
+    BACKEND_HELP,
+    DEFAULT_MODEL,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    MODEL_HELP,
+    human_bytes,
+    use_backend,
+    user_errors,
+)
+from maxsim.errors import InvalidInputError
 
 INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
               "or a BEIR folder (corpus.jsonl).")
@@ -27,6 +39,7 @@ METADATA_COLUMNS = typer.Option(None, "--metadata-column", help="Tables: a field
 BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Passages per forward pass.")
 DEVICE = typer.Option(None, "--device", help=DEVICE_HELP)
 DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
+BACKEND = typer.Option(None, "--backend", help=BACKEND_HELP)
 
 
 @app.command()
@@ -49,6 +62,7 @@ def index(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
@@ -56,32 +70,62 @@ def index(
     metadata_column: list[str] = METADATA_COLUMNS,
     ray: bool = typer.Option(False, "--ray", help="Encode on a Ray cluster into a sharded collection (docs/scale.md)."),
     address: str = typer.Option(None, "--address", help="With --ray: a running cluster (default: start a local one)."),
-    workers: int = typer.Option(None, "--workers", min=1, help="With --ray: encoder workers (default: GPUs, else CPUs)."),
+    workers: int = typer.Option(None, "--workers", min=1,
+                                help="With --ray: encoder workers (default: GPUs, else CPUs)."),
     shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
     """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
-    in OUTPUT; then print a summary: documents read, skipped (and why), split into passages."""
-    if ray:
-        from maxsim.distributed.cli import index_on_ray
-
-        return index_on_ray(input, output, model, kind, hybrid, batch_size, address, workers, shards)
-    from maxsim.models.loading import load_model
-    from maxsim.search import Retriever
-
+    in OUTPUT (with --ray: a sharded collection, encoded on a Ray cluster); then print a summary:
+    documents read, skipped (and why), split into passages."""
+    use_backend(backend)
     with user_errors(input):
+        if not ray and (address or workers or shards):
+            raise InvalidInputError("--address, --workers and --shards build a sharded collection: add --ray.")
         params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)
         corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
-        encoder = load_model(model, device, dtype)
+        settings = {"model": model, "index": kind, "hybrid": hybrid, "passages": passages,
+                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype,
+                    "backend": backend, **params}
         start = time.perf_counter()
-        with Retriever.create(output, encoder, index=kind, hybrid=hybrid, model_name=model, passages=passages,
-                              pool_factor=pool_factor, **params) as retriever, reported_warnings() as caught:
-            retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
-                          show_progress_bar=True)
-            stats = retriever.stats()
+        with reported_warnings() as caught:
+            if ray:
+                stats = build_on_ray(corpus, output, settings, address, workers, shards)
+            else:
+                stats = build_folder(corpus, output, settings)
     print_summary(corpus, None, stats, time.perf_counter() - start, caught)
+    where = f"{stats['shards']} shards" if ray else "one folder"
     typer.echo(f"indexed {stats['documents']} documents ({stats['passages']} passages), {stats['tokens']} token "
-               f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk -> {output}")
+               f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk, {where} -> {output}")
+
+
+def build_folder(corpus, output: Path, settings: dict) -> dict:
+    """A retriever folder of ``corpus`` with ``settings`` (the command's options); its stats."""
+    from maxsim.models.loading import load_model
+    from maxsim.search import Retriever
+
+    s = dict(settings)
+    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype", "backend")}
+    encoder = load_model(s["model"], encode["device"], encode["dtype"], encode["backend"])
+    with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
+        retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=encode["batch_size"],
+                      show_progress_bar=True)
+        return retriever.stats()
+
+
+def build_on_ray(corpus, output: Path, settings: dict, address: str | None, workers: int | None,
+                 shards: int | None) -> dict:
+    """The same documents and settings encoded on Ray into the sharded collection ``output``; its stats."""
+    from maxsim.distributed import ShardedRetriever, build_collection
+
+    def progress(done: int, total: int, row) -> None:
+        typer.echo(f"encoded {done}/{total} documents", err=True)
+
+    built = build_collection(corpus, output, address=address, workers=workers, shards=shards, progress=progress,
+                             **settings)
+    typer.echo(f"{built['encoded']} documents encoded now by {built['workers']} Ray workers", err=True)
+    with ShardedRetriever.open(output) as collection:
+        return collection.stats()
 
 
 def read_input(path: Path, strict: bool, id_column, text_column, title_column, metadata_columns):

@@ -55,10 +55,10 @@ def run(folder: Path, k: int, model_name: str) -> None:
     for qid, hits in zip(ids, results):
         typer.echo(f"\n  query {qid}: {queries[qid]}")
         for rank, hit in enumerate(hits[:k], start=1):
-            mark = "✓" if qrels.get(qid, {}).get(hit["id"], 0) > 0 else " "
-            title = (hit["metadata"] or {}).get("title", hit["text"][:80])
-            typer.echo(f"    {rank}. {mark} [{hit['id']:>4}] {hit['score']:7.3f}  {title[:90]}")
-    rankings = {qid: [(hit["id"], hit["score"]) for hit in hits] for qid, hits in zip(ids, results)}
+            mark = "✓" if qrels.get(qid, {}).get(hit.id, 0) > 0 else " "
+            title = (hit.metadata or {}).get("title", hit.text[:80])
+            typer.echo(f"    {rank}. {mark} [{hit.id:>4}] {hit.score:7.3f}  {title[:90]}")
+    rankings = {qid: [(hit.id, hit.score) for hit in hits] for qid, hits in zip(ids, results)}
     ndcg = evaluate_rankings(rankings, qrels)["MaxSim_ndcg@10"]
     typer.echo(f"\nnDCG@10 over these {len(ids)} queries: {ndcg:.3f}; total {time.perf_counter() - start:.1f} s.")
     typer.echo("Next: maxsim index FOLDER --output my-index; maxsim search my-index \"a question\"; "

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
 from maxsim.server.live import WRITER_NICENESS
 from maxsim.server.schemas import Limits
@@ -18,8 +18,9 @@ DEFAULTS = Limits()
 
 @app.command()
 def serve(
-    index: Path = typer.Argument(..., help="A retriever folder made by `maxsim index`."),
+    index: Path = typer.Argument(..., help="A collection made by `maxsim index` (a folder or a sharded one)."),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_key: str = typer.Option(None, "--api-key", envvar="MAXSIM_API_KEY",
@@ -31,13 +32,14 @@ def serve(
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
-    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19, help="Niceness added to the writer thread: writes use "
-                                                             "the CPU searches leave (0: an equal share)."),
+    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19,
+                                    help="Niceness added to the writer thread: writes use "
+                                         "the CPU searches leave (0: an equal share)."),
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):
-    """Serve INDEX: POST /search, POST /documents, GET/DELETE /documents/{id}, POST /explain, GET /health,
-    GET /stats, the web page at / and the OpenAPI docs at /docs."""
+    """Serve INDEX: POST /search, GET/POST /documents, GET/PUT/DELETE /documents/{id}, POST /explain,
+    POST /rerank, GET /health, GET /stats, the web page at / and the OpenAPI docs at /docs."""
     import torch
     import uvicorn
 
@@ -45,15 +47,13 @@ def serve(
     from maxsim.server import LiveRetriever, create_app
     from maxsim.server.app import check_api_key
 
+    use_backend(backend)
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
-    if ray:
-        from maxsim.distributed import serve_shards_on_ray
-
-        serve_shards_on_ray(os.environ.get("RAY_ADDRESS") or "local")
+    address = (os.environ.get("RAY_ADDRESS") or "local") if ray else None
     with user_errors(index):
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers,
-                              writer_niceness=writer_nice)
+                             writer_niceness=writer_nice, ray_address=address)
     limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
     service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "

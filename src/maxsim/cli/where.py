@@ -8,6 +8,9 @@ import re
 from maxsim.errors import InvalidInputError
 from maxsim.search.filters import compile_filter
 
+WHERE_HELP = ("Metadata filter clause, repeatable (AND): 'lang = en', 'year >= 2020', 'tag in a,b', "
+              "'tag not in c' or a JSON object such as '{\"year\": {\"$lt\": 2000}}'.")
+
 _CLAUSE = re.compile(r"\s*(?P<field>[^\s=!<>]+)\s*(?P<op>==|=|!=|>=|<=|>|<)\s*(?P<value>.*?)\s*", re.S)
 _LIST_CLAUSE = re.compile(r"\s*(?P<field>[^\s=!<>]+)\s+(?P<op>not\s+in|in)\s+(?P<value>.*?)\s*", re.S | re.I)
 _ITEM = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^,]*?)\s*(,|\Z)""", re.S)

@@ -1,12 +1,12 @@
-"""Scale-out on Ray: build a collection as shards in parallel, search the shards as one collection.
+"""Scale-out: a collection as shards, written and searched as one, built in parallel on Ray.
 
-``build_collection(input, output, ...)`` encodes on a Ray cluster into a sharded collection;
-``ShardedRetriever.open(folder)`` (what ``Retriever.open`` returns for such a folder) searches it.
-See docs/scale.md.
+``ShardedRetriever`` (what ``maxsim.open`` returns for a sharded collection folder) searches and
+writes it with its shards in this process or in Ray actors; ``build_collection`` encodes files on a
+Ray cluster into a new one. See docs/scale.md.
 """
 
 from maxsim.distributed.build import build_collection
 from maxsim.distributed.collection import is_collection, shard_of
-from maxsim.distributed.sharded import ShardedRetriever, serve_shards_on_ray
+from maxsim.distributed.sharded import ShardedRetriever
 
-__all__ = ["ShardedRetriever", "build_collection", "is_collection", "serve_shards_on_ray", "shard_of"]
+__all__ = ["ShardedRetriever", "build_collection", "is_collection", "shard_of"]

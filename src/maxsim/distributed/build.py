@@ -1,7 +1,7 @@
 """``build_collection``: encode a collection on Ray into a sharded collection (see ``collection``).
 
-1. The driver reads the input (``maxsim.io.read_corpus``: every format ``maxsim index`` reads) and
-   creates the shard retriever folders (no BM25 of their own).
+1. The driver takes the documents read by ``maxsim.io.read_corpus`` (the reader of ``maxsim index``,
+   with its columns and strictness) and creates the shard retriever folders (no BM25 of their own).
 2. PLAID only: a seeded sample of ``sample_docs`` documents is encoded on the pool and the codec
    (centroids, buckets) is trained on it once (``PlaidIndex.train_codec``), as one index of the
    whole collection would train it; every shard adopts it and never retrains.
@@ -9,13 +9,12 @@
    routes each to its shard (``shard_of``) and commits them in groups of ``commit_docs`` (one
    writer thread per shard). An id already committed or already routed is skipped, so a row Ray
    retried after a worker died lands once; a rerun encodes only what no shard holds.
-4. The collection is checked (each shard holds exactly the ids routed to it), then ``ids.json``,
-   the collection-wide BM25 (hybrid) and ``complete: true`` are written.
+4. The collection is checked (each shard holds exactly the ids routed to it), then the
+   collection-wide BM25 (hybrid) with the state naming it, and ``complete: true``, are written.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,46 +23,50 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.distributed import collection as col
+from maxsim.distributed.codec import SharedCodec, adopt_codec
 from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
+from maxsim.distributed.lexical import Lexical
 from maxsim.errors import AlreadyExistsError, CorruptedError
-from maxsim.index.codec import ResidualCodec
+from maxsim.io import Corpus, read_corpus
+from maxsim.models.loading import load_model
+from maxsim.search import Retriever
 from maxsim.search.passages import Encoded
 
 SAMPLE_DOCS = 4096  # documents encoded to train the shared PLAID codec
 COMMIT_DOCS = 1024  # documents per shard commit
-CODEC_KEYS = ("nbits", "n_centroids", "kmeans_niters", "max_points_per_centroid", "seed")
 
 
 def build_collection(input, output, model: str = "default", index: str = "exact", hybrid: bool = True,
                      shards: int | None = None, workers: int | None = None, address: str | None = None,
-                     batch_size: int = 32, device: str | None = None, dtype: str | None = None, threads: int = 1,
+                     batch_size: int = 32, device: str | None = None, dtype: str | None = None,
+                     backend: str | None = None, threads: int = 1,
                      passages: bool | dict = True, pool_factor: int = 1, sample_docs: int = SAMPLE_DOCS,
                      commit_docs: int = COMMIT_DOCS, progress=None, **index_params) -> dict:
     """Encode every document of ``input`` on Ray into the sharded collection ``output``.
 
-    ``model``: "default", a model folder or a hub id (loaded by every worker). ``workers``: encoder
+    ``input``: a path ``maxsim.io.read_corpus`` reads, or a ``Corpus`` already read (its ``source``
+    is recorded). ``model``: "default", a model folder or a hub id (loaded by every worker). ``workers``: encoder
     actors (default: the cluster's GPUs, one each, else its CPUs, ``threads`` torch threads each).
     ``shards``: retriever folders (default: ``workers``). ``address``: a running Ray cluster (None:
     start a local one, or use the current connection). ``progress(done, total, row)`` is called
     after each encoded row of documents (see ``encode.row_size``). Rerunning with the same
     arguments finishes an interrupted build.
     Returns ``{"documents", "shards", "workers", "encoded", "seconds"}``."""
-    from maxsim.io import read_corpus
-
     start = time.perf_counter()
-    corpus = read_corpus(input)
+    corpus = input if isinstance(input, Corpus) else read_corpus(input)
     ray = connect(address)
     ray.data.DataContext.get_current().enable_progress_bars = False
     n_workers, resources = encoder_resources(ray, workers)
     n_shards = col.check_shards(shards or n_workers)
     model = str(Path(model).resolve()) if model != "default" and Path(model).exists() else model
-    settings = {"model": model, "index": index, "index_params": index_params, "hybrid": bool(hybrid),
-                "shards": n_shards, "input": str(Path(input).resolve()), "documents": len(corpus),
+    settings = {"model": model, "kind": index, "index_params": index_params, "hybrid": bool(hybrid),
+                "shards": n_shards, "input": str(Path(corpus.source).resolve()), "documents": len(corpus),
                 "passages": passages, "pool_factor": pool_factor}
     output = Path(output)
     body = _prepare_folder(output, settings)
     job = _Job(output, corpus, settings, ray, n_workers, resources,
-               {"batch_size": batch_size, "device": device, "dtype": dtype, "threads": threads}, progress)
+               {"batch_size": batch_size, "device": device, "dtype": dtype, "backend": backend, "threads": threads},
+               progress)
     try:
         if index == "plaid" and not (output / col.CODEC).exists():
             job.train_codec(min(len(corpus), sample_docs), commit_docs)
@@ -78,14 +81,14 @@ def build_collection(input, output, model: str = "default", index: str = "exact"
 def _prepare_folder(output: Path, settings: dict) -> dict:
     """The manifest of a new build (written) or of the interrupted one being rerun (checked)."""
     if col.is_collection(output):
-        body = col.read_manifest(output)
+        body = col.read_settings(output)
         col.check_rerun(output, body, settings)
         return body
     if output.exists() and any(output.iterdir()):
         raise AlreadyExistsError(f"{output} is not empty: pick a new output folder.")
     output.mkdir(parents=True, exist_ok=True)
-    body = col.new_manifest(settings)
-    col.write_json(output / col.MANIFEST, body)
+    body = col.new_settings(settings)
+    col.write_json(output, col.MANIFEST, body)
     return body
 
 
@@ -93,11 +96,9 @@ class _Job:
     """The driver's state during one build: the corpus, the shard writers, the encoding pool."""
 
     def __init__(self, output, corpus, settings, ray, workers, resources, encode_options, progress):
-        from maxsim.models.loading import load_model
-
         self.output, self.corpus, self.settings, self.ray = output, corpus, settings, ray
         self.workers, self.resources, self.options, self.progress = workers, resources, encode_options, progress
-        self.model = load_model(settings["model"], "cpu", encode_options["dtype"])
+        self.model = load_model(settings["model"], "cpu", encode_options["dtype"], encode_options["backend"])
         self.shards = [self._open_shard(i) for i in range(settings["shards"])]
         self.route = [col.shard_of(doc_id, len(self.shards)) for doc_id in corpus.ids]
         self.writers = ThreadPoolExecutor(len(self.shards), thread_name_prefix="maxsim-shard-writer")
@@ -106,17 +107,16 @@ class _Job:
         self.futures: list = []
 
     def _open_shard(self, i: int):
-        from maxsim.search import Retriever
-
         folder = self.output / col.shard_name(i)
-        if (folder / "retriever.json").exists():
-            return Retriever.open(folder, model=self.model)
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted create holds nothing
         s = self.settings
-        params = dict(s["index_params"])
-        if s["index"] == "plaid":
-            params["codec"] = ResidualCodec.load_file(self.output / col.CODEC)
-        return Retriever.create(folder, self.model, index=s["index"], hybrid=False, model_name=s["model"],
+        params = SharedCodec(self.output).shard_params(s["kind"], s["index_params"])
+        if (folder / "retriever.json").exists():
+            shard = Retriever.open(folder, model=self.model)
+            if "codec" in params:  # a rerun: the codec may have been saved after this shard was created
+                adopt_codec(shard, params["codec"])
+            return shard
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted create holds nothing
+        return Retriever.create(folder, self.model, index=s["kind"], hybrid=False, model_name=s["model"],
                                 passages=s["passages"], pool_factor=s["pool_factor"], **params)
 
     def _committed(self) -> set[str]:
@@ -148,22 +148,16 @@ class _Job:
 
     def train_codec(self, n_sample: int, commit_docs: int) -> None:
         """Encode a seeded sample, train the shared PLAID codec on it, then queue the sample."""
-        from maxsim.index import PlaidIndex
-
-        params = self.settings["index_params"]
-        rng = np.random.default_rng(int(params.get("seed", 0)))
+        rng = np.random.default_rng(int(self.settings["index_params"].get("seed", 0)))
         positions = np.sort(rng.choice(len(self.corpus), n_sample, replace=False))
         docs: list[dict] = []
         self._encode(positions, docs.append)
         docs.sort(key=lambda d: d["position"])
-        x = np.concatenate([v for d in docs for v in d["vectors"]])
-        total = int(round(len(x) / len(docs) * len(self.corpus)))
-        codec = PlaidIndex.train_codec(x, total, **{k: params[k] for k in CODEC_KEYS if k in params})
-        tmp = self.output / f".tmp-{col.CODEC}"
-        codec.save_file(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.output / col.CODEC)
+        vectors = [v for d in docs for v in d["vectors"]]
+        total = int(round(sum(len(v) for v in vectors) / len(docs) * len(self.corpus)))
+        codec = SharedCodec(self.output).ensure(self.settings, vectors, total)
+        for shard in self.shards:  # created before the codec existed: each adopts it before its first add
+            adopt_codec(shard, codec)
         for doc in docs:
             self._queue(doc, commit_docs)
 
@@ -204,27 +198,16 @@ class _Job:
             if len(shard) != expected[i]:
                 raise CorruptedError(f"{shard.folder} holds {len(shard)} documents, expected {expected[i]}: "
                                      "remove the output folder and build again.")
-        col.write_json(self.output / col.IDS, self.corpus.ids)
-        if self.settings["hybrid"]:
-            write_bm25(self.output, self.corpus.ids, self.corpus.texts)
+        versions = [shard.version for shard in self.shards]
+        Lexical(self.output, self.settings["hybrid"]).publish(versions, self.corpus.ids,
+                                                             dict(zip(self.corpus.ids, self.corpus.texts)))
         body.update(complete=True, shard_documents=[int(n) for n in expected])
-        col.write_json(self.output / col.MANIFEST, body)
+        col.write_json(self.output, col.MANIFEST, body)
 
     def close(self) -> None:
         self.writers.shutdown(wait=True)
         for shard in self.shards:
             shard.close()
-
-
-def write_bm25(output: Path, ids: list[str], texts: list[str]) -> None:
-    """BM25 over every document of the collection (its df and average length), in input order."""
-    from maxsim.search.bm25 import BM25Index
-
-    tmp = output / f".new-{col.BM25}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    BM25Index.build(ids, texts).save(tmp)
-    shutil.rmtree(output / col.BM25, ignore_errors=True)
-    tmp.rename(output / col.BM25)
 
 
 def _commit(shard, docs: list[dict]) -> None:

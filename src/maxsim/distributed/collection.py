@@ -1,33 +1,39 @@
-"""The sharded-collection folder: its manifest, the id -> shard routing and the shard folders.
+"""The sharded-collection folder: its manifest, its state, the id -> shard routing and the shards.
 
 Layout::
 
-    collection.json   manifest: format, version, shards, model, index kind and params, hybrid,
-                      the build arguments (a rerun must match them), complete (bool)
+    collection.json   manifest: format, version, model, kind (of index) and its parameters, hybrid,
+                      passages, pool factor, shards and their folders, complete (bool); a Ray build
+                      also records its arguments (a rerun must match them)
     codec.npz         PLAID only: centroids and buckets every shard adopts (trained once)
-    ids.json          every document id, in input order (written when the build completes)
-    bm25/             hybrid only: BM25 over the union of the shards (collection-wide statistics)
+    state.json        after each write: the shard versions it left and the name of the BM25 copy
+    lexical/<name>/   hybrid only: BM25 over the union of the shards (collection-wide statistics),
+                      one copy per recent write, its document order the collection's insertion order
     shard-000/ ...    one retriever folder per shard (no BM25 of their own)
+    LOCK              the collection's writer lock
 
 A document lives in the shard ``shard_of(id, n_shards)`` (a hash of the id), so any process routes
-``get``/``subset`` without a lookup table, and a retried or rerun batch lands where it did before.
+``get``, writes and ``subset`` without a lookup table, and a retried batch lands where it did before.
+Collections written before ``state.json`` existed keep their BM25 in ``bm25/`` and their ids in
+``ids.json``; they open as they are and move to the new layout at their first write.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
-from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
+from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError
+from maxsim.index.storage import FileWriter, load_json, read_manifest
 
 MANIFEST = "collection.json"
 FORMAT = "maxsim-collection"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CODEC = "codec.npz"
-IDS = "ids.json"
-BM25 = "bm25"
+STATE = "state.json"
+LEXICAL = "lexical"
+LEGACY_BM25, LEGACY_IDS = "bm25", "ids.json"
+REBUILD = "rebuild it with `maxsim index INPUT --output DIR --ray`"
 
 
 def shard_of(doc_id: str, n_shards: int) -> int:
@@ -44,33 +50,23 @@ def is_collection(folder: str | Path) -> bool:
     return (Path(folder) / MANIFEST).is_file()
 
 
-def read_manifest(folder: Path) -> dict:
-    """The manifest of ``folder`` (NotFoundError / CorruptedError naming the file)."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise NotFoundError(f"{folder} is not a sharded collection ({MANIFEST} missing).")
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CorruptedError(f"{path} is not valid JSON ({exc}); rebuild the collection.") from None
-    if body.get("format") != FORMAT or body.get("format_version", 0) > FORMAT_VERSION:
-        raise CorruptedError(f"{path}: format {body.get('format')!r} version {body.get('format_version')!r} "
-                             f"is not a {FORMAT} this maxsim reads (version <= {FORMAT_VERSION}).")
+def read_settings(folder: Path) -> dict:
+    """The manifest of ``folder`` (errors name the file); collections of format 1 name the kind ``index``."""
+    body = read_manifest(Path(folder) / MANIFEST, FORMAT, FORMAT_VERSION, "sharded collection", REBUILD)
+    if "kind" not in body:
+        body["kind"] = body.pop("index")
     return body
 
 
-def write_json(path: Path, obj) -> None:
-    """Write ``obj`` as JSON to a temporary name, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_json(folder: Path, name: str, obj) -> None:
+    """``folder/name`` as JSON: written to a temporary name, fsynced, renamed, the folder fsynced."""
+    writer = FileWriter(Path(folder))
+    writer.json(name, obj)
+    writer.sync()
 
 
-def new_manifest(settings: dict) -> dict:
-    """A manifest for a build with ``settings`` (model, index, index_params, hybrid, shards, input)."""
+def new_settings(settings: dict) -> dict:
+    """A manifest for a collection with ``settings`` (model, kind, index_params, hybrid, shards, ...)."""
     return {"format": FORMAT, "format_version": FORMAT_VERSION, **settings,
             "shard_folders": [shard_name(i) for i in range(settings["shards"])], "complete": False}
 
@@ -84,16 +80,6 @@ def check_rerun(folder: Path, body: dict, settings: dict) -> None:
                 "the same arguments to finish it, or pick a new output folder.")
 
 
-def read_ids(folder: Path) -> list[str]:
-    try:
-        ids = json.loads((Path(folder) / IDS).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CorruptedError(f"{Path(folder) / IDS} cannot be read ({exc}); rerun the build to rewrite it.") from None
-    if not isinstance(ids, list):
-        raise CorruptedError(f"{Path(folder) / IDS}: expected a list of ids; rerun the build to rewrite it.")
-    return ids
-
-
 def check_complete(folder: Path, body: dict) -> None:
     if not body.get("complete"):
         raise CorruptedError(f"{folder}: the build of this collection did not finish; rerun the same "
@@ -104,3 +90,15 @@ def check_shards(n_shards) -> int:
     if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
         raise InvalidInputError(f"shards must be a positive int, got {n_shards!r}.")
     return n_shards
+
+
+def read_state(folder: Path) -> dict | None:
+    """``{"shard_versions": [...], "bm25": name or None}`` of the last completed write (None: none yet)."""
+    try:
+        state = load_json(Path(folder), STATE)
+    except FileNotFoundError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("shard_versions"), list):
+        raise CorruptedError(f"{Path(folder) / STATE}: not a collection state; delete it (the next write "
+                             "rewrites it).")
+    return state

@@ -12,28 +12,30 @@ from maxsim.distributed.encode import connect
 
 
 class ShardActor:
-    """A shard's ``Retriever`` inside a Ray actor; ``call`` runs one of its read methods."""
+    """A shard's ``Retriever`` inside a Ray actor (its model loaded from ``model``, the collection's);
+    ``call`` runs one of the calls a shard answers (``shards.run``)."""
 
-    def __init__(self, folder: str, device: str | None, dtype: str | None):
+    def __init__(self, folder: str, model: str, device: str | None, dtype: str | None):
+        from maxsim.models.loading import load_model
         from maxsim.search import Retriever
 
-        self.retriever = Retriever.open(folder, device=device, dtype=dtype)
+        self.retriever = Retriever.open(folder, model=load_model(model, device, dtype))
 
     def call(self, method: str, args: tuple, kwargs: dict):
-        from maxsim.distributed.sharded import LocalShards
+        from maxsim.distributed.shards import run
 
-        return LocalShards.run(method, self.retriever, args, kwargs)
+        return run(method, self.retriever, args, kwargs)
 
 
 class RayShards:
     """The shards of ``folder`` as Ray actors (created once per cluster, then shared)."""
 
-    def __init__(self, folder: Path, body: dict, address: str, device: str | None, dtype: str | None):
+    def __init__(self, folder: Path, body: dict, model: str, address: str, device: str | None, dtype: str | None):
         self.ray = connect(None if address == "local" else address)
         actor = self.ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(ShardActor)
         tag = hashlib.blake2b(str(Path(folder).resolve()).encode(), digest_size=8).hexdigest()
         self.actors = [actor.options(name=f"maxsim-{tag}-{name}", get_if_exists=True)
-                       .remote(str(Path(folder) / name), device, dtype) for name in body["shard_folders"]]
+                       .remote(str(Path(folder) / name), model, device, dtype) for name in body["shard_folders"]]
 
     def __len__(self) -> int:
         return len(self.actors)

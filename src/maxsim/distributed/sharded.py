@@ -1,72 +1,123 @@
-"""``ShardedRetriever``: a sharded collection searched as one ``Retriever`` (same read API).
+"""``ShardedRetriever``: a ``Collection`` spread over shard folders (see ``collection``), searched and
+written as one.
 
-A search fans out to every shard (threads in this process, or Ray actors: ``maxsim.distributed.
-remote``) and merges: dense hits by MaxSim score (each shard answers its own top ``depth``, so the
-merged top ``depth`` is the collection's); for ``hybrid`` the collection's BM25 (built over the union
-of the shards, so document frequencies and the average length are the collection's) ranks the
-lexical side and the same fusion as ``Retriever`` combines both. A document found by BM25 alone gets
-its best passage from its shard. So the answer is the one a single index of the same documents gives.
+A search fans out to every shard (threads in this process, or Ray actors: ``remote``) and merges:
+dense hits by MaxSim score (each shard answers its own top ``depth``, so the merged top ``depth`` is
+the collection's); for ``hybrid`` the collection's BM25 (``lexical``: statistics of the union of the
+shards) ranks the lexical side and the same fusion as ``Retriever`` combines both. So the answer is
+the one a single folder of the same documents gives. A write encodes once, here, routes each id to
+its shard (``shard_of``), commits the shards, then the collection's BM25 and state, all under the
+collection's lock; each shard commits atomically, and a process killed between shard commits loses
+only that unacknowledged write's shards not yet committed (``lexical.recover`` repairs the BM25).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 from maxsim.distributed import collection as col
-from maxsim.errors import InvalidInputError
-from maxsim.index.checks import check_k
-from maxsim.search.fusion import FUSION_DEPTH, METHODS, fuse
-from maxsim.search.inputs import check_ids, check_queries
-
-_RAY = {"address": None}  # set by serve_shards_on_ray: where Retriever.open puts the shards
-
-
-def serve_shards_on_ray(address: str | None = "auto") -> None:
-    """Make ``ShardedRetriever.open`` (and so ``Retriever.open``) keep shards in Ray actors on the
-    cluster at ``address`` (None: this process again)."""
-    _RAY["address"] = address
+from maxsim.distributed.codec import SharedCodec
+from maxsim.distributed.lexical import Lexical, insertion_order
+from maxsim.distributed.shards import LocalShards, QueryCache
+from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from maxsim.index.storage import writer_lock
+from maxsim.models.loading import load_model
+from maxsim.search import Retriever
+from maxsim.search.collection import LIST_LIMIT
+from maxsim.search.folder import SAVED_MODEL, folder_bytes
+from maxsim.search.fusion import dense_floor, fuse
+from maxsim.search.hits import Document, Hit
+from maxsim.search.inputs import check_doc_id, check_ids, check_queries
+from maxsim.search.options import SearchOptions, check_filter, check_page
+from maxsim.search.passages import Encoder
+from maxsim.search.prf import expand
+from maxsim.search.retriever import checked_documents
 
 
 class ShardedRetriever:
-    """Read access to a sharded collection (see ``collection``). Open with ``ShardedRetriever.open``
-    or ``Retriever.open``; writes go through ``build_collection`` (``maxsim index --ray``)."""
+    """A sharded collection (see ``collection``). Open it with ``maxsim.open`` (or
+    ``ShardedRetriever.open``); create an empty one with ``ShardedRetriever.create`` or build one
+    from files on Ray with ``build_collection`` (``maxsim index --ray``)."""
 
-    def __init__(self, folder: Path, manifest: dict, shards, model=None):
+    lock_timeout = 600.0
+
+    def __init__(self, folder: Path, manifest: dict, shards, model=None, load=None):
+        """``shards``: ``LocalShards`` or ``remote.RayShards``; ``model``: the encoder, or None with
+        ``load`` to load it on first use (writes and in-process searches need it)."""
         self.folder, self.manifest, self.shards = Path(folder), manifest, shards
-        self._model = model
-        self._bm25 = None
-        self._bm25_lock = threading.Lock()
+        self._model, self._load, self._model_lock = model, load, threading.Lock()
+        self.lexical = Lexical(self.folder, manifest["hybrid"])
+        self._codec_shared = False  # PLAID: every shard has adopted the shared codec (checked once)
 
     @classmethod
-    def open(cls, folder, model=None, device: str | None = None, dtype: str | None = None,
+    def create(cls, folder: str | Path, shards: int, model=None, index: str = "exact", hybrid: bool = True,
+               model_name: str | None = None, device: str | None = None, dtype: str | None = None,
+               passages: bool | dict = True, pool_factor: int = 1, **index_params) -> ShardedRetriever:
+        """An empty collection of ``shards`` shard folders in ``folder`` (new or empty), with
+        ``Retriever.create``'s arguments; its shards live in this process."""
+        folder, n = Path(folder), col.check_shards(shards)
+        if folder.exists() and any(folder.iterdir()):
+            raise AlreadyExistsError(f"{folder} is not empty: open it with maxsim.open, or pick a new folder.")
+        if model is None:
+            model_name = model_name or "default"
+            model = load_model(model_name, device, dtype)
+        folder.mkdir(parents=True, exist_ok=True)
+        if model_name is None:
+            model.save(folder / SAVED_MODEL)
+        params = SharedCodec(folder).shard_params(index, index_params)
+        shared = QueryCache(model)
+        retrievers = [Retriever.create(folder / col.shard_name(i), shared, index=index, hybrid=False,
+                                       model_name=model_name or SAVED_MODEL, passages=passages,
+                                       pool_factor=pool_factor, **params) for i in range(n)]
+        settings = {"model": model_name or SAVED_MODEL, "kind": index, "index_params": index_params,
+                    "hybrid": bool(hybrid), "shards": n, "passages": retrievers[0].manifest["passages"],
+                    "pool_factor": pool_factor}
+        manifest = {**col.new_settings(settings), "complete": True}
+        collection = cls(folder, manifest, LocalShards(retrievers), model)
+        collection.lexical.publish(collection._shard_versions(), [], {})
+        col.write_json(folder, col.MANIFEST, manifest)  # last: a folder without it is an interrupted create
+        return collection
+
+    @classmethod
+    def open(cls, folder: str | Path, model=None, device: str | None = None, dtype: str | None = None,
              ray_address: str | None = None) -> ShardedRetriever:
-        """Open the collection in ``folder``; ``model=None`` loads the one it was built with (once, shared
-        by the shards). ``ray_address`` (or ``serve_shards_on_ray``): keep each shard in a Ray actor."""
+        """Open the collection in ``folder``; ``model=None`` loads the one it was built with (once,
+        shared by in-process shards). ``ray_address`` ("local", "auto" or a cluster address): keep each
+        shard in a Ray actor there."""
         folder = Path(folder)
-        body = col.read_manifest(folder)
+        body = col.read_settings(folder)
         col.check_complete(folder, body)
-        address = ray_address or _RAY["address"]
-        if address:
+
+        def load():
+            return load_model(cls._model_name(folder, body), device, dtype)
+
+        if ray_address:
             from maxsim.distributed.remote import RayShards
 
-            return cls(folder, body, RayShards(folder, body, address, device, dtype), model)
-        from maxsim.models.loading import load_model
-        from maxsim.search import Retriever
+            shards = RayShards(folder, body, cls._model_name(folder, body), ray_address, device, dtype)
+            collection = cls(folder, body, shards, model, load)
+        else:
+            model = QueryCache(model if model is not None else load())
+            shards = LocalShards([Retriever.open(folder / name, model=model) for name in body["shard_folders"]])
+            collection = cls(folder, body, shards, model)
+        collection._recover()
+        return collection
 
-        model = model if model is not None else load_model(body["model"], device, dtype)
-        shared = QueryCache(model)
-        shards = LocalShards([Retriever.open(folder / name, model=shared) for name in body["shard_folders"]])
-        return cls(folder, body, shards, model)
+    @staticmethod
+    def _model_name(folder: Path, body: dict) -> str:
+        """What ``load_model`` loads: the copy saved in the collection, else the name it records."""
+        return str(folder / SAVED_MODEL) if body["model"] == SAVED_MODEL else body["model"]
 
     @property
     def model(self):
+        """The encoder (loaded on first use when the collection was opened without one)."""
         if self._model is None:
-            from maxsim.models.loading import load_model
-
-            self._model = load_model(self.manifest["model"])
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self._load()
         return self._model
 
     def close(self) -> None:
@@ -79,204 +130,245 @@ class ShardedRetriever:
         self.close()
 
     # -- reads ---------------------------------------------------------------------------------
-    def search(self, query, k: int = 10, hybrid: bool = False, fusion: str = "rrf", filter: dict | None = None,
-               subset=None) -> list[list[dict]]:
-        """As ``Retriever.search``: per query up to ``k`` hits ``{"id", "score", "text", "metadata",
-        "passage"}`` best first, over every shard."""
+    def search(self, query: str | Sequence[str], k: int = 10, hybrid: bool = False, fusion: str = "rrf",
+               filter: dict | None = None, subset: Sequence[str] | None = None, prf=None,
+               alpha: float | None = None) -> list[list[Hit]]:
+        """As ``Retriever.search``, over every shard; ColBERT-PRF's feedback comes from the whole
+        collection's first search and its weights from the collection's BM25."""
         queries = check_queries(query)
-        k = check_k(k)
-        if hybrid and not self.manifest["hybrid"]:
-            raise InvalidInputError(f"{self.folder} keeps no BM25 index: build it with hybrid on to search hybrid.")
-        if fusion not in METHODS:
-            raise InvalidInputError(f"fusion must be one of {METHODS}, got {fusion!r}.")
-        parts = self._split(None if subset is None else check_ids(subset, "subset"))
+        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, prf, alpha, self.manifest["hybrid"],
+                                        self.folder)
+        vectors = None
+        if options.prf is not None:
+            first = self._search(queries, options.first_pass(), None)
+            encoded = self.model.encode_query(queries)
+            vectors = [e.query(q) for e, q in zip(self.expansions(first, options.prf), encoded)]
+        return self._search(queries, options, vectors)
+
+    def _search(self, queries: list[str], options: SearchOptions, vectors) -> list[list[Hit]]:
+        """The shards' hits merged (and fused); ``vectors``: the query vectors to search with (None:
+        each shard encodes ``queries``)."""
+        parts = self._split(options.subset)
         active = [i for i, part in enumerate(parts) if part is None or part]
         if not active:
             return [[] for _ in queries]
-        depth = max(k, FUSION_DEPTH) if hybrid else k
-        answers = self.shards.call("search", [(i, (queries,), {"k": depth, "filter": filter, "subset": parts[i]})
-                                              for i in active])
-        dense = [merge_hits([answer[qi] for answer in answers], depth) for qi in range(len(queries))]
-        if not hybrid:
-            return [hits[:k] for hits in dense]
-        allowed = self._allowed(filter, subset, active, parts)
-        lexical = self.bm25.top(queries, depth, allowed)
-        return [self._fused(q, hits, sparse, k, fusion) for q, hits, sparse in zip(queries, dense, lexical)]
+        per_shard = [SearchOptions(k=options.depth, filter=options.filter, subset=parts[i]) for i in active]
+        if vectors is None:
+            answers = self.shards.call("search", [(i, (queries,), {"k": o.k, "filter": o.filter, "subset": o.subset})
+                                                  for i, o in zip(active, per_shard)])
+        else:
+            answers = self.shards.call("search_vectors", [(i, (queries, vectors, o), {})
+                                                          for i, o in zip(active, per_shard)])
+        dense = [merge_hits([answer[qi] for answer in answers], options.depth) for qi in range(len(queries))]
+        if not options.hybrid:
+            return [hits[:options.k] for hits in dense]
+        lexical = self.lexical.current(self._all_texts).top(queries, options.depth,
+                                                            self._allowed(options, active, parts))
+        floors = [0.0] * len(queries)
+        if options.fusion == "convex":
+            floors = [dense_floor(q) for q in (vectors or self.model.encode_query(queries))]
+        return [self._fused(q, hits, sparse, options, floor)
+                for q, hits, sparse, floor in zip(queries, dense, lexical, floors)]
+
+    def expansions(self, feedback: list[list[Hit]], prf) -> list:
+        """As ``Retriever.expansions``, weighted by the collection's BM25 idf."""
+        bm25 = self.lexical.current(self._all_texts)
+        return [expand(self.model, bm25, [hit.passage.text for hit in hits], prf) for hits in feedback]
 
     def _split(self, subset) -> list:
         """Per shard its part of ``subset`` (None for every shard when there is no subset)."""
-        n = len(self.shards)
         if subset is None:
-            return [None] * n
-        parts: list[list[str]] = [[] for _ in range(n)]
+            return [None] * len(self.shards)
+        parts: list[list[str]] = [[] for _ in range(len(self.shards))]
         for doc_id in subset:
-            parts[col.shard_of(doc_id, n)].append(doc_id)
+            parts[col.shard_of(doc_id, len(self.shards))].append(doc_id)
         return parts
 
-    def _allowed(self, filter, subset, active, parts):
-        """The ids BM25 may return: those matching ``filter`` within ``subset`` (None: all)."""
-        if filter is None:
-            return None if subset is None else list(subset)
-        found = self.shards.call("allowed_ids", [(i, (filter, parts[i]), {}) for i in active])
+    def _allowed(self, options: SearchOptions, active, parts):
+        """The ids BM25 may return: those matching the filter within the subset (None: all)."""
+        if options.filter is None:
+            return None if options.subset is None else list(options.subset)
+        found = self.shards.call("matching_ids", [(i, (options.filter, parts[i]), {}) for i in active])
         return [doc_id for ids in found for doc_id in ids]
 
-    def _fused(self, query: str, dense: list[dict], sparse: list, k: int, fusion: str) -> list[dict]:
-        fused = fuse([[(h["id"], h["score"]) for h in dense], sparse], fusion)[:k]
-        by_id = {h["id"]: h for h in dense}
-        lexical_only = [doc_id for doc_id, _ in fused if doc_id not in by_id]
-        calls = [(col.shard_of(doc_id, len(self.shards)), ([query],), {"k": 1, "subset": [doc_id]})
-                 for doc_id in lexical_only]
-        for answer in self.shards.call("search", calls):  # their best passage, from their shard
-            by_id[answer[0][0]["id"]] = answer[0][0]
-        return [{**by_id[doc_id], "score": float(score)} for doc_id, score in fused]
-
-    @property
-    def bm25(self):
-        """The collection's BM25 (``maxsim.search.bm25.BM25Index``), loaded or rebuilt once."""
-        with self._bm25_lock:
-            if self._bm25 is None:
-                self._bm25 = load_bm25(self.folder, self.shards)
-            return self._bm25
+    def _fused(self, query: str, dense: list[Hit], sparse: list, options: SearchOptions, floor: float) -> list[Hit]:
+        fused = fuse([[(h.id, h.score) for h in dense], sparse], options.fusion, options.alpha, lower=[floor, 0.0])
+        by_id = {h.id: h for h in dense}
+        lexical_only = [doc_id for doc_id, _ in fused[:options.k] if doc_id not in by_id]
+        found = self.shards.call("best_hit", [(self._route(i), (query, i), {}) for i in lexical_only])
+        by_id.update((hit.id, hit) for hit in found if hit is not None)  # their best passage, from their shard
+        hits = [Hit(i, float(s), by_id[i].text, by_id[i].metadata, by_id[i].passage) for i, s in fused if i in by_id]
+        return hits[:options.k]
 
     def _route(self, doc_id) -> int:
-        if not isinstance(doc_id, str):
-            raise InvalidInputError(f"an id is a string, got {type(doc_id).__name__}.")
-        return col.shard_of(doc_id, len(self.shards))
+        return col.shard_of(check_doc_id(doc_id), len(self.shards))
 
-    def get(self, doc_id: str) -> dict:
-        """``{"id", "text", "metadata"}`` of a document (``NotFoundError`` if unknown)."""
+    def get(self, doc_id: str) -> Document:
+        """The document ``doc_id`` (``NotFoundError`` if unknown)."""
         return self.shards.call("get", [(self._route(doc_id), (doc_id,), {})])[0]
 
-    def explain(self, query: str, doc_id: str) -> dict:
-        """As ``Retriever.explain``, answered by the document's shard."""
-        return self.shards.call("explain", [(self._route(doc_id), (query, doc_id), {})])[0]
+    def documents(self, filter: dict | None = None, limit: int = LIST_LIMIT, offset: int = 0) -> list[Document]:
+        """As ``Retriever.documents``: the shards' lists merged in id order."""
+        limit, offset = check_page(limit, offset)
+        lists = self.shards.call("listing", [(i, (check_filter(filter), offset + limit), {})
+                                             for i in range(len(self.shards))])
+        return list(heapq.merge(*lists, key=lambda d: d.id))[offset: offset + limit]
+
+    def explain(self, query: str, doc_id: str, prf=None, hybrid: bool = False, filter: dict | None = None) -> dict:
+        """As ``Retriever.explain``, answered by the document's shard (with ``prf``: the expansion of
+        the collection's search)."""
+        options = SearchOptions.checked(1, hybrid, filter=filter, prf=prf, lexical=self.manifest["hybrid"],
+                                        where=self.folder)
+        expansion = None
+        if options.prf is not None:
+            expansion = self.expansions(self._search([query], options.first_pass(), None), options.prf)[0]
+        return self.shards.call("explain_expanded", [(self._route(doc_id), (query, doc_id, expansion), {})])[0]
 
     def __len__(self) -> int:
         return sum(self.shards.call("__len__", [(i, (), {}) for i in range(len(self.shards))]))
 
     @property
     def version(self) -> int:
-        """Sum of the shards' versions: grows whenever any shard commits."""
-        return sum(s["version"] for s in self._shard_stats())
+        """Sum of the shards' versions: grows with every write to any shard."""
+        return sum(self._shard_versions())
 
-    def _shard_stats(self) -> list[dict]:
-        return self.shards.call("stats", [(i, (), {}) for i in range(len(self.shards))])
+    def _shard_versions(self) -> list[int]:
+        return self.shards.call("current_version", [(i, (), {}) for i in range(len(self.shards))])
 
     def stats(self) -> dict:
         """As ``Retriever.stats`` summed over the shards, plus ``shards`` and ``shard_documents``."""
-        per = self._shard_stats()
-        size = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
-        total = {key: sum(s[key] for s in per) for key in ("documents", "passages", "tokens", "version")}
-        return {**total, "bytes_on_disk": size, "index": self.manifest["index"], "model": self.manifest["model"],
-                "dim": per[0]["dim"], "hybrid": self.manifest["hybrid"], "pool_factor": per[0]["pool_factor"],
-                "shards": len(per), "shard_documents": [s["documents"] for s in per]}
+        per = self.shards.call("stats", [(i, (), {}) for i in range(len(self.shards))])
+        total = {key: sum(s[key] for s in per) for key in ("documents", "passages", "tokens", "split_documents",
+                                                           "version")}
+        return {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
+                "model": self.manifest["model"], "dim": per[0]["dim"], "hybrid": self.manifest["hybrid"],
+                "pool_factor": per[0]["pool_factor"], "shards": len(per),
+                "shard_documents": [s["documents"] for s in per]}
 
-    def add(self, *args, **kwargs):
-        raise InvalidInputError(f"{self.folder} is a sharded collection, read-only here: rebuild it with "
-                                "`maxsim index INPUT --output DIR --ray` to change it.")
+    def _all_texts(self) -> tuple[list[str], list[str]]:
+        ids, texts = [], []
+        for shard_ids, shard_texts in self.shards.call("all_texts", [(i, (), {}) for i in range(len(self.shards))]):
+            ids += shard_ids
+            texts += shard_texts
+        return ids, texts
 
-    upsert = remove = add
+    # -- writes --------------------------------------------------------------------------------
+    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None, metadata: Sequence[dict | None] | None = None,
+            batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
+        """As ``Retriever.add``: each document goes to its shard; all or nothing when an id is taken."""
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=False)
+
+    def upsert(self, texts: Sequence[str], ids: Sequence[str], metadata: Sequence[dict | None] | None = None,
+               batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
+        """As ``Retriever.upsert``, routed to the documents' shards."""
+        if ids is None:
+            raise InvalidInputError("upsert needs the ids of the documents to replace or add.")
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=True)
+
+    def _put(self, texts, ids, metadata, batch_size, show_progress_bar, replace: bool) -> list[str]:
+        texts, ids, metadata = checked_documents(texts, ids, metadata)
+        if not texts:
+            return []
+        self._refuse_taken(ids, replace)  # early, before encoding
+        encoded = Encoder(lambda: self.model, self._shard_manifest()).encode(texts, batch_size, show_progress_bar)
+        with self._writing(ids):
+            self._refuse_taken(ids, replace)
+            if not self._codec_shared:
+                codec = SharedCodec(self.folder).ensure(self.manifest, encoded.vectors)
+                if codec is not None:  # every shard adopts it before its first add
+                    self.shards.call("adopt_codec", [(s, (codec,), {}) for s in range(len(self.shards))])
+                self._codec_shared = True
+            calls = []
+            for s, rows in self._by_shard(ids).items():
+                part = encoded.select(rows)
+                calls.append((s, ([texts[r] for r in rows],), {"ids": [ids[r] for r in rows], "embeddings": part,
+                                                               "metadata": [metadata[r] for r in rows]}))
+            self.shards.call("upsert" if replace else "add", calls)
+        return ids
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """As ``Retriever.remove``: an unknown id raises ``NotFoundError`` before any shard changes."""
+        ids = check_ids(ids, "ids")
+        if not ids:
+            return
+        with self._writing(ids):
+            present = self._present(ids)
+            unknown = [i for i in ids if i not in present]
+            if unknown:
+                raise NotFoundError(f"id {unknown[0]!r} is not in {self.folder} ({len(unknown)} unknown ids); "
+                                    "nothing was changed.")
+            self.shards.call("remove", [(s, ([ids[r] for r in rows],), {}) for s, rows in self._by_shard(ids).items()])
+
+    def _by_shard(self, ids: list[str]) -> dict[int, list[int]]:
+        """Shard -> positions in ``ids`` of the ids it owns."""
+        groups: dict[int, list[int]] = {}
+        for r, doc_id in enumerate(ids):
+            groups.setdefault(col.shard_of(doc_id, len(self.shards)), []).append(r)
+        return groups
+
+    def _present(self, ids: list[str]) -> set[str]:
+        """The ids of ``ids`` some shard holds."""
+        groups = self._by_shard(ids)
+        found = self.shards.call("present", [(s, ([ids[r] for r in rows],), {}) for s, rows in groups.items()])
+        return {doc_id for part in found for doc_id in part}
+
+    def _refuse_taken(self, ids: list[str], replace: bool) -> None:
+        if replace:
+            return
+        taken = self._present(ids)
+        if taken:
+            first = next(i for i in ids if i in taken)
+            raise AlreadyExistsError(f"id {first!r} is already in {self.folder} ({len(taken)} of the ids are): "
+                                     "remove it first, upsert, or pick new ids.")
+
+    def _shard_manifest(self) -> dict:
+        return {"passages": self.manifest["passages"], "pool_factor": self.manifest["pool_factor"]}
+
+    def _writing(self, written: list[str]):
+        """The collection's lock for one write; after it, the BM25 and state of what the shards hold."""
+        return _Write(self, written)
+
+    def _recover(self) -> None:
+        """Republish the BM25 and state when shards moved on since the last state (a killed write)."""
+        if self.lexical.stale(self._shard_versions()):
+            with self._writing([]):
+                pass
+
+    def _publish(self, written: list[str]) -> None:
+        ids, texts = self._all_texts()
+        previous = list(self.lexical.current(lambda: (ids, texts)).ids) if self.manifest["hybrid"] else []
+        order = insertion_order(previous, ids, written) if self.manifest["hybrid"] else []
+        self.lexical.publish(self._shard_versions(), order, dict(zip(ids, texts)))
 
     def __repr__(self) -> str:
-        return f"ShardedRetriever({str(self.folder)!r}, shards={len(self.shards)}, index={self.manifest['index']!r})"
+        return f"ShardedRetriever({str(self.folder)!r}, shards={len(self.shards)}, kind={self.manifest['kind']!r})"
 
 
-def merge_hits(lists: list[list[dict]], depth: int) -> list[dict]:
+class _Write:
+    """``with _Write(collection, ids)``: the collection's writer lock held for the block; when the
+    block ends with shards changed (also when it fails half way) the BM25 and state are republished
+    from what the shards hold."""
+
+    def __init__(self, collection: ShardedRetriever, written: list[str]):
+        self.collection, self.written = collection, written
+        self.lock = writer_lock(collection.folder, collection.lock_timeout)
+
+    def __enter__(self):
+        self.lock.__enter__()
+        self.before = self.collection._shard_versions()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            versions = self.collection._shard_versions()
+            if versions != self.before or self.collection.lexical.stale(versions):
+                self.collection._publish(self.written)
+        finally:
+            self.lock.__exit__(*exc)
+
+
+def merge_hits(lists: list[list[Hit]], depth: int) -> list[Hit]:
     """The best ``depth`` hits of several best-first lists, by score (ties: earlier list first)."""
     merged = [hit for hits in lists for hit in hits]
-    merged.sort(key=lambda h: -h["score"])
+    merged.sort(key=lambda h: -h.score)
     return merged[:depth]
-
-
-def allowed_ids(retriever, filter: dict, subset) -> list[str]:
-    """Ids of ``retriever`` whose metadata matches ``filter`` (within ``subset``)."""
-    if not isinstance(filter, dict):
-        raise InvalidInputError(f"filter must be a dict such as {{'lang': 'en'}}, got {type(filter).__name__}.")
-    if subset == []:
-        return []
-    with retriever.store.read() as snap:
-        if subset is not None:
-            snap.require(subset)
-        keys = snap.filter_keys(filter, subset)
-        return sorted({doc for doc, *_ in snap.passages(keys).values()})
-
-
-def all_texts(retriever) -> tuple[list[str], list[str]]:
-    with retriever.store.read() as snap:
-        return snap.all_texts()
-
-
-def load_bm25(folder: Path, shards):
-    """The saved collection BM25, or one rebuilt from the shards' texts in the collection's id order."""
-    from maxsim.search.bm25 import BM25Index
-
-    index = BM25Index.load(folder / col.BM25)
-    if index is not None:
-        return index
-    texts = {}
-    for ids, docs in shards.call("all_texts", [(i, (), {}) for i in range(len(shards))]):
-        texts.update(zip(ids, docs))
-    ids = [doc_id for doc_id in col.read_ids(folder) if doc_id in texts]
-    return BM25Index.build(ids, [texts[doc_id] for doc_id in ids])
-
-
-class LocalShards:
-    """Shard retrievers in this process; ``call`` runs the calls on a thread per shard."""
-
-    EXTRA = {"allowed_ids": allowed_ids, "all_texts": all_texts}
-
-    def __init__(self, retrievers: list):
-        self.retrievers = retrievers
-        self.pool = ThreadPoolExecutor(max(1, len(retrievers)), thread_name_prefix="maxsim-shard")
-
-    def __len__(self) -> int:
-        return len(self.retrievers)
-
-    def call(self, method: str, calls: list[tuple[int, tuple, dict]]) -> list:
-        """``method(*args, **kwargs)`` on shard i for each ``(i, args, kwargs)``, in parallel; results in order."""
-        futures = [self.pool.submit(self.run, method, self.retrievers[i], args, kwargs) for i, args, kwargs in calls]
-        return [f.result() for f in futures]
-
-    @classmethod
-    def run(cls, method: str, retriever, args: tuple, kwargs: dict):
-        """``retriever.method(*args, **kwargs)``, or one of the EXTRA functions of a retriever."""
-        if method in cls.EXTRA:
-            return cls.EXTRA[method](retriever, *args, **kwargs)
-        return getattr(retriever, method)(*args, **kwargs)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        for r in self.retrievers:
-            r.close()
-
-
-class QueryCache:
-    """A model whose ``encode_query`` remembers its last few answers, so that shards searching the
-    same queries in one fan-out encode them once; everything else is the model's."""
-
-    SIZE = 64
-
-    def __init__(self, model):
-        self._model, self._lock, self._memory = model, threading.Lock(), OrderedDict()
-
-    def encode_query(self, texts, **kwargs):
-        key = (tuple(texts), tuple(sorted(kwargs.items())))
-        with self._lock:
-            if key not in self._memory:
-                vectors = self._model.encode_query(list(texts), **kwargs)
-                for text, v in zip(texts, vectors):  # single queries too (a hybrid's best passages)
-                    self._remember(((text,), key[1]), [v])
-                self._remember(key, vectors)
-            self._memory.move_to_end(key)
-            return self._memory[key]
-
-    def _remember(self, key, vectors) -> None:
-        self._memory[key] = vectors
-        while len(self._memory) > self.SIZE:
-            self._memory.popitem(last=False)
-
-    def __call__(self, *args, **kwargs):
-        return self._model(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)

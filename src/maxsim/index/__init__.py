@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from maxsim.errors import InvalidInputError
-from maxsim.index.base import Hit, Index
+from maxsim.index.base import Index, Scored
 from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import choose_kind
 from maxsim.index.exact import ExactIndex
@@ -31,5 +31,5 @@ def open_index(folder: str | Path, **kwargs) -> Index:
     return cls.open(folder, **kwargs)
 
 
-__all__ = ["KINDS", "ExactIndex", "ExactParams", "Hit", "Index", "IndexParams", "PlaidIndex", "PlaidParams",
-           "ResidualCodec", "choose_kind", "open_index"]
+__all__ = ["KINDS", "ExactIndex", "ExactParams", "Index", "IndexParams", "PlaidIndex", "PlaidParams",
+           "ResidualCodec", "Scored", "choose_kind", "open_index"]

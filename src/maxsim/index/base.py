@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-Hit = tuple[str, float]
+Scored = tuple[str, float]  # (id, MaxSim score)
 
 
 class Index(ABC):
@@ -32,7 +32,8 @@ class Index(ABC):
         """Open the last committed state of the index in ``folder``."""
 
     @abstractmethod
-    def add(self, ids: Sequence[str], embeddings: Sequence[np.ndarray], metadata: Sequence[dict | None] | None = None) -> None:
+    def add(self, ids: Sequence[str], embeddings: Sequence[np.ndarray],
+            metadata: Sequence[dict | None] | None = None) -> None:
         """Add documents: ``embeddings[i]`` is (n_tokens_i, dim) float; ``metadata[i]`` JSON-serialisable.
         Duplicate or already-present ids, wrong dims, NaN/inf raise ValueError and change nothing."""
 
@@ -41,7 +42,7 @@ class Index(ABC):
         """Remove documents by id; unknown ids raise KeyError and change nothing."""
 
     @abstractmethod
-    def search(self, query_embeddings, k: int = 10, subset: Sequence[str] | None = None) -> list[list[Hit]]:
+    def search(self, query_embeddings, k: int = 10, subset: Sequence[str] | None = None) -> list[list[Scored]]:
         """``query_embeddings``: list of (n_tokens, dim) arrays (or one (n_q, n_tokens, dim) array).
         Returns per query up to ``k`` ``(id, MaxSim score)`` pairs, best first; ``subset`` restricts
         the candidates to those ids."""

@@ -15,6 +15,7 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from maxsim.errors import InvalidInputError
@@ -29,8 +30,9 @@ def _help(text: str, default):
 
 
 @dataclass(frozen=True)
-class IndexParams:
-    """Common behaviour: type checks per field on creation, ``to_dict`` / ``from_dict``."""
+class IndexParams(Mapping):
+    """Common behaviour: type checks per field on creation, ``to_dict`` / ``from_dict``; read like
+    the dict a manifest stores (``params["nbits"]``, ``dict(params)``)."""
 
     def __post_init__(self) -> None:
         hints = _type_hints(type(self))
@@ -61,8 +63,19 @@ class IndexParams:
         return dataclasses.replace(self, **changes)
 
     def __getitem__(self, name: str):
-        """Read a field by name, as from the manifest's dict (``params["nbits"]``)."""
+        if name not in self._names():
+            raise KeyError(name)
         return getattr(self, name)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True)

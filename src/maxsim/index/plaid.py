@@ -64,6 +64,24 @@ class PlaidIndex(SegmentedIndex):
         writer.sync()
         return {**body, "files": dict(writer.written)}
 
+    @property
+    def shares_codec(self) -> bool:
+        """Whether the codec was adopted from elsewhere (never retrained)."""
+        return bool(self._body["state"].get("shared_codec"))
+
+    def adopt_codec(self, codec: ResidualCodec) -> bool:
+        """An empty index without a codec adopts ``codec`` (one commit); True if it did, False if
+        it already uses a shared codec with these centroids; else InvalidInputError."""
+        with self._writing():
+            if self.shares_codec and np.array_equal(self.codec.centroids, codec.centroids):
+                return False
+            if self._body.get("shared_files") or self._body["segments"]:
+                raise InvalidInputError(f"{self.folder}: only an empty index without a codec can adopt one.")
+            body, writer = self._new_body(), FileWriter(self.folder)
+            codec.save(writer, body, shared=True)
+            self._commit(body, writer)
+            return True
+
     @classmethod
     def train_codec(cls, vectors: np.ndarray, n_tokens_total: int, **params) -> ResidualCodec:
         """The codec the first add of an index of ``n_tokens_total`` tokens would train on

@@ -86,10 +86,9 @@ class ProductQuantizer(GroupQuantizer):
 
     def encode(self, r: np.ndarray) -> np.ndarray:
         """(n, dim) float32 -> (n, n_groups) uint8: the nearest codeword of each group."""
-        if not hasattr(self, "_faiss"):
-            self._faiss = faiss.ProductQuantizer(self.dim, self.n_groups, 8)
-            faiss.copy_array_to_vector(self.codebook.ravel(), self._faiss.centroids)
-        return self._faiss.compute_codes(np.ascontiguousarray(r, dtype=np.float32))
+        pq = faiss.ProductQuantizer(self.dim, self.n_groups, 8)  # (not kept: the codec stays picklable)
+        faiss.copy_array_to_vector(self.codebook.ravel(), pq.centroids)
+        return pq.compute_codes(np.ascontiguousarray(r, dtype=np.float32))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"codebook": self.codebook}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from maxsim.index.base import Hit, Index
+from maxsim.index.base import Index, Scored
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.params import IndexParams
 from maxsim.index.segment import Segment, write_segment
@@ -56,7 +56,7 @@ class SegmentedIndex(Index):
     def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0, manifest=None,
                  segment_cache: dict | None = None):
         """``manifest``: where changes commit (default ``FolderManifest``: this folder's manifest.json).
-        ``segment_cache``: loaded segments shared with other views of the same folder (kept, not pruned)."""
+        ``segment_cache``: loaded segments that all views of the same folder use (kept, not pruned)."""
         self.folder = Path(folder)
         self.lock_timeout = lock_timeout
         self.manifest = manifest if manifest is not None else FolderManifest(self.folder, lock_timeout)
@@ -272,7 +272,7 @@ class SegmentedIndex(Index):
         return mask
 
     # ------------------------------------------------------------------ search
-    def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Hit]]:
+    def search(self, query_embeddings, k: int = 10, subset=None, **options) -> list[list[Scored]]:
         k = check_k(k)
         queries = check_queries(query_embeddings, self.dim)
         if not queries:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maxsim.errors import CorruptedError, InvalidInputError, LockedError
+from maxsim.errors import CorruptedError, InvalidInputError, LockedError, NotFoundError
 from maxsim.index import blocks
 from maxsim.index.blocks import CheckedArray, file_checksums
 
@@ -119,7 +119,7 @@ class Manifest:
     def read(folder: Path) -> dict:
         path = folder / MANIFEST
         if not path.exists():
-            raise FileNotFoundError(f"{folder} holds no index ({MANIFEST} not found).")
+            raise NotFoundError(f"{folder} holds no index ({MANIFEST} not found).")
         raw = path.read_bytes()
         try:
             outer = json.loads(raw)
@@ -285,3 +285,22 @@ def collect_garbage(folder: Path, keep: set[str]) -> None:
                 os.unlink(entry.path)
             except FileNotFoundError:
                 pass
+
+
+def read_manifest(path: Path, format: str, version: int, what: str, fix: str) -> dict:
+    """The JSON manifest at ``path`` of ``format``, format version at most ``version``, of a ``what``
+    (e.g. "retriever folder").
+    ``NotFoundError`` when it is missing, ``CorruptedError`` when it is not such a manifest,
+    ``InvalidInputError`` for a newer version; each names ``path`` and ends with ``fix``."""
+    if not path.is_file():
+        raise NotFoundError(f"{path.parent} is not a {what} ({path.name} missing): {fix}.")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CorruptedError(f"{path} is not valid JSON ({exc}): {fix}.") from None
+    if not isinstance(body, dict) or body.get("format") != format:
+        raise CorruptedError(f"{path}: not a {format} manifest: {fix}.")
+    if not isinstance(body.get("format_version"), int) or body["format_version"] > version:
+        raise InvalidInputError(f"{path}: format version {body.get('format_version')!r}; this maxsim reads "
+                                f"versions up to {version}: {fix}.")
+    return body

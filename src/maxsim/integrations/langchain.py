@@ -1,7 +1,7 @@
 """LangChain adapters (``pip install "maxsim[langchain]"``, langchain-core).
 
 - ``MaxsimRetriever(retriever=r, k=10, filter=None, hybrid=False, content="text")``: a
-  ``BaseRetriever`` over a ``maxsim.search.Retriever``; ``invoke(query)`` returns ``Document``s.
+  ``BaseRetriever`` over a collection (``maxsim.open``); ``invoke(query)`` returns ``Document``s.
 - ``MaxsimReranker(model=encoder, top_n=None)``: a ``BaseDocumentCompressor`` that orders the
   documents another retriever found by MaxSim (``maxsim.rerank``).
 """
@@ -16,12 +16,12 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, field_validator
 
-from maxsim.integrations.hits import check_content, content_of, passage_span, search_one
+from maxsim.integrations.hits import check_content, collection_of, content_of, passage_span, search_one
 from maxsim.scoring import rerank
 
 
 class MaxsimRetriever(BaseRetriever):
-    """Top ``k`` documents of a ``maxsim.search.Retriever`` as LangChain ``Document``s.
+    """Top ``k`` documents of a collection (``maxsim.open``: a folder or a sharded one) as LangChain ``Document``s.
 
     ``page_content``: the whole text (``content="text"``) or the best-scoring passage
     (``content="passage"``). ``metadata``: the stored metadata plus ``id``, ``score`` (MaxSim, or
@@ -29,11 +29,16 @@ class MaxsimRetriever(BaseRetriever):
     win over stored ones of the same name). ``Document.id`` is the document id. ``filter``: a
     metadata filter (``maxsim.search.filters``)."""
 
-    retriever: Any
+    retriever: Any = Field(description="A collection (maxsim.open), or the path of its folder.")
     k: int = Field(10, gt=0)
     filter: dict | None = None
     hybrid: bool = False
     content: str = "text"
+
+    @field_validator("retriever")
+    @classmethod
+    def _collection(cls, value):
+        return collection_of(value)
 
     @field_validator("content")
     @classmethod
@@ -42,8 +47,8 @@ class MaxsimRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         hits = search_one(self.retriever, query, self.k, self.filter, self.hybrid)
-        return [Document(page_content=content_of(hit, self.content), id=hit["id"],
-                         metadata={**(hit["metadata"] or {}), "id": hit["id"], "score": hit["score"],
+        return [Document(page_content=content_of(hit, self.content), id=hit.id,
+                         metadata={**(hit.metadata or {}), "id": hit.id, "score": hit.score,
                                    "passage": passage_span(hit)}) for hit in hits]
 
 

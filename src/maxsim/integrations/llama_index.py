@@ -1,7 +1,7 @@
 """LlamaIndex adapters (``pip install "maxsim[llama-index]"``, llama-index-core).
 
 - ``MaxsimRetriever(retriever, k=10, filter=None, hybrid=False, content="text")``: a
-  ``BaseRetriever`` over a ``maxsim.search.Retriever``; ``retrieve(query)`` returns ``NodeWithScore``s.
+  ``BaseRetriever`` over a collection (``maxsim.open``); ``retrieve(query)`` returns ``NodeWithScore``s.
 - ``MaxsimReranker(model=encoder, top_n=None)``: a ``BaseNodePostprocessor`` that orders the nodes
   another retriever found by MaxSim (``maxsim.rerank``).
 """
@@ -16,12 +16,12 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from pydantic import Field
 
 from maxsim.errors import InvalidInputError
-from maxsim.integrations.hits import check_content, content_of, passage_span, search_one
+from maxsim.integrations.hits import check_content, collection_of, content_of, passage_span, search_one
 from maxsim.scoring import rerank
 
 
 class MaxsimRetriever(BaseRetriever):
-    """Top ``k`` documents of a ``maxsim.search.Retriever`` as ``NodeWithScore``s.
+    """Top ``k`` documents of a collection (``maxsim.open``: a folder or a sharded one) as ``NodeWithScore``s.
 
     Each node: ``id_`` the document id, ``text`` the whole text (``content="text"``) or the
     best-scoring passage (``content="passage"``, with ``start_char_idx``/``end_char_idx`` its span
@@ -33,17 +33,17 @@ class MaxsimRetriever(BaseRetriever):
                  content: str = "text", **kwargs):
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InvalidInputError(f"k must be a positive int, got {k!r}.")
-        self.retriever, self.k, self.filter, self.hybrid = retriever, k, filter, hybrid
+        self.retriever, self.k, self.filter, self.hybrid = collection_of(retriever), k, filter, hybrid
         self.content = check_content(content)
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = search_one(self.retriever, query_bundle.query_str, self.k, self.filter, self.hybrid)
-        return [NodeWithScore(node=self._node(hit), score=hit["score"]) for hit in hits]
+        return [NodeWithScore(node=self._node(hit), score=hit.score) for hit in hits]
 
-    def _node(self, hit: dict) -> TextNode:
+    def _node(self, hit) -> TextNode:
         span = passage_span(hit) if self.content == "passage" else {"start": None, "end": None}
-        return TextNode(id_=hit["id"], text=content_of(hit, self.content), metadata=dict(hit["metadata"] or {}),
+        return TextNode(id_=hit.id, text=content_of(hit, self.content), metadata=dict(hit.metadata or {}),
                         start_char_idx=span["start"], end_char_idx=span["end"])
 
 

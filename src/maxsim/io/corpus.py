@@ -35,6 +35,7 @@ def read_corpus(path: str | Path, columns: Columns | None = None, strict: bool =
         corpus = read_table(path, columns or Columns(), strict)
     else:
         raise CorpusError(f"{path}: unknown input kind {path.suffix!r}; pass {FORMATS_HELP}.")
+    corpus.source = str(path)
     if not len(corpus):
         why = f" (skipped {dict(corpus.skip_counts())})" if corpus.skipped else ""
         raise CorpusError(f"{path} holds no documents{why}; pass {FORMATS_HELP}.")

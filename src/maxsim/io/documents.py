@@ -47,13 +47,14 @@ class Skipped:
 class Corpus:
     """Parallel lists: ``ids[i]`` (str), ``texts[i]`` (str), ``metadata[i]`` (dict or None).
     ``skipped``: what was left out and why; ``decoded``: (file, encoding) of files read with a
-    detected encoding instead of UTF-8."""
+    detected encoding instead of UTF-8; ``source``: the path it was read from ("" when built in memory)."""
 
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     metadata: list[dict | None] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     decoded: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ""
     _where: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:

@@ -32,9 +32,17 @@ def check_ids(ids, what: str = "ids") -> list[str]:
     for i, doc_id in enumerate(ids):
         if len(doc_id) > MAX_ID_CHARS:
             raise LimitExceededError(f"{what}[{i}] has {len(doc_id)} characters; ids are limited to "
-                                     f"{MAX_ID_CHARS}: use a shorter id (e.g. a hash) and keep the long one in metadata.")
+                                     f"{MAX_ID_CHARS}: use a shorter id (e.g. a hash) and keep the long one "
+                                     "in metadata.")
         encodable(doc_id, f"{what}[{i}]")
     return ids
+
+
+def check_doc_id(doc_id) -> str:
+    """One document id: a string (its presence is checked where it is read)."""
+    if not isinstance(doc_id, str):
+        raise InvalidInputError(f"an id is a string, got {type(doc_id).__name__}.")
+    return doc_id
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:

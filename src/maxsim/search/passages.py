@@ -15,8 +15,9 @@ from maxsim.errors import InvalidInputError
 from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents
 from maxsim.scoring import maxsim
 from maxsim.search.explain import explain_alignment
+from maxsim.search.hits import Passage
 
-Passage = tuple[int, int, int]  # ordinal, start, end (characters)
+PassageRef = tuple[int, int, int]  # ordinal, start, end (characters)
 
 
 @dataclass
@@ -27,6 +28,12 @@ class Encoded:
     spans: list[list[tuple[int, int]]]
     vectors: list[np.ndarray]
     tokens: list[int]
+
+    def select(self, documents: list[int]) -> Encoded:
+        """The documents at positions ``documents``, in that order."""
+        starts = np.cumsum([0] + [len(spans) for spans in self.spans])
+        vectors = [v for d in documents for v in self.vectors[starts[d]: starts[d + 1]]]
+        return Encoded([self.spans[d] for d in documents], vectors, [self.tokens[d] for d in documents])
 
 
 class Encoder:
@@ -77,7 +84,8 @@ class Encoder:
         else:
             spans = self.split(texts)
             pieces = [text[s:e] for text, doc in zip(texts, spans) for s, e in doc]
-            vectors = self.model_of().encode_document(pieces, batch_size=batch_size, show_progress_bar=show_progress_bar)
+            vectors = self.model_of().encode_document(pieces, batch_size=batch_size,
+                                                      show_progress_bar=show_progress_bar)
         if self.pool_factor > 1:
             from maxsim.models.pooling import pool_embeddings
 
@@ -101,7 +109,8 @@ class Encoder:
         return [[(0, len(text))] for text in texts]
 
 
-def rank_documents(index, snap, queries: list, k: int, keys: list[int] | None) -> list[list[tuple[str, float, Passage]]]:
+def rank_documents(index, snap, queries: list, k: int,
+                   keys: list[int] | None) -> list[list[tuple[str, float, PassageRef]]]:
     """Per query the top ``k`` documents ``(id, best passage score, best passage)``: passages are
     searched ``depth`` deep, and deeper (x4) until ``k`` distinct documents or all passages are seen."""
     subset = None if keys is None else [str(key) for key in keys]
@@ -113,7 +122,7 @@ def rank_documents(index, snap, queries: list, k: int, keys: list[int] | None) -
         info = snap.passages(int(pid) for h in hits for pid, _ in h)
         later = []
         for qi, h in zip(todo, hits):
-            docs: dict[str, tuple[float, Passage]] = {}
+            docs: dict[str, tuple[float, PassageRef]] = {}
             for pid, score in h:
                 doc, *passage = info[int(pid)]
                 docs.setdefault(doc, (score, tuple(passage)))
@@ -125,7 +134,7 @@ def rank_documents(index, snap, queries: list, k: int, keys: list[int] | None) -
     return out
 
 
-def best_passages(index, snap, queries: list, ranked: list, dense: list) -> list[dict[str, Passage]]:
+def best_passages(index, snap, queries: list, ranked: list, dense: list) -> list[dict[str, PassageRef]]:
     """Per query, doc id -> its best passage, for every document in ``ranked``: from the dense
     ranking where it is there, else scored now (a hybrid hit found by BM25 alone)."""
     out = []
@@ -138,7 +147,7 @@ def best_passages(index, snap, queries: list, ranked: list, dense: list) -> list
     return out
 
 
-def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> Passage:
+def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> PassageRef:
     rows = snap.doc_passages(doc_id)
     if len(rows) > 1:
         scores = maxsim([query], index.get_embeddings([str(r[0]) for r in rows]))[0]
@@ -148,9 +157,9 @@ def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> Passage:
 
 def explain_passage(model, index, snap, query: str, doc_id: str, text: str) -> dict:
     """``explain_alignment`` of ``query`` with the best passage of ``doc_id`` (character spans in
-    ``text``), plus ``passage``: ``{"index", "start", "end", "text"}``."""
+    ``text``), plus ``passage``: the ``Passage``."""
     ordinal, start, end = _best_passage(index, snap, model.encode_query([query])[0], doc_id)
     explanation = explain_alignment(model, query, text[start:end])
     explanation["document_spans"] = [None if span is None else (span[0] + start, span[1] + start)
                                      for span in explanation["document_spans"]]
-    return {**explanation, "passage": {"index": ordinal, "start": start, "end": end, "text": text[start:end]}}
+    return {**explanation, "passage": Passage(ordinal, start, end, text[start:end])}

@@ -167,6 +167,11 @@ class Snapshot:
                                 "ids); nothing was changed.")
         return found
 
+    def document(self, doc_id: str) -> tuple[str, dict | None]:
+        """``(text, metadata)`` of ``doc_id`` (NotFoundError naming it if unknown)."""
+        row = self.require([doc_id])[doc_id]
+        return row[1], _metadata(row[2])
+
     def hit_rows(self, ids: Sequence[str]) -> dict[str, dict]:
         """id -> {"text", "metadata"} for ids the index returned (CorruptedError if one is missing)."""
         found = self.documents(ids)
@@ -211,6 +216,25 @@ class Snapshot:
         """(key, ordinal, start, end) of one document's passages, in text order."""
         return self.conn.execute("SELECT key, ord, start, end FROM passages WHERE doc = ? ORDER BY ord",
                                  (doc_id,)).fetchall()
+
+    def listing(self, filter: dict | None, limit: int, offset: int) -> list[tuple[str, str, dict | None]]:
+        """``(id, text, metadata)`` of the documents matching ``filter`` (all when None), in id order,
+        ``limit`` of them from ``offset``."""
+        where, params = compile_filter(filter) if filter is not None else ("1", [])
+        rows = self.conn.execute(f"SELECT d.id, d.text, d.metadata FROM documents d WHERE ({where}) "
+                                 "ORDER BY d.id LIMIT ? OFFSET ?", [*params, limit, offset])
+        return [(doc_id, text, _metadata(meta)) for doc_id, text, meta in rows]
+
+    def filter_ids(self, filter: dict, ids: Sequence[str] | None = None) -> list[str]:
+        """Ids of the documents matching ``filter`` (among ``ids`` when given), in id order."""
+        where, params = compile_filter(filter)
+        sql = f"SELECT d.id FROM documents d WHERE ({where})"
+        if ids is None:
+            return [r[0] for r in self.conn.execute(sql + " ORDER BY d.id", params)]
+        found = []
+        for part in _slices(ids):
+            found += [r[0] for r in self.conn.execute(f"{sql} AND d.id IN ({_marks(part)})", [*params, *part])]
+        return sorted(found)
 
     def filter_keys(self, filter: dict, ids: Sequence[str] | None = None) -> list[int]:
         """Passage keys of the documents matching ``filter`` (and among ``ids`` when given), by SQL."""

@@ -3,28 +3,45 @@ OpenAPI docs at ``/docs`` and ``/redoc`` (their assets served from this machine,
 
 Routes other than ``/health``, the page and the OpenAPI docs need ``Authorization: Bearer KEY``
 when the app is built with an ``api_key``. Errors answer ``{"detail": ...}`` with the status of the
-``maxsim.errors`` type raised (see ``maxsim.server.errors`` and docs/server.md).
+``maxsim.errors`` type raised (see ``maxsim.server.errors`` and docs/server.md). Every JSON route
+declares its answer's schema (``maxsim.server.schemas``), shown at ``/docs``.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from maxsim.errors import InvalidInputError, LimitExceededError
-from maxsim.io import best_passage, matched_terms
+from maxsim.io import best_excerpt, matched_terms
+from maxsim.search.hits import Document
 from maxsim.server import errors
 from maxsim.server.body_limit import BodyLimit
 from maxsim.server.checks import check_id, check_json, check_text, check_texts, fit_answer
 from maxsim.server.live import LiveRetriever
 from maxsim.server.rerank import rerank_router
-from maxsim.server.schemas import AddRequest, ExplainRequest, Limits, SearchRequest, UpsertRequest
+from maxsim.server.schemas import (
+    Added,
+    AddRequest,
+    Deleted,
+    DocumentPage,
+    ExplainRequest,
+    Explanation,
+    Health,
+    Limits,
+    SearchAnswer,
+    SearchRequest,
+    Stats,
+    UpsertRequest,
+    Written,
+)
 
 STATIC = Path(__file__).parent / "static"
 bearer = HTTPBearer(auto_error=False, description="The key given to `maxsim serve --api-key`.")
@@ -40,7 +57,7 @@ def check_api_key(api_key: str | None) -> None:
 def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits = Limits()):
     """The service over ``live`` (a ``LiveRetriever``); ``api_key`` None leaves every route open."""
     check_api_key(api_key)
-    app = FastAPIOffline(title="maxsim", description="Multi-vector (MaxSim) search over one retriever folder.",
+    app = FastAPIOffline(title="maxsim", description="Multi-vector (MaxSim) search over one collection.",
                          default_response_class=errors.SafeJSON, static_url="/docs-static")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     errors.install(app)
@@ -52,11 +69,12 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
                                 headers={"WWW-Authenticate": "Bearer"})
 
     api = APIRouter(dependencies=[Depends(authorize)])
+    api.include_router(document_routes(live, limits))
 
-    @api.post("/search")
-    async def search(request: SearchRequest) -> dict:
-        """Top ``k`` documents per query: ``{"results": [[{"id", "score", "text", "metadata", "passage"},
-        ...], ...], "omitted": n}``; ``n`` hits past the answer budget come without text and metadata."""
+    @api.post("/search", response_model=SearchAnswer)
+    async def search(request: SearchRequest) -> SearchAnswer:
+        """Top ``k`` documents per query, best first; hits past the answer budget come without text
+        and metadata (``omitted`` counts them)."""
         check_texts(request.queries, "queries", "query", limits)
         if request.k > limits.max_k:
             raise InvalidInputError(f"k={request.k} is above the limit {limits.max_k}.")
@@ -64,12 +82,61 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
             raise LimitExceededError(f"k={request.k} x {len(request.queries)} queries asks for more than "
                                      f"{limits.max_hits} hits: lower k or send fewer queries per request.")
         check_json(request.filter, "filter", limits)
-        options = {"filter": request.filter} if request.filter is not None else {}
-        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid, **options))
-        return {"results": results, "omitted": fit_answer(results, limits.max_response_chars)}
+        options = {key: value for key, value in (("filter", request.filter), ("prf", request.prf),
+                                                 ("alpha", request.alpha)) if value is not None}
+        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid,
+                                                     fusion=request.fusion, **options))
+        results, omitted = fit_answer(results, limits.max_response_chars)
+        return SearchAnswer(results=results, omitted=omitted)
 
-    @api.post("/documents", status_code=201)
-    async def add_documents(request: AddRequest) -> dict:
+    @api.post("/explain", response_model=Explanation)
+    async def explain(request: ExplainRequest) -> dict:
+        """The MaxSim alignment of a query and the best passage of one document, read from one
+        version with the document's ``text``; ``excerpt``: the window of it to show with its
+        highlights; ``matched``: the query terms."""
+        check_text(request.query, "query", limits.max_text_chars)
+        check_id(request.id, "id", limits)
+        explanation = await live.read(lambda r: r.explain(request.query, request.id))
+        text = explanation["text"]
+        return {**explanation, "excerpt": best_excerpt(text, explanation),
+                "matched": matched_terms(request.query, text, explanation)}
+
+    @api.get("/stats", response_model=Stats)
+    async def stats() -> dict:
+        """Documents, token vectors, bytes on disk, index kind, model, and the request limits."""
+        return {**await live.read(lambda r: r.stats()), "limits": vars(limits)}
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        """Open without a key: liveness, document count, and whether the other routes need a key."""
+        return Health(status="ok", documents=await live.read(len), auth=api_key is not None)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    api.include_router(rerank_router(live, limits))
+    app.include_router(api)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
+    """``/documents``: list (with a filter), add, get, upsert and delete documents."""
+    router = APIRouter()
+
+    @router.get("/documents", response_model=DocumentPage)
+    async def list_documents(filter: str | None = Query(None, description='A metadata filter as JSON, e.g. '
+                                                                          '{"lang": "en"} (docs/search.md).'),
+                             limit: int = Query(100, ge=1, le=limits.max_list), offset: int = Query(0, ge=0)):
+        """The documents matching ``filter`` (all without one), in id order, a page at a time."""
+        where = parse_filter(filter, limits)
+        documents = await live.read(lambda r: r.documents(filter=where, limit=limit, offset=offset))
+        return DocumentPage(documents=documents, offset=offset,
+                            next_offset=offset + len(documents) if len(documents) == limit else None)
+
+    @router.post("/documents", status_code=201, response_model=Added)
+    async def add_documents(request: AddRequest) -> Added:
         """Encode and add documents (all or nothing; 409 if an id is taken); answers their ids."""
         documents = request.documents
         check_texts([d.text for d in documents], "documents", "document", limits)
@@ -83,72 +150,56 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
                 check_id(document.id, f"document {i} id", limits)
             check_json(document.metadata, f"document {i} metadata", limits)
 
-        def add(retriever):
-            ids = retriever.add([d.text for d in documents], ids=given or None,
-                                metadata=[d.metadata for d in documents])
-            return {"ids": ids, "documents": len(retriever)}
+        def add(collection):
+            ids = collection.add([d.text for d in documents], ids=given or None,
+                                 metadata=[d.metadata for d in documents])
+            return Added(ids=ids, documents=len(collection))
 
         return await live.write(add)
 
-    @api.put("/documents/{doc_id:path}")
-    async def upsert_document(doc_id: str, request: UpsertRequest) -> dict:
+    @router.put("/documents/{doc_id:path}", response_model=Written)
+    async def upsert_document(doc_id: str, request: UpsertRequest) -> Written:
         """Add the document, or replace its text, metadata and vectors (one commit)."""
         check_id(doc_id, "id", limits)
         check_text(request.text, "text", limits.max_text_chars)
         check_json(request.metadata, "metadata", limits)
 
-        def upsert(retriever):
-            retriever.upsert([request.text], ids=[doc_id], metadata=[request.metadata])
-            return {"id": doc_id, "documents": len(retriever)}
+        def upsert(collection):
+            collection.upsert([request.text], ids=[doc_id], metadata=[request.metadata])
+            return Written(id=doc_id, documents=len(collection))
 
         return await live.write(upsert)
 
-    @api.get("/documents/{doc_id:path}")
-    async def get_document(doc_id: str) -> dict:
-        """``{"id", "text", "metadata"}`` of one document."""
+    @router.get("/documents/{doc_id:path}", response_model=Document)
+    async def get_document(doc_id: str) -> Document:
+        """One document: its ``id``, ``text`` and ``metadata``."""
         check_id(doc_id, "id", limits)
         return await live.read(lambda r: r.get(doc_id))
 
-    @api.delete("/documents/{doc_id:path}")
-    async def delete_document(doc_id: str) -> dict:
+    @router.delete("/documents/{doc_id:path}", response_model=Deleted)
+    async def delete_document(doc_id: str) -> Deleted:
         """Remove one document."""
         check_id(doc_id, "id", limits)
 
-        def remove(retriever):
-            retriever.remove([doc_id])
-            return {"deleted": doc_id, "documents": len(retriever)}
+        def remove(collection):
+            collection.remove([doc_id])
+            return Deleted(deleted=doc_id, documents=len(collection))
 
         return await live.write(remove)
 
-    @api.post("/explain")
-    async def explain(request: ExplainRequest) -> dict:
-        """The MaxSim alignment of a query and the best passage of one document (see
-        ``Retriever.explain``; ``passage_span``: that passage's ``index``, ``start``, ``end``), with the
-        document ``text``, the window of it to show with its highlights (``passage``) and the
-        ``matched`` query terms."""
-        check_text(request.query, "query", limits.max_text_chars)
-        check_id(request.id, "id", limits)
-        explanation, text = await live.read(lambda r: (r.explain(request.query, request.id),
-                                                       r.get(request.id)["text"]))
-        span = {key: value for key, value in explanation.pop("passage", {}).items() if key != "text"}
-        return {**explanation, "text": text, "passage_span": span, "passage": best_passage(text, explanation),
-                "matched": matched_terms(request.query, text, explanation)}
+    return router
 
-    @api.get("/stats")
-    async def stats() -> dict:
-        """Documents, token vectors, bytes on disk, index kind, model, and the request limits."""
-        return {**await live.read(lambda r: r.stats()), "limits": vars(limits)}
 
-    @app.get("/health")
-    async def health() -> dict:
-        """Open without a key: liveness, document count, and whether the other routes need a key."""
-        return {"status": "ok", "documents": await live.read(len), "auth": api_key is not None}
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    api.include_router(rerank_router(live, limits))
-    app.include_router(api)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+def parse_filter(text: str | None, limits: Limits) -> dict | None:
+    """The ``filter`` query parameter: a JSON object within the metadata limits (None when absent)."""
+    if text is None:
+        return None
+    try:
+        where = json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(f"filter is not valid JSON ({error}): send a JSON object such as "
+                                '{"lang": "en"}.') from None
+    if not isinstance(where, dict):
+        raise InvalidInputError(f"filter must be a JSON object, got {type(where).__name__}.")
+    check_json(where, "filter", limits)
+    return where

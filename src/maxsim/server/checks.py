@@ -11,6 +11,7 @@ import json
 import re
 
 from maxsim.errors import InvalidInputError, LimitExceededError
+from maxsim.search.hits import Hit
 from maxsim.server.schemas import Limits
 
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -82,17 +83,16 @@ def no_surrogates(text: str, field: str) -> None:
                                 "cannot encode: fix the text.")
 
 
-def fit_answer(results: list[list[dict]], budget: int) -> int:
-    """Keep a search answer near ``budget`` characters of texts, metadata and passage texts: hits
-    past it (in query order, best first) get ``text``, ``metadata`` and ``passage.text`` None.
-    Changes ``results`` in place; returns how many hits were cut so."""
-    used, omitted = 0, 0
-    for hit in (hit for hits in results for hit in hits):
-        passage = hit.get("passage") or {}
-        used += len(hit["text"] or "") + len(json.dumps(hit["metadata"])) + len(passage.get("text") or "")
-        if used > budget:
-            hit["text"] = hit["metadata"] = None
-            if passage:
-                passage["text"] = None
-            omitted += 1
-    return omitted
+def fit_answer(results: list[list[Hit]], budget: int) -> tuple[list[list[Hit]], int]:
+    """A search answer kept near ``budget`` characters of texts, metadata and passage texts: hits
+    past it (in query order, best first) come without them (``Hit.without_texts``). Returns the
+    answer and how many hits were cut so."""
+    used, omitted, out = 0, 0, []
+    for hits in results:
+        kept = []
+        for hit in hits:
+            used += hit.answer_chars()
+            omitted += used > budget
+            kept.append(hit.without_texts() if used > budget else hit)
+        out.append(kept)
+    return out, omitted

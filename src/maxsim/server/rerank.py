@@ -17,6 +17,20 @@ from maxsim.server.checks import check_text
 from maxsim.server.schemas import Limits
 
 
+class RerankedDocument(BaseModel):
+    text: str
+
+
+class Reranked(BaseModel):
+    index: int = Field(description="Position of the document in the request's documents.")
+    relevance_score: float = Field(description="MaxSim of the query and the document.")
+    document: RerankedDocument | None = Field(None, description="With return_documents: the document's text.")
+
+
+class RerankAnswer(BaseModel):
+    results: list[Reranked] = Field(description="The documents best first.")
+
+
 class RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, description="The query text.")
@@ -32,7 +46,7 @@ def rerank_router(live, limits: Limits) -> APIRouter:
     ``limits.max_text_chars`` characters (413 otherwise)."""
     router = APIRouter()
 
-    @router.post("/rerank")
+    @router.post("/rerank", response_model=RerankAnswer, response_model_exclude_none=True)
     async def rerank_documents(request: RerankRequest) -> dict:
         """Candidate ``documents`` of ``query`` best first: ``{"results": [{"index", "relevance_score"}, ...]}``."""
         check_request(request, limits)

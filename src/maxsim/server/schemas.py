@@ -1,12 +1,14 @@
-"""Request bodies of the service, and its size limits."""
+"""Request bodies and answers of the service, and its size limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maxsim.search.limits import MAX_ID_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from maxsim.search.hits import Document, Hit, Passage
+from maxsim.search.limits import MAX_ID_CHARS, MAX_LIST, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Limits:
     max_text_chars: int = 20_000      # characters per query or document
     max_body_bytes: int = 4 << 20     # whole request body
     max_k: int = 1000
+    max_list: int = MAX_LIST          # documents per page of GET /documents
     max_hits: int = 10_000            # k x queries in one search
     max_id_chars: int = MAX_ID_CHARS  # one document id (maxsim.search.limits: one place for all)
     max_metadata_bytes: int = MAX_METADATA_BYTES  # one document's metadata (or a filter) as UTF-8 JSON
@@ -33,6 +36,11 @@ class SearchRequest(BaseModel):
     hybrid: bool = Field(False, strict=True, description="Fuse BM25 with MaxSim (index built with --hybrid).")
     filter: dict | None = Field(None, description='Mongo-style metadata filter, e.g. {"lang": "en", '
                                                   '"year": {"$gte": 2020}} (see docs/search.md).')
+    fusion: Literal["rrf", "convex", "score"] = Field("rrf", description="How a hybrid search fuses BM25 and "
+                                                                         "MaxSim (docs/search.md, Fusion).")
+    alpha: float | None = Field(None, ge=0, le=1, description="Convex fusion: the weight of MaxSim (default 0.75).")
+    prf: bool | dict | None = Field(None, description='ColBERT-PRF: true (defaults) or {"fb_docs": 3, "clusters": 24, '
+                                                      '"expansion": 10, "beta": 1.0} (see docs/search.md).')
 
 
 class NewDocument(BaseModel):
@@ -57,3 +65,87 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1)
     id: str = Field(min_length=1, description="Document id.")
+
+
+# -- answers (the response_model of every JSON route, so /docs and /openapi.json show real shapes) --
+class SearchAnswer(BaseModel):
+    results: list[list[Hit]] = Field(description="Per query, its hits best first.")
+    omitted: int = Field(description="Hits past the answer budget, sent without text, metadata and passage text.")
+
+
+class Added(BaseModel):
+    ids: list[str] = Field(description="The ids of the added documents, in request order.")
+    documents: int = Field(description="Documents in the collection after the commit.")
+
+
+class Written(BaseModel):
+    id: str
+    documents: int = Field(description="Documents in the collection after the commit.")
+
+
+class Deleted(BaseModel):
+    deleted: str
+    documents: int = Field(description="Documents in the collection after the commit.")
+
+
+class DocumentPage(BaseModel):
+    documents: list[Document] = Field(description="The documents matching the filter, in id order.")
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last page.")
+
+
+class Highlight(BaseModel):
+    start: int = Field(description="Offset in the excerpt's text.")
+    end: int
+    queries: list[int] = Field(description="The query vectors that picked this token.")
+
+
+class Excerpt(BaseModel):
+    start: int = Field(description="Character offset of the excerpt in the document text.")
+    end: int
+    text: str = Field(description="The window to show ('…' marks cuts).")
+    highlights: list[Highlight]
+
+
+class Step(BaseModel):
+    query_token: str
+    document_index: int | None = Field(description="Index into document_tokens (null: no document vectors).")
+    document_token: str | None
+    score: float
+
+
+class Explanation(BaseModel):
+    id: str
+    text: str = Field(description="The document's text, of the same version as the alignment.")
+    query_tokens: list[str]
+    query_spans: list[tuple[int, int] | None]
+    document_tokens: list[str]
+    document_scored: list[bool]
+    document_spans: list[tuple[int, int] | None] = Field(description="Character spans in the whole text.")
+    alignment: list[Step]
+    score: float = Field(description="MaxSim of the query and the best passage.")
+    passage: Passage = Field(description="The best passage (the indexed chunk the alignment is over).")
+    excerpt: Excerpt = Field(description="The window of the text to show, with its highlights.")
+    matched: list[str] = Field(description="Query words with the document word each picked.")
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a sharded collection adds shards and shard_documents
+    documents: int
+    passages: int
+    tokens: int
+    split_documents: int
+    bytes_on_disk: int
+    version: int
+    kind: str
+    model: str
+    dim: int
+    hybrid: bool
+    pool_factor: int
+    limits: dict = Field(description="The request limits of this service.")
+
+
+class Health(BaseModel):
+    status: str
+    documents: int
+    auth: bool = Field(description="Whether the other routes need an API key.")

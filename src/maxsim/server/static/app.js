@@ -72,7 +72,7 @@ function hitElement(hit, rank, query) {
   terms.className = "terms";
   item.append(head, where, passage, terms);
   call("POST", "/explain", { query, id: hit.id }).then((e) => {
-    passage.replaceChildren(marked(e.passage.text, e.passage.highlights));
+    passage.replaceChildren(marked(e.excerpt.text, e.excerpt.highlights));
     terms.textContent = e.matched.length ? "matched: " : "";
     e.matched.forEach((term) => {
       const chip = document.createElement("span");

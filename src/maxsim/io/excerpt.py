@@ -1,4 +1,5 @@
-"""Present a hit from its MaxSim explanation: the best-matching passage and the query terms it matched.
+"""Present a hit from its MaxSim explanation: the excerpt to show (the window of the text with the
+largest MaxSim contribution, not to be confused with the indexed passage) and the query terms it matched.
 
 ``explanation`` is what ``Retriever.explain(query, doc_id)`` returns: ``query_spans`` (one per query
 vector), ``document_spans`` (one per document position) as (start, end) character offsets or None,
@@ -7,10 +8,10 @@ and ``alignment``: per query vector the picked ``document_index`` and its ``scor
 
 from __future__ import annotations
 
-PASSAGE_CHARS = 240
+EXCERPT_CHARS = 240
 
 
-def best_passage(text: str, explanation: dict, width: int = PASSAGE_CHARS) -> dict:
+def best_excerpt(text: str, explanation: dict, width: int = EXCERPT_CHARS) -> dict:
     """The ``width``-character window of ``text`` holding the largest summed MaxSim contribution.
 
     Returns ``{"start", "end", "text", "highlights"}``: the window (snapped to word boundaries, "…"
