@@ -9,10 +9,16 @@ Fit: Cranfield's even-numbered queries, the 5k noise-0.6 synthetic set, the nq K
 k, the smallest ``n_full_scores`` and ``n_ivf_probe`` reaching faithfulness 0.99 on all of them.
 Held out: Cranfield's odd-numbered queries, the msmarco KD sample, synthetic sets of other sizes and
 noise (2k noise 0.35, 20k noise 0.6): the fitted rule (``maxsim.index.defaults``) is reported there.
+
+``crossover``: where PLAID starts beating the exact scan (``choose_kind``): collections with
+Cranfield's document lengths at 384 dims (``bench/search_latency.py``'s generator) of growing size;
+per size, exact and PLAID (defaults) at k = 10 and 100, one query per call and all in one call, ms
+per query (median of interleaved rounds, warm).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -66,7 +72,6 @@ def grid(name, role, docs, ids, queries) -> list[dict]:
                 rows.append({**base, "setting": {"n_ivf_probe": probe, "n_full_scores": n_full},
                              "faith": recall_at(hits, full, k), "recall": recall_at(hits, truth, k), "ms": ms})
     for index in (exact, plaid):
-        import shutil
         shutil.rmtree(index.folder, ignore_errors=True)
     return rows
 
@@ -91,4 +96,30 @@ def study(quick: bool, threads: int) -> dict:
     for coll in collections(quick):
         rows += grid(*coll)
         print(f"defaults study: {coll[0]} done", flush=True)
-    return {"rows": rows, "fitted": fitted(rows)}
+    return {"rows": rows, "fitted": fitted(rows), "crossover": crossover(quick)}
+
+
+def crossover(quick: bool, sizes=(500, 1000, 2000, 4000, 8000)) -> list[dict]:
+    """Per size and k: ms per query of exact and PLAID, one per call and batched (see the module docstring)."""
+    from search_latency import collection
+    rows = []
+    for n in sizes[:3] if quick else sizes:
+        docs, queries = collection(n, 12 if quick else 30, 384)
+        docs = [d.astype(np.float32) for d in docs]
+        ids = [f"d{i}" for i in range(n)]
+        indexes = {"exact": build("exact", "exact", docs, ids)[0], "plaid": build("plaid", "plaid", docs, ids)[0]}
+        for k in (10, 100):
+            times = {(kind, mode): [] for kind in indexes for mode in ("one", "batched")}
+            for _ in range(3):  # interleaved rounds
+                for kind, index in indexes.items():
+                    index.search(queries[:1], k=k)
+                    times[kind, "one"].append(_hits(index, queries, k)[1])
+                    t = time.perf_counter()
+                    index.search(queries, k=k)
+                    times[kind, "batched"].append((time.perf_counter() - t) / len(queries) * 1000)
+            rows.append({"documents": n, "tokens": int(sum(len(d) for d in docs)), "dim": 384, "k": k,
+                         **{f"{kind}_{mode}_ms": float(np.median(v)) for (kind, mode), v in times.items()}})
+            print(rows[-1], flush=True)
+        for index in indexes.values():
+            shutil.rmtree(index.folder, ignore_errors=True)
+    return rows

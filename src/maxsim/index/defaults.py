@@ -14,15 +14,17 @@ STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for 
 
 def resolve_search_params(n_docs: int, k: int, settings: dict, rescore: bool = False) -> dict:
     """The three search settings for a collection of ``n_docs`` documents and ``k`` results
-    (values given in ``settings`` win): ``n_ivf_probe`` 2 up to 50,000 documents, else 4;
-    ``centroid_score_threshold`` 0.45; ``n_full_scores`` (documents ranked from their codes, or on
-    the float16 copy with ``rescore``): max(1.5 k, 64) with the copy, else max(4 k, 64) up to
-    20,000 documents and max(4 k, 128) above; never more than max(k, n_docs / 4)."""
-    full = max(k + k // 2, 64) if rescore else max(4 * k, 64 if n_docs <= 20_000 else 128)
+    (values given in ``settings`` win): ``n_ivf_probe`` 2 for k <= 10 up to 50,000 documents, else
+    4; ``centroid_score_threshold`` 0.45; ``n_full_scores`` (documents ranked from their codes)
+    max(128, 3 k) — or max(64, 1.5 k) with the float16 copy (its ranking is exact: the candidates
+    only have to contain the top k). Fitted in ``bench/index_defaults.py``: the smallest settings
+    whose search returns >= 99 % of the exhaustive ranking from the codes (Cranfield at k = 10: 64
+    documents 0.992, 128 0.999)."""
+    full = max(64, k + k // 2) if rescore else max(128, 3 * k)
     auto = {
-        "n_ivf_probe": 2 if n_docs <= 50_000 else 4,
+        "n_ivf_probe": 2 if k <= 10 and n_docs <= 50_000 else 4,
         "centroid_score_threshold": 0.45,
-        "n_full_scores": min(full, max(k, n_docs // 4)),
+        "n_full_scores": full,
     }
     return {key: auto[key] if settings.get(key) is None else settings[key] for key in SEARCH_KEYS}
 

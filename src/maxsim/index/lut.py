@@ -14,6 +14,8 @@ faster than float32 ones and than fbgemm's 8-bit row-wise tables, at the same ra
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -49,3 +51,14 @@ def maxsim_codes(table: torch.Tensor, rows: torch.Tensor, lengths: np.ndarray) -
     tokens whose table rows are ``rows`` (sum_i max_t of the summed rows; 0 without tokens)."""
     sim = torch.nn.functional.embedding_bag(rows, table, mode="sum")
     return segment_max_sum(sim, lengths)
+
+
+@functools.cache
+def warm_up(shape: tuple[int, int, int], query_tokens: int = 32) -> None:
+    """Score a dummy query of ``query_tokens`` vectors against one token with a codebook of
+    ``shape``, once per process and shape: torch initializes its kernels and fbgemm compiles its
+    embedding_bag kernel for that table width on first use (milliseconds), which would otherwise
+    fall on the first query an opened index serves."""
+    q = np.zeros((query_tokens, shape[0] * shape[2]), dtype=np.float32)
+    table = score_table(np.zeros(shape, dtype=np.float32), q, np.zeros((1, query_tokens), np.float32))
+    maxsim_codes(table, table_rows(np.zeros(1, np.int64), np.zeros((1, shape[0]), np.uint8)), np.ones(1, np.int64))

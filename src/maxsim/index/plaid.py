@@ -34,7 +34,7 @@ from maxsim.index.centroids import auto_n_centroids, unit_norm
 from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import inverted_lists, ivf_candidates, top
-from maxsim.index.lut import maxsim_codes, score_table, table_rows
+from maxsim.index.lut import maxsim_codes, score_table, table_rows, warm_up
 from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
 from maxsim.index.params import PlaidParams, check_search_settings
 from maxsim.index.segment import Segment, write_segment
@@ -109,6 +109,8 @@ class PlaidIndex(SegmentedIndex):
     # ------------------------------------------------------------------ loading
     def _load_shared(self, body: dict) -> None:
         self.codec = ResidualCodec.load(self.folder, body)  # None before the first add
+        if self.codec is not None:
+            warm_up(self.codec.quantizer.codebook.shape)
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
         a, files = seg.arrays, seg.entry["files"]

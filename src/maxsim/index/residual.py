@@ -115,19 +115,20 @@ class ScalarQuantizer(GroupQuantizer):
         self.weights = n_levels ** np.arange(group - 1, -1, -1)
 
     @classmethod
-    def train_ternary(cls, residuals: np.ndarray, iterations: int = 12) -> ScalarQuantizer:
-        """Three levels per dimension by Lloyd's algorithm (1-D k-means) from the tertiles."""
+    def train(cls, residuals: np.ndarray, n_levels: int, group: int, iterations: int = 12) -> ScalarQuantizer:
+        """``n_levels`` levels per dimension by Lloyd's algorithm (1-D k-means) from the quantiles,
+        ``group`` dimensions per byte (n_levels ** group <= 256)."""
         sample = residuals[:: max(1, len(residuals) // PQ_TRAIN_ROWS)]
-        cutoffs = np.quantile(sample, [1 / 3, 2 / 3], axis=0).T.astype(np.float32)  # (dim, 2)
-        levels = np.zeros((sample.shape[1], 3), dtype=np.float32)
+        cutoffs = np.quantile(sample, np.arange(1, n_levels) / n_levels, axis=0).T.astype(np.float32)
+        levels = np.zeros((sample.shape[1], n_levels), dtype=np.float32)
         for _ in range(iterations):
             which = _bucket(sample, cutoffs)
-            for j in range(3):
+            for j in range(n_levels):
                 inside = which == j
                 sums, counts = (sample * inside).sum(0), inside.sum(0)
                 levels[:, j] = np.where(counts > 0, sums / np.maximum(counts, 1), levels[:, j])
             cutoffs = (levels[:, 1:] + levels[:, :-1]) / 2
-        return cls(sample.shape[1], cutoffs, levels, group_dims(TERNARY))
+        return cls(sample.shape[1], cutoffs, levels, group)
 
     @classmethod
     def from_shared_buckets(cls, dim: int, buckets: np.ndarray, nbits: int) -> ScalarQuantizer:
@@ -169,5 +170,5 @@ def quantizer_from_arrays(dim: int, arrays: dict[str, np.ndarray], nbits) -> Gro
 def train_quantizer(residuals: np.ndarray, nbits, seed: int = 0) -> GroupQuantizer:
     """The quantizer of codec ``nbits`` (1, 2, 4 or "ternary") trained on (n, dim) residuals."""
     if nbits == TERNARY:
-        return ScalarQuantizer.train_ternary(residuals)
+        return ScalarQuantizer.train(residuals, 3, group_dims(TERNARY))
     return ProductQuantizer.train(residuals, int(nbits), seed)
