@@ -26,7 +26,7 @@ import numpy as np
 import index_data
 from index import EXHAUSTIVE, build, recall_at, synthetic
 
-GRID = {10: (32, 64, 128, 256), 100: (128, 256, 512, 1024)}
+GRID = {10: (32, 64, 128, 256), 100: (200, 300, 400, 600)}
 PROBES = (1, 2, 4)
 TARGET = 0.99
 
