@@ -92,8 +92,8 @@ def test_codec_round_trips_through_files_and_index_state(vectors, codecs, nbits,
     for again in (ResidualCodec.load_file(tmp_path / "codec.npz"), ResidualCodec.load(tmp_path, body)):
         assert again.nbits == nbits and again.normalized and again.n_tokens == codec.n_tokens
         np.testing.assert_array_equal(again.compress(x[:300])[1], residuals)
-        np.testing.assert_allclose(again.decompress(codes, residuals), want, rtol=0, atol=1e-3)  # float16 centroids
-    assert sorted(body["shared_files"]) == ["centroids", "levels" if nbits == "ternary" else "codebook"]
+        np.testing.assert_allclose(again.decompress(codes, residuals), want, rtol=0, atol=1e-6)
+    assert sorted(body["shared_files"]) == ["centroids", "levels" if nbits == "ternary" else "codebook", "scales"]
 
 
 def test_tiny_training_sets(codecs):

@@ -49,7 +49,7 @@ def _assignment_index(dim: int, normalized: bool, train: np.ndarray | None = Non
 
 
 def kmeans(sample: np.ndarray, n_c: int, niter: int, seed: int, normalized: bool) -> np.ndarray:
-    """(n_c, dim) float32 centroids (float16 values) of faiss k-means on ``sample`` (n, dim) float32
+    """(n_c, dim) float32 centroids (``int8_rows`` values) of faiss k-means on ``sample`` (n, dim) float32
     (spherical for unit-norm data); from FAST_ASSIGN_FROM centroids on, each iteration assigns
     through ``_assignment_index``."""
     cp = faiss.ClusteringParameters()
@@ -58,7 +58,17 @@ def kmeans(sample: np.ndarray, n_c: int, niter: int, seed: int, normalized: bool
     clustering = faiss.Clustering(sample.shape[1], n_c, cp)
     clustering.train(sample, _assignment_index(sample.shape[1], normalized, sample if n_c >= FAST_ASSIGN_FROM else None))
     centroids = faiss.vector_to_array(clustering.centroids).reshape(n_c, sample.shape[1])
-    return centroids.astype(np.float16).astype(np.float32)
+    q, scale = int8_rows(centroids)
+    return q * scale[:, None]
+
+
+def int8_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, dim) float32 -> int8 values and per-row float32 scales (max |x| / 127): how centroids are
+    stored, half of float16's bytes (0.9 B/token on the 20k set), an error below 0.4 % of a
+    row's largest value. Rows that are already ``q * scale`` map back to the same ``q``."""
+    scale = (np.abs(x).max(axis=1) / 127).astype(np.float32)
+    scale[scale == 0] = 1.0
+    return np.round(x / scale[:, None]).astype(np.int8), scale
 
 
 def centroid_index(centroids: np.ndarray, normalized: bool, n_queries: int) -> faiss.Index:

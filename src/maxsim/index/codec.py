@@ -2,7 +2,8 @@
 group of dimensions (``maxsim.index.residual``). ``ResidualCodec`` trains, compresses,
 decompresses, and saves and loads itself.
 
-Files (shared by all segments of an index): ``shared-<tag>-centroids.npy`` (K x dim float16) and
+Files (shared by all segments of an index): ``shared-<tag>-centroids.npy`` (K x dim int8) with
+``shared-<tag>-scales.npy`` (K float32: centroid = int8 row x scale; format 1: K x dim float16) and
 ``shared-<tag>-codebook.npy`` (product quantizer: n_groups x 256 x group float32) or
 ``shared-<tag>-levels.npy`` (ternary: per dimension the 2 cutoffs then the 3 levels, float32);
 format-1 indexes hold ``shared-<tag>-buckets.npy`` instead (one set of buckets for every
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.errors import CorruptedError, InvalidInputError
-from maxsim.index.centroids import assign_centroids, auto_n_centroids, centroid_index, kmeans
+from maxsim.index.centroids import assign_centroids, auto_n_centroids, centroid_index, int8_rows, kmeans
 from maxsim.index.residual import (
     GroupQuantizer,
     ScalarQuantizer,
@@ -36,7 +37,7 @@ RESIDUAL_ROWS = 1 << 18  # sample rows whose residuals train the quantizer
 
 
 class ResidualCodec:
-    """``centroids`` (K, dim) float32 (float16 values), the residual ``quantizer``, ``nbits`` (1, 2,
+    """``centroids`` (K, dim) float32 (int8 x scale values), the residual ``quantizer``, ``nbits`` (1, 2,
     4 or "ternary"); ``normalized``: the data is unit-norm (inner-product assignment);
     ``train_mse`` / ``n_tokens``: mean squared residual norm per token of the training sample (the
     drift reference), and the index size it was trained for."""
@@ -75,7 +76,10 @@ class ResidualCodec:
             raise InvalidInputError(f"the codec has dim {self.dim} and nbits {self.nbits!r}; the index has dim "
                                     f"{body['dim']} and nbits {body['params']['nbits']!r}.")
         tag = new_tag()
-        body["shared_files"] = {"centroids": writer.array(f"shared-{tag}-centroids.npy", self.centroids.astype(np.float16))}
+        q, scales = int8_rows(self.centroids)
+        self.centroids = q * scales[:, None]  # exactly what is stored (trained centroids already are)
+        body["shared_files"] = {"centroids": writer.array(f"shared-{tag}-centroids.npy", q),
+                                "scales": writer.array(f"shared-{tag}-scales.npy", scales)}
         for name, array in self.quantizer.arrays().items():
             body["shared_files"][name] = writer.array(f"shared-{tag}-{name}.npy", array)
         body["state"] = {"n_centroids": int(len(self.centroids)), "normalized": self.normalized,
@@ -91,6 +95,11 @@ class ResidualCodec:
             return None
         dim, nbits, state = body["dim"], body["params"]["nbits"], body["state"]
         centroids = np.asarray(load_array(folder, shared["centroids"], mmap=False), dtype=np.float32)
+        if "scales" in shared:  # int8 rows x scales (format 1: float16 values)
+            scales = np.asarray(load_array(folder, shared["scales"], mmap=False), dtype=np.float32)
+            if scales.shape != (len(centroids),):
+                raise CorruptedError(f"{folder / shared['scales']}: {scales.shape} scales for {len(centroids)} centroids.")
+            centroids *= scales[:, None]
         if centroids.shape != (state["n_centroids"], dim) or not np.isfinite(centroids).all():
             raise CorruptedError(f"{folder / shared['centroids']}: bad centroid array {centroids.shape}.")
         arrays = {name: np.asarray(load_array(folder, shared[name], mmap=False), dtype=np.float32)
