@@ -6,13 +6,15 @@ import os
 import time
 from pathlib import Path
 
-from common import cpu_model
+from common import cpu_model, markdown_table
 
 TIERS = ("codes", "residuals", "centroids", "ids", "copy", "vectors")
+LATENCY = ("Latency: ms per query, one query per call (first pass: never-seen queries on a freshly opened "
+           "index, in a fresh process; warm: the same queries again), and all queries in one call.")
 
 
-def _ms(r: dict, key: str) -> str:
-    return f"{r[key]:.1f}" if r.get(key) is not None else "-"
+def _f(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _check(ok: bool) -> str:
@@ -20,20 +22,16 @@ def _check(ok: bool) -> str:
 
 
 def synthetic_section(rows: list[dict], title: str) -> list[str]:
-    lines = [f"## {title}", "", "Bytes per token: every file of the index folder / token vectors; the tiers "
-             "(bytes per token on disk; the inverted file is built in memory when the index is opened). "
-             "Latency: ms per query, one query per call at k = 10 (first pass: never-seen queries on a freshly "
-             "opened index, in a fresh process; warm: the same queries again), and all queries in one call.", "",
-             "| collection | index | build s | B/token | tiers (B/token) | recall@10 vs exact | first pass ms | warm ms "
-             "| first / warm | one call ms/query | warm vs exact |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     exact = {r["collection"]: r for r in rows if r["index"].startswith("Exact")}
-    for r in rows:
-        tiers = ", ".join(f"{k} {r['tiers'][k]:.1f}" for k in TIERS if r["tiers"].get(k))
-        ex = exact.get(r["collection"])
-        lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.0f} | {r['bytes_per_token']:.1f} | {tiers} | "
-                     f"{r['recall10']:.3f} | {_ms(r, 'first_ms')} | {_ms(r, 'warm_ms')} | {r['first_ms'] / r['warm_ms']:.2f}x | "
-                     f"{_ms(r, 'batched_ms')} | {r['warm_ms'] / ex['warm_ms']:.2f}x |")
-    return lines
+    table = [[r["collection"], r["index"], _f(r["build_s"], 0), _f(r["bytes_per_token"]),
+              ", ".join(f"{k} {r['tiers'][k]:.1f}" for k in TIERS if r["tiers"].get(k)), _f(r["recall10"], 3),
+              _f(r["first_ms"]), _f(r["warm_ms"]), f"{r['first_ms'] / r['warm_ms']:.2f}x", _f(r.get("batched_ms")),
+              f"{r['warm_ms'] / exact[r['collection']]['warm_ms']:.2f}x"] for r in rows]
+    header = ["collection", "index", "build s", "B/token", "tiers (B/token)", "recall@10 vs exact", "first pass ms",
+              "warm ms", "first / warm", "one call ms/query", "warm vs exact"]
+    return [f"## {title}", "", "Bytes per token: every file of the index folder / token vectors; the tiers on disk "
+            "(the inverted file is built in memory when the index is opened). " + LATENCY + " k = 10.", "",
+            markdown_table(header, table)]
 
 
 def checks_20k(rows: list[dict]) -> list[str]:
@@ -41,103 +39,99 @@ def checks_20k(rows: list[dict]) -> list[str]:
     d, e, t = by.get("PLAID nbits 2 (default)"), by.get("ExactIndex float16"), by.get("PLAID ternary")
     if not (d and e):
         return []
-    out = ["", f"Targets: default PLAID <= 40 B/token: {d['bytes_per_token']:.1f} ({_check(d['bytes_per_token'] <= 40)}); "
-           f"recall@10 >= 0.95: {d['recall10']:.3f} ({_check(d['recall10'] >= 0.95)}); latency <= 0.5x exact: "
+    out = (f"Targets: default PLAID <= 40 B/token: {d['bytes_per_token']:.1f} ({_check(d['bytes_per_token'] <= 40)}); "
+           f"recall@10 >= 0.95: {d['recall10']:.3f} ({_check(d['recall10'] >= 0.95)}); <= 0.5x exact's latency: "
            f"{d['warm_ms'] / e['warm_ms']:.3f}x ({_check(d['warm_ms'] <= 0.5 * e['warm_ms'])}); first pass within 2x "
-           f"of warm: {d['first_ms'] / d['warm_ms']:.2f}x ({_check(d['first_ms'] <= 2 * d['warm_ms'])})."]
+           f"of warm: {d['first_ms'] / d['warm_ms']:.2f}x ({_check(d['first_ms'] <= 2 * d['warm_ms'])}).")
     if t:
-        out[-1] += (f" Ternary <= 30 B/token: {t['bytes_per_token']:.1f} ({_check(t['bytes_per_token'] <= 30)}), recall@10 "
-                    f"{t['recall10']:.3f} vs nbits 2's {d['recall10']:.3f} ({_check(t['recall10'] >= d['recall10'])}).")
-    return out
+        out += (f" Ternary <= 30 B/token: {t['bytes_per_token']:.1f} ({_check(t['bytes_per_token'] <= 30)}); its "
+                f"recall@10 {t['recall10']:.3f} vs nbits 2's {d['recall10']:.3f} ({_check(t['recall10'] >= d['recall10'])} >=).")
+    return ["", out]
 
 
 def scoring_section(rows: list[dict], title: str) -> list[str]:
     if not rows:
         return []
-    lines = ["", f"### Scoring from the codes vs decompress-then-score ({title})", "",
-             "The same final candidates per query (default search), their tokens ranked two ways; ms per query of "
-             "that stage alone (best of 3).", "",
-             "| collection | method | tokens per query | ms per query | recall@10 vs exact | nDCG@10 | same top 10 |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ndcg = f"{r['ndcg10']:.4f}" if r.get("ndcg10") is not None else "-"
-        lines.append(f"| {r['collection']} | {r['method']} | {r['tokens']:.0f} | {r['ms']:.2f} | {r['recall10']:.3f} | "
-                     f"{ndcg} | {r['same_top10']:.2f} |")
-    codes, dec = rows[0], rows[1]
-    delta = (codes.get("ndcg10") or 0) - (dec.get("ndcg10") or 0)
-    lines.append(f"\nFrom the codes: {dec['ms'] / codes['ms']:.1f}x faster than decompress-then-score "
-                 f"({_check(dec['ms'] >= 3 * codes['ms'])} >= 3x); |delta nDCG@10| = {abs(delta):.4f}.")
-    return lines
+    table = [[r["collection"], r["method"], _f(r["tokens"], 0), _f(r["ms"], 2), _f(r["recall10"], 3),
+              _f(r.get("ndcg10"), 4), _f(r["same_top10"], 2)] for r in rows]
+    codes, dec = rows
+    delta = abs((codes.get("ndcg10") or 0) - (dec.get("ndcg10") or 0))
+    return ["", f"### Scoring from the codes vs decompress-then-score ({title})", "",
+            "The same final candidates per query (default search), their tokens ranked two ways; ms per query of "
+            "that stage alone (best of 3).", "",
+            markdown_table(["collection", "method", "tokens per query", "ms per query", "recall@10 vs exact", "nDCG@10",
+                            "same top 10"], table),
+            "", f"From the codes: {dec['ms'] / codes['ms']:.1f}x faster than decompress-then-score "
+            f"({_check(dec['ms'] >= 3 * codes['ms'])} >= 3x); |delta nDCG@10| = {delta:.4f} ({_check(delta <= 0.002)})."]
 
 
 def real_section(rows: list[dict]) -> list[str]:
     if not rows:
         return []
+    table = [[r["collection"], r["documents"], r["auto"], r["index"], r["k"], _f(r["ndcg10"], 4), _f(r["recall10"], 3),
+              _f(r["bytes_per_token"], 0), _f(r["first_ms"]), _f(r["warm_ms"]), _f(r.get("batched_ms"))] for r in rows]
     lines = ["", "## Real collections (default model, 384 dims)", "",
-             "`auto`: the kind `maxsim.index.choose_kind` picks for the collection. Latency in ms per query; "
-             "first / warm pass one query per call (fresh process), and all queries in one call.", "",
-             "| collection | docs | auto | index | k | nDCG@10 | recall@10 vs exact | B/token | first pass | warm | one call |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['collection']} | {r['documents']} | {r['auto']} | {r['index']} | {r['k']} | {r['ndcg10']:.4f} | "
-                     f"{r['recall10']:.3f} | {r['bytes_per_token']:.0f} | {_ms(r, 'first_ms')} | {_ms(r, 'warm_ms')} | "
-                     f"{_ms(r, 'batched_ms')} |")
-    lines.append("")
+             "`auto`: the kind `maxsim.index.choose_kind` picks. " + LATENCY, "",
+             markdown_table(["collection", "docs", "auto", "index", "k", "nDCG@10", "recall@10 vs exact", "B/token",
+                             "first pass", "warm", "one call"], table), ""]
     for coll in dict.fromkeys(r["collection"] for r in rows):
         rs = [r for r in rows if r["collection"] == coll]
         ex = {r["k"]: r for r in rs if r["index"].startswith("Exact")}
         pl = {r["k"]: r for r in rs if r["index"].startswith("PLAID")}
         auto = rs[0]["auto"]
         faster = all(pl[k]["warm_ms"] < ex[k]["warm_ms"] and pl[k]["batched_ms"] < ex[k]["batched_ms"] for k in (10, 100))
-        lines.append(f"- {coll}: auto picks {auto} ({rs[0]['auto_reason']}); PLAID nDCG@10 {pl[10]['ndcg10'] - ex[10]['ndcg10']:+.4f} "
-                     f"vs exact ({_check(pl[10]['ndcg10'] >= ex[10]['ndcg10'] - 0.005)} within 0.005); PLAID faster at "
-                     f"k=10 and 100, one per call and batched: {_check(faster) if auto == 'plaid' else ('yes' if faster else 'no')}"
+        delta = pl[10]["ndcg10"] - ex[10]["ndcg10"]
+        lines.append(f"- {coll}: auto picks {auto} ({rs[0]['auto_reason']}); PLAID nDCG@10 {delta:+.4f} vs exact "
+                     f"({_check(delta >= -0.005)} within 0.005); PLAID faster at k = 10 and 100, one per call and "
+                     f"batched: {_check(faster) if auto == 'plaid' else ('yes' if faster else 'no')}"
                      f"{'' if auto == 'plaid' else ' (not required: auto picks exact)'}; exact one per call / one call: "
-                     f"{ex[10]['warm_ms'] / ex[10]['batched_ms']:.2f}x ({_check(ex[10]['warm_ms'] <= 2 * ex[10]['batched_ms'])} <= 2x).")
+                     f"{ex[10]['warm_ms'] / ex[10]['batched_ms']:.2f}x ({_check(ex[10]['warm_ms'] <= 2 * ex[10]['batched_ms'])}"
+                     " <= 2x).")
     return lines
 
 
 def fastplaid_section(rows: list[dict]) -> list[str]:
-    if not rows:
-        return []
-    if "note" in rows[0]:
-        return ["", "## fast-plaid like for like", "", rows[0]["note"]]
+    if not rows or "note" in rows[0]:
+        return ["", "## fast-plaid like for like", "", rows[0]["note"]] if rows else []
+    table = [[r["collection"], r["index"], _f(r["build_s"], 0), _f(r["bytes_per_token"]), _f(r["recall10"], 3),
+              _f(r.get("ndcg10"), 4), f"{r['first_ms']:.1f} ({r['first_p50']:.1f})", f"{r['warm_ms']:.1f} ({r['warm_p50']:.1f})"]
+             for r in rows]
     lines = ["", "## fast-plaid 1.7 like for like", "",
              "nbits 2 on both sides, fast-plaid given maxsim's centroids (its k-means replaced), neither keeping a "
-             "full-precision copy, the same queries, fast-plaid at its search defaults, one query per call.", "",
-             "| collection | index | build s | B/token | recall@10 vs exact | nDCG@10 | first pass ms (p50) | warm ms (p50) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ndcg = f"{r['ndcg10']:.4f}" if r.get("ndcg10") is not None else "-"
-        lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.0f} | {r['bytes_per_token']:.1f} | {r['recall10']:.3f} | "
-                     f"{ndcg} | {r['first_ms']:.1f} ({r['first_p50']:.1f}) | {r['warm_ms']:.1f} ({r['warm_p50']:.1f}) |")
+             "full-precision copy, the same queries, fast-plaid at its search defaults, one query per call; ms mean (p50).",
+             "", markdown_table(["collection", "index", "build s", "B/token", "recall@10 vs exact", "nDCG@10",
+                                 "first pass ms", "warm ms"], table)]
     for coll in dict.fromkeys(r["collection"] for r in rows):
         ours, theirs = [r for r in rows if r["collection"] == coll]
         lines.append(f"\n{coll}: recall@10 {ours['recall10']:.3f} vs {theirs['recall10']:.3f} "
-                     f"({_check(ours['recall10'] >= theirs['recall10'])} >=); warm latency {ours['warm_ms'] / theirs['warm_ms']:.3f}x "
-                     f"fast-plaid's ({_check(ours['warm_ms'] <= 0.5 * theirs['warm_ms'])} <= 0.5x).")
+                     f"({_check(ours['recall10'] >= theirs['recall10'])} >=); warm latency "
+                     f"{ours['warm_ms'] / theirs['warm_ms']:.3f}x fast-plaid's ({_check(ours['warm_ms'] <= 0.5 * theirs['warm_ms'])}"
+                     " <= 0.5x).")
     return lines
 
 
 def defaults_section(study: dict | None) -> list[str]:
     if not study:
         return []
-    lines = ["", "## Search defaults: fitted and held-out collections (`bench/index_defaults.py`)", "",
-             "faith: share of the exhaustive ranking-from-the-codes top k the search returns; recall: of exact's top k.", "",
-             "| collection | role | k | exhaustive recall | defaults: faith | recall | ms |", "|---|---|---|---|---|---|---|"]
-    for r in study["rows"]:
-        if r["setting"] == "defaults":
-            lines.append(f"| {r['collection']} | {r['role']} | {r['k']} | {r['exhaustive_recall']:.3f} | {r['faith']:.3f} | "
-                         f"{r['recall']:.3f} | {r['ms']:.1f} |")
-    lines += ["", "Fitted (smallest settings reaching faithfulness 0.99 on every fit collection): "
-              + "; ".join(f"k={f['k']}: n_full_scores {f['n_full_scores']}, n_ivf_probe {f['n_ivf_probe']}" for f in study["fitted"]),
-              "", "<details><summary>the grid</summary>", "", "| collection | k | setting | faith | recall | ms |", "|---|---|---|---|---|---|"]
-    for r in study["rows"]:
-        if r["setting"] != "defaults":
-            s = r["setting"]
-            lines.append(f"| {r['collection']} | {r['k']} | probe {s['n_ivf_probe']}, n_full {s['n_full_scores']} | "
-                         f"{r['faith']:.3f} | {r['recall']:.3f} | {r['ms']:.1f} |")
-    return lines + ["", "</details>"]
+    rows = study["rows"]
+    fitted = "; ".join(f"k = {f['k']}: n_full_scores {f['n_full_scores']}, n_ivf_probe {f['n_ivf_probe']}"
+                       for f in study["fitted"])
+    defaults = [[r["collection"], r["role"], r["k"], _f(r["exhaustive_recall"], 3), _f(r["faith"], 3), _f(r["recall"], 3),
+                 _f(r["ms"])] for r in rows if r["setting"] == "defaults"]
+    grid = [[r["collection"], r["k"], f"probe {r['setting']['n_ivf_probe']}, n_full {r['setting']['n_full_scores']}",
+             _f(r["faith"], 3), _f(r["recall"], 3), _f(r["ms"])] for r in rows if r["setting"] != "defaults"]
+    cross = [[c["documents"], c["tokens"], c["k"], *(_f(c[f"{kind}_{mode}_ms"]) for kind in ("exact", "plaid")
+                                                    for mode in ("one", "batched"))] for c in study.get("crossover", [])]
+    return ["", "## Search defaults: fitted and held-out collections (`bench/index_defaults.py`)", "",
+            "faith: share of the top k of the exhaustive ranking from the codes that the search returns; recall: of "
+            "exact's top k; ms: one query per call, warm.", "",
+            markdown_table(["collection", "role", "k", "exhaustive recall", "defaults: faith", "recall", "ms"], defaults),
+            "", f"Fitted (the smallest settings reaching faithfulness 0.99 on every fit collection): {fitted}.", "",
+            "Exact vs PLAID by collection size (Cranfield's document lengths, 384 dims; ms per query):", "",
+            markdown_table(["documents", "tokens", "k", "exact one per call", "exact one call", "PLAID one per call",
+                            "PLAID one call"], cross),
+            "", "<details><summary>the grid</summary>", "",
+            markdown_table(["collection", "k", "setting", "faith", "recall", "ms"], grid), "", "</details>"]
 
 
 def write_report(results: dict, path: Path, args) -> None:
@@ -145,8 +139,8 @@ def write_report(results: dict, path: Path, args) -> None:
     load = ", ".join(f"{n}: {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for n, v in results.get("load", []))
     lines = ["# Index benchmark (`bench/index.py`)", "",
              f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-             f"{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, "
-             f"torch / faiss at {args.threads} threads. Load averages (1/5/15 min): {load}.", ""]
+             f"{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, torch / faiss at "
+             f"{args.threads} threads. Load averages (1/5/15 min): {load}."]
     lines += defaults_section(results.get("defaults"))
     for stage, title in (("20k", "Synthetic, 20k documents (2,000 topic centres, noise 0.6, 128 dims)"),
                          ("100k", "Synthetic, 100k documents (the same generator)")):
