@@ -10,8 +10,13 @@ iterations, seed 0) and on 200,000 held-out token vectors:
 - assignment: the exhaustive scan (``faiss.IndexFlat``), an IVF over the centroids probing 1/8 of its
   lists and ``codec.assign_centroids`` (the fast scan + exact re-ranking of 2 proposals):
   microseconds per vector, share of vectors given the exhaustive scan's centroid, mean squared residual.
-Prints a markdown table; the Cranfield rows need bench/_work/cranfield-default-model.npz
-(written by ``bench/index.py --only cranfield``).
+Then the residual coding, on the same centroids (the training sample's residuals, codebooks
+trained on them, measured on held-out vectors): one set of 2-bit buckets shared by all dimensions
+(ColBERTv2's, maxsim's format 1), 2-bit buckets per dimension (Lloyd), the product quantizer of 4
+dimensions per byte (now, nbits 2), and the other codecs (1 bit, ternary, 4 bits): bytes per token
+of the residual, mean squared error, microseconds per vector to code. Prints markdown tables; the
+Cranfield rows need bench/_work/cranfield-default-model.npz (written by ``bench/index_data.py``,
+e.g. through ``bench/index.py --only real``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import load_average, machine_line, markdown_table  # noqa: E402
-from maxsim.index.codec import assign_centroids, auto_n_centroids, kmeans  # noqa: E402
+from maxsim.index.centroids import assign_centroids, auto_n_centroids, kmeans  # noqa: E402
+from maxsim.index.residual import ScalarQuantizer, train_quantizer  # noqa: E402
 
 CRANFIELD = ROOT / "bench" / "_work" / "cranfield-default-model.npz"
 
@@ -87,6 +93,36 @@ def rows_for(name, x):
     return out
 
 
+def residual_rows(name, x):
+    """Residual codings of held-out vectors on the same centroids: bytes, error, coding time."""
+    rng = np.random.default_rng(1)
+    n_c = auto_n_centroids(len(x))
+    sample = x[np.sort(rng.choice(len(x), min(len(x), n_c * 32), replace=False))]
+    held = x[rng.choice(len(x), min(len(x), 100_000), replace=False)]
+    centroids = kmeans(sample, n_c, 4, 0, True)
+    train_r = sample - centroids[assign_centroids(sample, centroids, True)]
+    r = held - centroids[assign_centroids(held, centroids, True)]
+    flat = train_r[:: max(1, len(train_r) // 20_000)].ravel()
+    shared_cut = np.quantile(flat, [0.25, 0.5, 0.75]).astype(np.float32)
+    which = (flat[:, None] >= shared_cut).sum(1)
+    shared = np.concatenate([shared_cut, [flat[which == b].mean() for b in range(4)]]).astype(np.float32)
+    quantizers = {"2 bits: one bucket set for all dimensions (format 1)": ScalarQuantizer.from_shared_buckets(
+                      x.shape[1], shared, 2),
+                  "2 bits: buckets per dimension (Lloyd)": ScalarQuantizer.train(train_r, 4, 4),
+                  "2 bits: product quantizer, 4 dims per byte (now)": train_quantizer(train_r, 2),
+                  "1 bit: product quantizer, 8 dims per byte": train_quantizer(train_r, 1),
+                  "ternary: 3 levels per dimension, 5 per byte": train_quantizer(train_r, "ternary"),
+                  "4 bits: product quantizer, 2 dims per byte": train_quantizer(train_r, 4)}
+    out, base = [], float((r ** 2).sum(1).mean())
+    for label, q in quantizers.items():
+        t = time.perf_counter()
+        coded = q.encode(r)
+        us = (time.perf_counter() - t) / len(r) * 1e6
+        err = float(((q.decode(coded) - r) ** 2).sum(1).mean())
+        out.append([name, label, coded.shape[1], f"{err:.4f}", f"{err / base:.3f}", f"{us:.2f}"])
+    return out
+
+
 def main():
     from maxsim.index.synthetic import ClusteredCollection
 
@@ -95,9 +131,17 @@ def main():
     rows = rows_for("synthetic-10k", np.concatenate(ClusteredCollection(100_000, dim=128, seed=0).documents(0, 10_000)))
     if CRANFIELD.exists():
         rows += rows_for("cranfield (default model)", np.load(CRANFIELD)["docs"].astype(np.float32))
+    x = np.concatenate(ClusteredCollection(20_000, dim=128, n_topics=2000, doc_tokens=(30, 90), noise=0.6,
+                                           seed=0).documents(0, 5_000))
+    coded = residual_rows("synthetic noise 0.6", x)
+    if CRANFIELD.exists():
+        coded += residual_rows("cranfield (default model)", np.load(CRANFIELD)["docs"].astype(np.float32))
     print(machine_line(load) + "\n")
     print(markdown_table(["collection", "step", "time", "same centroid as exhaustive", "mean squared residual",
                           "vs first row of its step"], rows))
+    print()
+    print(markdown_table(["collection", "residual coding", "bytes per token", "mean squared error",
+                          "vs the residual itself", "us per vector to code"], coded))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Output of bench/index.py: the markdown report and the recall-latency plot, from its results."""
+"""Output of bench/index.py: bench/results/index.md from its results (bench/_work/index-results.json)."""
 
 from __future__ import annotations
 
@@ -6,114 +6,157 @@ import os
 import time
 from pathlib import Path
 
-from common import cpu_model
+from common import cpu_model, markdown_table
+
+TIERS = ("codes", "residuals", "centroids", "ids", "copy", "vectors")
+LATENCY = ("Latency: ms per query, one query per call (first pass: never-seen queries on a freshly opened "
+           "index, in a fresh process; warm: the same queries again), and all queries in one call.")
 
 
-def write_report(results: dict, path: Path, plot_path: Path, quick: bool, threads: int) -> None:
-    """bench/results/index.md from the results of ``bench/index.py`` ({"rows", "k_rows", "matched",
-    "sweeps", "notes", "load"}: its bench/_work/index-results.json); ``plot_path``: the plot it shows."""
-    rows, k_rows, matched, sweeps = results["rows"], results["k_rows"], results["matched"], results["sweeps"]
-    load = ", ".join(f"{name}: {a:.1f}/{b:.1f}/{c:.1f}" for name, (a, b, c) in results["load"])
+def _f(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _check(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def synthetic_section(rows: list[dict], title: str) -> list[str]:
+    exact = {r["collection"]: r for r in rows if r["index"].startswith("Exact")}
+    table = [[r["collection"], r["index"], _f(r["build_s"], 0), _f(r["bytes_per_token"]),
+              ", ".join(f"{k} {r['tiers'][k]:.1f}" for k in TIERS if r["tiers"].get(k)), _f(r["recall10"], 3),
+              _f(r["first_ms"]), _f(r["warm_ms"]), f"{r['first_ms'] / r['warm_ms']:.2f}x", _f(r.get("batched_ms")),
+              f"{r['warm_ms'] / exact[r['collection']]['warm_ms']:.2f}x"] for r in rows]
+    header = ["collection", "index", "build s", "B/token", "tiers (B/token)", "recall@10 vs exact", "first pass ms",
+              "warm ms", "first / warm", "one call ms/query", "warm vs exact"]
+    return [f"## {title}", "", "Bytes per token: every file of the index folder / token vectors; the tiers on disk "
+            "(the inverted file is built in memory when the index is opened). " + LATENCY + " k = 10.", "",
+            markdown_table(header, table)]
+
+
+def checks_20k(rows: list[dict]) -> list[str]:
+    by = {r["index"]: r for r in rows}
+    d, e, t = by.get("PLAID nbits 2 (default)"), by.get("ExactIndex float16"), by.get("PLAID ternary")
+    if not (d and e):
+        return []
+    out = (f"Targets: default PLAID <= 40 B/token: {d['bytes_per_token']:.1f} ({_check(d['bytes_per_token'] <= 40)}); "
+           f"recall@10 >= 0.95: {d['recall10']:.3f} ({_check(d['recall10'] >= 0.95)}); <= 0.5x exact's latency: "
+           f"{d['warm_ms'] / e['warm_ms']:.3f}x ({_check(d['warm_ms'] <= 0.5 * e['warm_ms'])}); first pass within 2x "
+           f"of warm: {d['first_ms'] / d['warm_ms']:.2f}x ({_check(d['first_ms'] <= 2 * d['warm_ms'])}).")
+    if t:
+        out += (f" Ternary <= 30 B/token: {t['bytes_per_token']:.1f} ({_check(t['bytes_per_token'] <= 30)}); its "
+                f"recall@10 {t['recall10']:.3f} vs nbits 2's {d['recall10']:.3f} "
+                f"({_check(t['recall10'] >= d['recall10'])} >=).")
+    return ["", out]
+
+
+def scoring_section(rows: list[dict], title: str) -> list[str]:
+    if not rows:
+        return []
+    table = [[r["collection"], r["method"], _f(r["tokens"], 0), _f(r["ms"], 2), _f(r["recall10"], 3),
+              _f(r.get("ndcg10"), 4), _f(r["same_top10"], 2)] for r in rows]
+    codes, dec = rows
+    delta = abs((codes.get("ndcg10") or 0) - (dec.get("ndcg10") or 0))
+    return ["", f"### Scoring from the codes vs decompress-then-score ({title})", "",
+            "The same final candidates per query (default search), their tokens ranked two ways; ms per query of "
+            "that stage alone (best of 3).", "",
+            markdown_table(["collection", "method", "tokens per query", "ms per query", "recall@10 vs exact", "nDCG@10",
+                            "same top 10"], table),
+            "", f"From the codes: {dec['ms'] / codes['ms']:.1f}x faster than decompress-then-score "
+            f"({_check(dec['ms'] >= 3 * codes['ms'])} >= 3x); |delta nDCG@10| = {delta:.4f} "
+            f"({_check(delta <= 0.002)})."]
+
+
+def real_section(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    table = [[r["collection"], r["documents"], r["auto"], r["index"], r["k"], _f(r["ndcg10"], 4), _f(r["recall10"], 3),
+              _f(r["bytes_per_token"], 0), _f(r["first_ms"]), _f(r["warm_ms"]), _f(r.get("batched_ms"))] for r in rows]
+    lines = ["", "## Real collections (default model, 384 dims)", "",
+             "`auto`: the kind `maxsim.index.choose_kind` picks. " + LATENCY, "",
+             markdown_table(["collection", "docs", "auto", "index", "k", "nDCG@10", "recall@10 vs exact", "B/token",
+                             "first pass", "warm", "one call"], table), ""]
+    for coll in dict.fromkeys(r["collection"] for r in rows):
+        rs = [r for r in rows if r["collection"] == coll]
+        ex = {r["k"]: r for r in rs if r["index"].startswith("Exact")}
+        pl = {r["k"]: r for r in rs if r["index"].startswith("PLAID")}
+        auto = rs[0]["auto"]
+        faster = all(pl[k]["warm_ms"] < ex[k]["warm_ms"] and pl[k]["batched_ms"] < ex[k]["batched_ms"]
+                     for k in (10, 100))
+        delta = pl[10]["ndcg10"] - ex[10]["ndcg10"]
+        lines.append(f"- {coll}: auto picks {auto} ({rs[0]['auto_reason']}); PLAID nDCG@10 {delta:+.4f} vs exact "
+                     f"({_check(delta >= -0.005)} within 0.005); PLAID faster at k = 10 and 100, one per call and "
+                     f"batched: {_check(faster) if auto == 'plaid' else ('yes' if faster else 'no')}"
+                     f"{'' if auto == 'plaid' else ' (not required: auto picks exact)'}; "
+                     f"exact one per call / one call: {ex[10]['warm_ms'] / ex[10]['batched_ms']:.2f}x "
+                     f"({_check(ex[10]['warm_ms'] <= 2 * ex[10]['batched_ms'])}"
+                     " <= 2x).")
+    return lines
+
+
+def fastplaid_section(rows: list[dict]) -> list[str]:
+    if not rows or "note" in rows[0]:
+        return ["", "## fast-plaid like for like", "", rows[0]["note"]] if rows else []
+    table = [[r["collection"], r["index"], _f(r["build_s"], 0), _f(r["bytes_per_token"]), _f(r["recall10"], 3),
+              _f(r.get("ndcg10"), 4), f"{r['first_ms']:.1f} ({r['first_p50']:.1f})",
+              f"{r['warm_ms']:.1f} ({r['warm_p50']:.1f})"]
+             for r in rows]
+    lines = ["", "## fast-plaid 1.7 like for like", "",
+             "nbits 2 on both sides, fast-plaid given maxsim's centroids (its k-means replaced), neither keeping a "
+             "full-precision copy, the same queries, fast-plaid at its search defaults, one query per call; "
+             "ms mean (p50).",
+             "", markdown_table(["collection", "index", "build s", "B/token", "recall@10 vs exact", "nDCG@10",
+                                 "first pass ms", "warm ms"], table)]
+    for coll in dict.fromkeys(r["collection"] for r in rows):
+        ours, theirs = [r for r in rows if r["collection"] == coll]
+        lines.append(f"\n{coll}: recall@10 {ours['recall10']:.3f} vs {theirs['recall10']:.3f} "
+                     f"({_check(ours['recall10'] >= theirs['recall10'])} >=); warm latency "
+                     f"{ours['warm_ms'] / theirs['warm_ms']:.3f}x fast-plaid's "
+                     f"({_check(ours['warm_ms'] <= 0.5 * theirs['warm_ms'])}"
+                     " <= 0.5x).")
+    return lines
+
+
+def defaults_section(study: dict | None) -> list[str]:
+    if not study:
+        return []
+    rows = study["rows"]
+    fitted = "; ".join(f"k = {f['k']}: n_full_scores {f['n_full_scores']}, n_ivf_probe {f['n_ivf_probe']}"
+                       for f in study["fitted"])
+    defaults = [[r["collection"], r["role"], r["k"], _f(r["exhaustive_recall"], 3), _f(r["faith"], 3),
+                 _f(r["recall"], 3), _f(r["ms"])] for r in rows if r["setting"] == "defaults"]
+    grid = [[r["collection"], r["k"], f"probe {r['setting']['n_ivf_probe']}, n_full {r['setting']['n_full_scores']}",
+             _f(r["faith"], 3), _f(r["recall"], 3), _f(r["ms"])] for r in rows if r["setting"] != "defaults"]
+    timings = [f"{kind}_{mode}_ms" for kind in ("exact", "plaid") for mode in ("one", "batched")]
+    cross = [[c["documents"], c["tokens"], c["k"], *(_f(c[t]) for t in timings)] for c in study.get("crossover", [])]
+    return ["", "## Search defaults: fitted and held-out collections (`bench/index_defaults.py`)", "",
+            "faith: share of the top k of the exhaustive ranking from the codes that the search returns; recall: of "
+            "exact's top k; ms: one query per call, warm.", "",
+            markdown_table(["collection", "role", "k", "exhaustive recall", "defaults: faith", "recall", "ms"],
+                           defaults),
+            "", f"Fitted (the smallest settings reaching faithfulness 0.99 on every fit collection): {fitted}.", "",
+            "Exact vs PLAID by collection size (Cranfield's document lengths, 384 dims; ms per query):", "",
+            markdown_table(["documents", "tokens", "k", "exact one per call", "exact one call", "PLAID one per call",
+                            "PLAID one call"], cross),
+            "", "<details><summary>the grid</summary>", "",
+            markdown_table(["collection", "k", "setting", "faith", "recall", "ms"], grid), "", "</details>"]
+
+
+def write_report(results: dict, path: Path, args) -> None:
+    """bench/results/index.md from ``results`` (stage name -> rows; "load": load averages)."""
+    load = ", ".join(f"{n}: {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for n, v in results.get("load", []))
     lines = ["# Index benchmark (`bench/index.py`)", "",
              f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-             f"{' --quick' if quick else ''}`; {cpu_model()}, {os.cpu_count()} cores; torch / faiss / fast-plaid at "
-             f"{threads} threads, single queries, k = 10. Load averages (1/5/15 min) at each stage: {load}.", "",
-             "Recall@10 is measured against ExactIndex's top 10 (float16 vectors). Bytes per token: all files "
-             "of the index folder divided by the number of token vectors.", "",
-             "PLAID's bytes are split: the compressed tier (codes, residuals, centroids, ids; the "
-             "<= 36 B/token target at 128 dims, nbits 2) and its float16 re-scoring copy (memory-mapped, "
-             "read for the final candidates only).", "",
-             "| collection | index | build (s) | bytes/token all | compressed tier | float16 copy | p50 ms | p95 ms "
-             "| recall@10 |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        tiers = (f"{r['compressed_bytes_per_token']:.1f} | {r['rescore_bytes_per_token']:.1f}"
-                 if "compressed_bytes_per_token" in r and r["index"].startswith("Plaid") else "- | -")
-        lines.append(f"| {r['collection']} | {r['index']} | {r['build_s']:.1f} | {r['bytes_per_token']:.1f} | "
-                     f"{tiers} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} |")
-    lines += ["", "## PLAID nbits 2 vs exact at k = 10 and 100 (ms per query; recall@10 vs exact's top 10)", "",
-              "| collection | k | exact batched | PLAID batched | ratio | exact one per call p50 | "
-              "PLAID one per call p50 | ratio | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in k_rows:
-        lines.append(f"| {r['collection']} | {r['k']} | {r['exact_batched_ms']:.1f} | {r['plaid_batched_ms']:.1f} | "
-                     f"{r['plaid_batched_ms'] / r['exact_batched_ms']:.2f}x | {r['exact_one_ms']:.1f} | "
-                     f"{r['plaid_one_ms']:.1f} | {r['plaid_one_ms'] / r['exact_one_ms']:.2f}x | {r['recall']:.3f} |")
-    lines += ["", "## Like for like with fast-plaid (same queries, same search settings, same centroid count and "
-              "k-means sample: n_centroids x 32 token vectors from all documents, 4 iterations)", "",
-              "| collection | index | setting | build (s) | p50 ms | recall@10 |", "|---|---|---|---|---|---|"]
-    for m in matched:
-        setting = ", ".join(f"{k}={v}" for k, v in m["setting"].items())
-        lines.append(f"| {m['collection']} | {m['index']} | {setting} | {m['build_s']:.1f} | {m['p50_ms']:.1f} | "
-                     f"{m['recall']:.3f} |")
-    for coll in sorted({m["collection"] for m in matched}):
-        ours = next((m for m in matched if m["collection"] == coll and m["index"] == "PlaidIndex nbits 2"), None)
-        theirs = next((m for m in matched
-                       if m["collection"] == coll and m["index"].startswith("fast-plaid nbits 2")), None)
-        if ours and theirs:
-            lines.append(f"\n{coll}, nbits 2 at matched settings: recall@10 {ours['recall']:.3f} vs "
-                         f"{theirs['recall']:.3f}; latency {ours['p50_ms'] / theirs['p50_ms']:.2f}x fast-plaid's; "
-                         f"build {theirs['build_s'] / max(ours['build_s'], 1e-9):.1f}x faster.")
-    lines += ["", "## Targets (against fast-plaid in the same run, same collection)", ""]
-    for coll in sorted({r["collection"] for r in rows}):
-        fp = next((r for r in rows if r["collection"] == coll and r["index"].startswith("fast-plaid")), None)
-        for r in rows:
-            if r["collection"] != coll or not r["index"].startswith("PlaidIndex"):
-                continue
-            checks = [f"recall@10 {r['recall']:.3f} {'≥' if r['recall'] >= 0.95 else '<'} 0.95"]
-            if fp:
-                checks.append(f"latency {r['p50_ms'] / fp['p50_ms']:.2f}× fast-plaid's "
-                              f"({'≤' if r['p50_ms'] <= 0.5 * fp['p50_ms'] else '>'} 0.5×)")
-                checks.append(f"build {fp['build_s'] / max(r['build_s'], 1e-9):.1f}× faster "
-                              f"({'≥' if fp['build_s'] >= 5 * r['build_s'] else '<'} 5×)")
-            if "nbits 2" in r["index"]:
-                compressed = r.get("compressed_bytes_per_token", r["bytes_per_token"])
-                checks.append(f"compressed tier {compressed:.1f} bytes/token "
-                              f"({'≤' if compressed <= 36 else '>'} 36 at 128 dims)"
-                              if coll.startswith("synthetic") else f"compressed tier {compressed:.1f} bytes/token "
-                              "(384 dims)")
-            lines.append(f"- {coll}, {r['index']}: " + "; ".join(checks))
-    lines += ["", "## Sweep of search settings (recall@10 vs p50 latency)", "",
-              f"![recall vs latency]({plot_path.relative_to(path.parent.parent).as_posix()})", "",
-              "| collection | index | setting | p50 ms | recall@10 |", "|---|---|---|---|---|"]
-    for s in sweeps:
-        setting = ", ".join(f"{k}={v}" for k, v in s["setting"].items()) or "defaults"
-        lines.append(f"| {s['collection']} | {s['index']} | {setting} | {s['p50_ms']:.1f} | {s['recall']:.3f} |")
-    lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
+             f"{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, torch / faiss at "
+             f"{args.threads} threads. Load averages (1/5/15 min): {load}."]
+    lines += defaults_section(results.get("defaults"))
+    for stage, title in (("20k", "Synthetic, 20k documents (2,000 topic centres, noise 0.6, 128 dims)"),
+                         ("100k", "Synthetic, 100k documents (the same generator)")):
+        if results.get(stage):
+            checks = checks_20k(results[stage]) if stage == "20k" else []
+            lines += [""] + synthetic_section(results[stage], title) + checks
+    lines += scoring_section(results.get("scoring-20k", []), "synthetic")
+    lines += real_section(results.get("real", [])) + scoring_section(results.get("scoring-real", []), "Cranfield")
+    lines += fastplaid_section(results.get("fastplaid", []))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-
-
-def plot(rows: list[dict], sweeps: list[dict], path: Path) -> None:
-    """The recall@10 vs p50 latency plot of the settings sweeps, one panel per collection (needs
-    matplotlib, the ``plots`` extra; skipped without it)."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is missing (pip install -e '.[plots]'): no plot written", flush=True)
-        return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    collections = sorted({s["collection"] for s in sweeps})
-    if not collections:
-        return
-    fig, axes = plt.subplots(1, len(collections), figsize=(5.5 * len(collections), 4.2), squeeze=False)
-    for ax, coll in zip(axes[0], collections):
-        for name in sorted({s["index"] for s in sweeps if s["collection"] == coll}):
-            pts = sorted((s["p50_ms"], s["recall"]) for s in sweeps if s["collection"] == coll and s["index"] == name)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if "Plaid" in name else "s--", label=name)
-        for r in rows:
-            if r["collection"] == coll and r["index"].startswith("Exact"):
-                ax.axvline(r["p50_ms"], color="grey", ls=":", label="ExactIndex p50")
-            elif r["collection"] == coll and r["index"].endswith("(defaults)"):
-                ax.plot([r["p50_ms"]], [r["recall"]], "k*", ms=11)
-        ax.plot([], [], "k*", ms=11, label="default settings")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("p50 latency per query (ms, log)")
-        ax.set_ylabel("recall@10 vs exact")
-        ax.set_title(coll)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)

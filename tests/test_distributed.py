@@ -135,13 +135,14 @@ def test_shards_in_ray_actors_answer_the_same(exact_pair, queries):
 @pytest.mark.slow  # the default model encodes the 300 documents twice (~3.5 min at load 30)
 def test_sharded_plaid_recall_vs_one_plaid(tmp_path, corpus, queries):
     """The default model (unit vectors, as PLAID assumes); the single index adds everything at once, as
-    ``maxsim index --index plaid`` does, and trains its own codec on it."""
+    ``maxsim index --index plaid`` does, and trains its own codec on it. Both rank their candidates on
+    a float16 copy (exact scores), so that two codecs trained on different samples rank alike."""
     from maxsim.io import read_corpus
 
     build_collection(corpus, tmp_path / "sharded", model="default", index="plaid", workers=2, shards=2,
-                     batch_size=BATCH)
+                     batch_size=BATCH, rescore="float16")
     docs = read_corpus(corpus)
-    single = Retriever.create(tmp_path / "single", model_name="default", index="plaid")
+    single = Retriever.create(tmp_path / "single", model_name="default", index="plaid", rescore="float16")
     single.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
     sharded = maxsim.open(tmp_path / "sharded")
     expected, got = single.search(queries, k=10), sharded.search(queries, k=10)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from maxsim.errors import CorruptedError, LockedError
-from maxsim.index import ExactIndex, PlaidIndex, open_index, storage
+from maxsim.index import ExactIndex, PlaidIndex, blocks, open_index, storage
 
 DIM = 16
 BATCH = 400  # documents per add: each add writes ~100 k token vectors
@@ -186,12 +186,14 @@ def test_flipped_byte_in_large_file_found_by_verify(tmp_path, monkeypatch):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    monkeypatch.setattr(storage, "SMALL_FILE_BYTES", 1024)  # as if the file were large: size check only
-    again = open_index(tmp_path / "ix")
     with pytest.raises(CorruptedError, match=path.name):
-        again.verify()
+        index.verify()
     with pytest.raises(CorruptedError, match=path.name):
         open_index(tmp_path / "ix", verify=True)
+    # as if the file were large but written without block checksums: checked whole when opened
+    monkeypatch.setattr(blocks, "SMALL_FILE_BYTES", 1024)
+    with pytest.raises(CorruptedError, match=path.name):
+        open_index(tmp_path / "ix")
 
 
 def test_missing_file_and_bad_manifest(tmp_path):

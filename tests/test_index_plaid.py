@@ -1,10 +1,13 @@
-"""PlaidIndex: exhaustive settings equal ExactIndex, recall at defaults, updates, recluster."""
+"""PlaidIndex: ranking from the codes equals MaxSim of the decoded vectors, recall at defaults,
+updates, re-clustering, the float16 copy, typed parameters and the codec handed to a new index."""
 
 import numpy as np
 import pytest
 
-from maxsim.index import ExactIndex, PlaidIndex, open_index
+from maxsim.errors import InvalidInputError
+from maxsim.index import ExactIndex, PlaidIndex, PlaidParams, ResidualCodec, open_index
 from maxsim.index.synthetic import ClusteredCollection
+from maxsim.scoring import maxsim
 
 
 def hit_ids(results):
@@ -35,14 +38,36 @@ def exact_small(small, tmp_path_factory):
     return index
 
 
+def brute_force(queries, docs, ids, k):
+    scores = maxsim(queries, docs)
+    order = [sorted(range(len(ids)), key=lambda j: (-row[j], j))[:k] for row in scores]
+    return [[(ids[j], float(row[j])) for j in top] for row, top in zip(scores, order)]
+
+
+@pytest.mark.parametrize("nbits", [1, "ternary", 2, 4])
+def test_exhaustive_search_is_maxsim_of_the_decoded_vectors(small, tmp_path, nbits):
+    """Scored from the codes (lookup tables, no decompression): the ids and scores of a float32
+    MaxSim over the vectors the codes decode to."""
+    coll, docs, queries, ids = small
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=nbits, n_centroids=64)
+    index.add(ids, docs)
+    want = brute_force(queries, index.get_embeddings(ids), ids, 11)
+    got = index.search(queries, k=10, **EXHAUSTIVE)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose([s for _, s in g], [s for _, s in w[:10]], atol=2e-2)
+        gaps = np.diff([s for _, s in w])
+        if (np.abs(gaps) > 0.05).all():  # no near-tie among the eleven: the same ten in the same order
+            assert [i for i, _ in g] == [i for i, _ in w[:10]]
+
+
 def test_exhaustive_plaid_equals_exact(small, exact_small, tmp_path):
     coll, docs, queries, ids = small
     index = PlaidIndex.create(tmp_path / "p", 32, **SMALL_PARAMS)
     index.add(ids, docs)
-    got = index.search(queries, k=10, **EXHAUSTIVE)
-    want = exact_small.search(queries, k=10)
-    assert hit_ids(got) == hit_ids(want)
-    np.testing.assert_allclose([s for h in got for _, s in h], [s for h in want for _, s in h], rtol=2e-3)
+    got, want = index.search(queries, k=10, **EXHAUSTIVE), exact_small.search(queries, k=10)
+    assert recall(got, want) >= 0.98
+    assert [h[0] for h in hit_ids(got)] == [h[0] for h in hit_ids(want)]
+    np.testing.assert_allclose([h[0][1] for h in got], [h[0][1] for h in want], rtol=1e-2)
 
 
 @pytest.mark.parametrize("nbits", [1, 2, 4])
@@ -52,7 +77,7 @@ def test_decompression_error_shrinks_with_bits(small, tmp_path, nbits):
     index.add(ids[:100], docs[:100])
     rec = index.get_embeddings(ids[:20])
     err = np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in zip(rec, docs[:20])])
-    assert err < {1: 0.1, 2: 0.05, 4: 0.02}[nbits], err
+    assert err < {1: 0.06, 2: 0.03, 4: 0.01}[nbits], err
     assert rec[0].shape == docs[0].shape and rec[0].dtype == np.float32
 
 
@@ -65,9 +90,25 @@ def test_recall_at_defaults_on_clustered_collection(tmp_path):
     plaid = PlaidIndex.create(tmp_path / "p", 64)
     plaid.add(ids[:1000], docs[:1000])
     plaid.add(ids[1000:], docs[1000:])  # assigned to the existing centroids, no rebuild
-    assert plaid.stats()["segments"] == 2
+    assert plaid.stats()["segments"] == 2 and not plaid.tier_bytes()["copy"]
     r = recall(plaid.search(queries, k=10), exact.search(queries, k=10))
     assert r >= 0.95, r
+
+
+def test_recall_nbits2_defaults_noisy_collection(tmp_path):
+    """Token noise 0.6 around many topics (the bench's 20k generator, small), codes only: the
+    default search finds the exhaustive ranking from the codes, which keeps >= 0.94 of exact's top 10."""
+    coll = ClusteredCollection(2000, dim=128, n_topics=200, doc_tokens=(30, 90), noise=0.6, seed=2)
+    docs, queries = coll.documents(), coll.queries(30)
+    ids = [f"d{i}" for i in range(len(docs))]
+    exact = ExactIndex.create(tmp_path / "e", 128)
+    exact.add(ids, docs)
+    plaid = PlaidIndex.create(tmp_path / "p", 128)
+    plaid.add(ids, docs)
+    for k in (10, 100):
+        want, full = exact.search(queries, k=k), plaid.search(queries, k=k, **EXHAUSTIVE)
+        assert recall(full, want) >= 0.94, k
+        assert recall(plaid.search(queries, k=k), full) >= 0.97, k
 
 
 def test_updates_remove_compact_reopen(small, exact_small, tmp_path):
@@ -85,9 +126,10 @@ def test_updates_remove_compact_reopen(small, exact_small, tmp_path):
     got = again.search(queries, k=10, **EXHAUSTIVE)
     keep = set(ids) - set(gone)
     want = exact_small.search(queries, k=10, subset=sorted(keep))
-    assert [set(h) for h in hit_ids(got)] == [set(h) for h in hit_ids(want)]  # trained on half: near-ties may swap
+    assert recall(got, want) >= 0.95  # trained on half: near-ties may swap
     again.compact()
     assert again.stats()["segments"] == 1 and again.ids() == [i for i in ids if i in keep]
+    assert hit_ids(again.search(queries, k=10, **EXHAUSTIVE)) == hit_ids(got)  # codes copied as they are
     sub = ["d1", "d2", "d3"]
     assert all(sorted(h) == sub for h in hit_ids(again.search(queries[:2], k=5, subset=sub)))
 
@@ -118,51 +160,65 @@ def test_tiny_first_add_then_growth_reclusters(tmp_path):
 
 
 def test_rescore_copy_exhaustive_equals_float16_exact(small, tmp_path):
-    """With the float16 re-scoring copy (the default) exhaustive PLAID returns exact float16 MaxSim."""
+    """With the float16 copy (``rescore="float16"``) exhaustive PLAID returns exact float16 MaxSim."""
     coll, docs, queries, ids = small
     exact = ExactIndex.create(tmp_path / "e", 32)
     exact.add(ids, docs)
-    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64)
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64, rescore="float16")
     index.add(ids, docs)
     got, want = index.search(queries, k=10, **EXHAUSTIVE), exact.search(queries, k=10)
     assert hit_ids(got) == hit_ids(want)
     np.testing.assert_allclose([s for h in got for _, s in h], [s for h in want for _, s in h], rtol=1e-5)
-    assert sorted(p.name.split("-")[-1] for p in (tmp_path / "p").glob("seg-*-vectors.npy")) == ["vectors.npy"]
+    tiers = index.tier_bytes()
+    assert tiers["copy"] == sum(p.stat().st_size for p in (tmp_path / "p").glob("seg-*-vectors.npy")) > 0
 
 
-def test_recall_nbits2_defaults_noisy_collection(tmp_path):
-    """Noise 0.6 around many topics (bench/index.py's noisy set, small): recall@10 >= 0.95 at nbits 2."""
-    coll = ClusteredCollection(1500, dim=64, n_topics=150, doc_tokens=(30, 90), noise=0.6, seed=2)
-    docs, queries = coll.documents(), coll.queries(30)
-    ids = [f"d{i}" for i in range(len(docs))]
-    exact = ExactIndex.create(tmp_path / "e", 64)
-    exact.add(ids, docs)
-    plaid = PlaidIndex.create(tmp_path / "p", 64, nbits=2)
-    plaid.add(ids, docs)
-    for k in (10, 100):
-        r = recall(plaid.search(queries, k=k), exact.search(queries, k=k))
-        assert r >= 0.95, (k, r)
-
-
-def test_layouts_without_copy_open_and_newer_format_refused(small, tmp_path):
-    from maxsim.errors import CorruptedError
-    from maxsim.index.storage import Manifest
+def test_tier_bytes_add_up_to_the_folder(small, tmp_path):
     coll, docs, queries, ids = small
-    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64, rescore=None)
-    index.add(ids, docs)
-    assert not list((tmp_path / "p").glob("*vectors*"))  # compressed tier only
-    want = hit_ids(index.search(queries, k=5))
-    body = Manifest.read(tmp_path / "p")
-    del body["params"]["rescore"]  # an index written before the float16 copy existed
-    Manifest.commit(tmp_path / "p", body)
-    old = open_index(tmp_path / "p")
-    assert hit_ids(old.search(queries, k=5)) == want
-    old.add(["new"], [docs[0]])  # and it keeps working without a copy
-    assert "new" in open_index(tmp_path / "p")
-    body = Manifest.read(tmp_path / "p")
-    body["format_version"] = 99
-    Manifest.commit(tmp_path / "p", body)
-    with pytest.raises(CorruptedError, match="newer than"):
-        open_index(tmp_path / "p")
-    with pytest.raises(ValueError, match="rescore"):
-        PlaidIndex.create(tmp_path / "q", 32, rescore="int8")
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=64)
+    index.add(ids, docs, metadata=[{"i": i} for i in range(len(ids))])
+    tiers = index.tier_bytes()
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "p").glob("s*-*"))
+    assert sum(v for k, v in tiers.items() if k != "inverted_file") == on_disk
+    n_tokens = sum(len(d) for d in docs)
+    assert tiers["residuals"] - n_tokens * 8 < 200 and tiers["codes"] - n_tokens * 2 < 200  # + .npy headers
+    assert tiers["copy"] == 0 and tiers["inverted_file"] > 0
+    assert index.stats()["tiers"] == tiers
+
+
+def test_typed_params_validated_saved_and_loaded(tmp_path):
+    p = PlaidParams(nbits="ternary", n_full_scores=100)
+    assert PlaidParams.from_dict(p.to_dict()) == p and PlaidParams(nbits="2").nbits == 2
+    for bad, field in [({"nbits": 3}, "nbits"), ({"n_full_scores": 0}, "n_full_scores"),
+                       ({"drift_bound": 1.0}, "drift_bound"), ({"kmeans_niters": "4"}, "kmeans_niters"),
+                       ({"rescore": "int8"}, "rescore"), ({"first_stage": "nope"}, "first_stage"),
+                       ({"n_ivf_probe": True}, "n_ivf_probe"), ({"codec": "/some/path"}, "codec")]:
+        with pytest.raises(InvalidInputError, match=field):
+            PlaidParams.from_dict(bad)
+    index = PlaidIndex.create(tmp_path / "p", 40, nbits="ternary", seed=3)
+    assert open_index(tmp_path / "p").params == PlaidParams(nbits="ternary", seed=3)
+    with pytest.raises(InvalidInputError, match="dim"):
+        PlaidIndex.create(tmp_path / "q", 12, nbits=1)  # 12 dims are not whole bytes at 1 bit
+    assert index.params["nbits"] == "ternary"
+
+
+def test_codec_handed_to_new_indexes(small, tmp_path):
+    """A codec trained once, saved to a file and loaded, is adopted by two indexes that never retrain:
+    the same codes for the same documents."""
+    coll, docs, queries, ids = small
+    codec = PlaidIndex.train_codec(np.concatenate(docs[:100]), 6000, nbits=2, n_centroids=32)
+    codec.save_file(tmp_path / "codec.npz")
+    loaded = ResidualCodec.load_file(tmp_path / "codec.npz")
+    a = PlaidIndex.create(tmp_path / "a", 32, nbits=2, codec=loaded)
+    b = PlaidIndex.create(tmp_path / "b", 32, nbits=2, codec=codec)
+    a.add(ids[:150], docs[:150])
+    b.add(ids[150:], docs[150:])
+    b.add(ids[:150], docs[:150])
+    for index in (a, b):
+        assert index._body["state"]["shared_codec"] and index._body["state"]["n_centroids"] == 32
+        np.testing.assert_array_equal(index.codec.centroids, codec.centroids)
+    np.testing.assert_array_equal(a.get_embeddings(ids[:5])[3], b.get_embeddings(ids[:5])[3])
+    with pytest.raises(InvalidInputError, match="nbits"):
+        PlaidIndex.create(tmp_path / "c", 32, nbits=4, codec=codec)
+    with pytest.raises(InvalidInputError, match="no codec"):
+        ExactIndex.create(tmp_path / "d", 32, codec=codec)

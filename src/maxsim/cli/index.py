@@ -223,10 +223,12 @@ def summary_rows(corpus, before: dict | None, after: dict, seconds: float) -> li
     if corpus.decoded:
         encodings = sorted({encoding for _, encoding in corpus.decoded})
         rows.append(("read with a detected encoding", f"{len(corpus.decoded)} ({', '.join(encodings)})"))
+    tiers = after.get("index_tiers", {})
     rows += [("documents in the folder", change("documents")),
              ("documents split into passages", change("split_documents")),
              ("passages indexed", change("passages")), ("token vectors", change("tokens")),
              ("on disk", human_bytes(after["bytes_on_disk"])), *page_rows(after),
+             ("index bytes per tier", ", ".join(f"{k} {human_bytes(v)}" for k, v in tiers.items())),
              ("time", f"{seconds:.1f} s ({len(corpus) / max(seconds, 1e-9):.1f} documents/s)")]
     return rows
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.distributed import collection as col
-from maxsim.distributed.codec import SharedCodec
+from maxsim.distributed.codec import SharedCodec, adopt_codec
 from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
 from maxsim.distributed.lexical import Lexical
 from maxsim.errors import AlreadyExistsError, CorruptedError
@@ -108,11 +108,14 @@ class _Job:
 
     def _open_shard(self, i: int):
         folder = self.output / col.shard_name(i)
-        if (folder / "retriever.json").exists():
-            return Retriever.open(folder, model=self.model)
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted create holds nothing
         s = self.settings
         params = SharedCodec(self.output).shard_params(s["kind"], s["index_params"])
+        if (folder / "retriever.json").exists():
+            shard = Retriever.open(folder, model=self.model)
+            if "codec" in params:  # a rerun: the codec may have been saved after this shard was created
+                adopt_codec(shard, params["codec"])
+            return shard
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted create holds nothing
         return Retriever.create(folder, self.model, index=s["kind"], hybrid=False, model_name=s["model"],
                                 passages=s["passages"], pool_factor=s["pool_factor"], **params)
 
@@ -152,7 +155,9 @@ class _Job:
         docs.sort(key=lambda d: d["position"])
         vectors = [v for d in docs for v in d["vectors"]]
         total = int(round(sum(len(v) for v in vectors) / len(docs) * len(self.corpus)))
-        SharedCodec(self.output).ensure(self.settings, vectors, total)
+        codec = SharedCodec(self.output).ensure(self.settings, vectors, total)
+        for shard in self.shards:  # created before the codec existed: each adopts it before its first add
+            adopt_codec(shard, codec)
         for doc in docs:
             self._queue(doc, commit_docs)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.distributed import collection as col
+from maxsim.index.codec import ResidualCodec
 from maxsim.index.storage import fsync_dir
 
 CODEC_KEYS = ("nbits", "n_centroids", "kmeans_niters", "max_points_per_centroid", "seed")
@@ -22,25 +23,42 @@ class SharedCodec:
         self.path = Path(folder) / col.CODEC
 
     def shard_params(self, kind: str, index_params: dict) -> dict:
-        """The index parameters of each shard: PLAID shards adopt the shared codec."""
-        return {**index_params, "codec": str(self.path.resolve())} if kind == "plaid" else dict(index_params)
+        """The index parameters of a new shard: a PLAID shard adopts the shared codec when it exists
+        (else ``share`` hands it over once trained)."""
+        if kind == "plaid" and self.path.exists():
+            return {**index_params, "codec": ResidualCodec.load_file(self.path)}
+        return dict(index_params)
 
-    def ensure(self, manifest: dict, vectors: list[np.ndarray], n_tokens_total: int | None = None) -> None:
-        """Train and save the codec from ``vectors`` (one (n, dim) array per passage) unless it exists
-        or the collection is not PLAID; ``n_tokens_total``: the collection's expected size in tokens."""
-        if manifest["kind"] != "plaid" or self.path.exists():
-            return
+    def ensure(self, manifest: dict, vectors: list[np.ndarray], n_tokens_total: int | None = None):
+        """The shared codec (None when the collection is not PLAID): loaded, or trained and saved from
+        ``vectors`` (one (n, dim) array per passage); ``n_tokens_total``: the collection's expected
+        size in tokens."""
+        if manifest["kind"] != "plaid":
+            return None
+        if self.path.exists():
+            return ResidualCodec.load_file(self.path)
         from maxsim.index import PlaidIndex
 
         x = np.concatenate(vectors)
         params = {key: value for key, value in manifest["index_params"].items() if key in CODEC_KEYS}
-        self.save(PlaidIndex.train_codec(x, n_tokens_total or len(x), **params))
+        codec = PlaidIndex.train_codec(x, n_tokens_total or len(x), **params)
+        self.save(codec)
+        return codec
 
-    def save(self, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, codec: ResidualCodec) -> None:
         tmp = self.path.with_name(f".tmp-{self.path.name}")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
+        codec.save_file(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         fsync_dir(self.path.parent)
+
+
+def adopt_codec(retriever, codec: ResidualCodec) -> bool:
+    """A PLAID shard adopts the shared ``codec`` before its first add (nothing to do, no commit,
+    when it already has)."""
+    with retriever.versions.reading() as (_, index):
+        if index.shares_codec:
+            return False
+    with retriever.versions.writing(retriever.lock_timeout) as (_, index):
+        return index.adopt_codec(codec)

@@ -50,6 +50,7 @@ class ShardedRetriever:
         self.folder, self.manifest, self.shards = Path(folder), manifest, shards
         self._model, self._load, self._model_lock = model, load, threading.Lock()
         self.lexical = Lexical(self.folder, manifest["hybrid"])
+        self._codec_shared = False  # PLAID: every shard has adopted the shared codec (checked once)
 
     @classmethod
     def create(cls, folder: str | Path, shards: int, model=None, index: str = "exact", hybrid: bool = True,
@@ -287,7 +288,11 @@ class ShardedRetriever:
         encoded = encode_inputs(lambda: self.model, self._shard_manifest(), texts, pages, batch_size, show_progress_bar)
         with self._writing(ids):
             self._refuse_taken(ids, replace)
-            SharedCodec(self.folder).ensure(self.manifest, encoded.vectors)
+            if not self._codec_shared:
+                codec = SharedCodec(self.folder).ensure(self.manifest, encoded.vectors)
+                if codec is not None:  # every shard adopts it before its first add
+                    self.shards.call("adopt_codec", [(s, (codec,), {}) for s in range(len(self.shards))])
+                self._codec_shared = True
             calls = []
             for s, rows in self._by_shard(ids).items():
                 part = encoded.select(rows)

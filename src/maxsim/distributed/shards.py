@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from maxsim.distributed.codec import adopt_codec
 from maxsim.errors import NotFoundError
 from maxsim.search.hits import Document, Hit
 from maxsim.search.prf import explain_expansion
@@ -67,7 +68,7 @@ def current_version(retriever) -> int:
 
 
 EXTRA = {fn.__name__: fn for fn in (present, matching_ids, listing, all_texts, best_hit, search_vectors,
-                                    explain_expanded, current_version)}
+                                    explain_expanded, current_version, adopt_codec)}
 
 
 def run(method: str, retriever, args: tuple, kwargs: dict):

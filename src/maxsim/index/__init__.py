@@ -1,7 +1,8 @@
 """On-disk multi-vector indexes: ExactIndex (ground truth) and PlaidIndex (compressed, PLAID search).
 
 Both are crash-safe (atomic manifest commits), lock-protected against concurrent writers and
-readable by other processes while a writer writes. See docs/index.md.
+readable by other processes while a writer writes. ``KINDS`` maps a kind name to its class; the
+class's ``params_class`` is its typed parameters (``maxsim.index.params``). See docs/index.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from pathlib import Path
 
 from maxsim.errors import InvalidInputError
 from maxsim.index.base import Index, Scored
+from maxsim.index.codec import ResidualCodec
+from maxsim.index.defaults import choose_kind
 from maxsim.index.exact import ExactIndex
+from maxsim.index.params import ExactParams, IndexParams, PlaidParams
 from maxsim.index.plaid import PlaidIndex
 from maxsim.index.storage import Manifest
 
@@ -27,4 +31,5 @@ def open_index(folder: str | Path, **kwargs) -> Index:
     return cls.open(folder, **kwargs)
 
 
-__all__ = ["ExactIndex", "Index", "PlaidIndex", "Scored", "open_index"]
+__all__ = ["KINDS", "ExactIndex", "ExactParams", "Index", "IndexParams", "PlaidIndex", "PlaidParams",
+           "ResidualCodec", "Scored", "choose_kind", "open_index"]

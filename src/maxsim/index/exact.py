@@ -21,9 +21,10 @@ import threading
 import numpy as np
 import torch
 
-from maxsim.errors import CorruptedError, InvalidInputError
+from maxsim.errors import CorruptedError
 from maxsim.index.packed import (
     SCAN_ERROR,
+    as_tensor,
     chunk_ranges,
     maxsim_packed,
     maxsim_scan,
@@ -32,6 +33,7 @@ from maxsim.index.packed import (
     token_ranges,
     top_window,
 )
+from maxsim.index.params import ExactParams
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
 
@@ -44,27 +46,21 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 class ExactIndex(SegmentedIndex):
     """Exact MaxSim over memory-mapped token vectors.
 
-    ``ExactIndex.create(folder, dim, dtype="float16")``: ``dtype`` is ``"float16"`` (half the
-    disk, scores within ~1e-3 of float32) or ``"float32"``.
+    ``ExactIndex.create(folder, dim, dtype="float16")``: the fields of ``ExactParams``; ``dtype``
+    ``"float16"`` (half the disk, scores within ~1e-3 of float32) or ``"float32"``.
     """
 
     kind = "exact"
-    default_params = {"dtype": "float16", "chunk_tokens": 1 << 18}
+    params_class = ExactParams
     segment_arrays = ("vectors",)
-
-    @classmethod
-    def _check_params(cls, dim: int, params: dict) -> None:
-        if params["dtype"] not in DTYPES:
-            raise InvalidInputError(f"dtype must be one of {sorted(DTYPES)}, got {params['dtype']!r}.")
-        if int(params["chunk_tokens"]) <= 0:
-            raise InvalidInputError("chunk_tokens must be positive.")
+    tier_of = {"vectors": "vectors"}
 
     @property
     def _dtype(self):
-        return DTYPES[self._body["params"]["dtype"]]
+        return DTYPES[self.params.dtype]
 
     def _max_abs_value(self):
-        return 65504.0 if self._body["params"]["dtype"] == "float16" else None
+        return 65504.0 if self.params.dtype == "float16" else None
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
         v = seg.arrays["vectors"]
@@ -107,7 +103,7 @@ class ExactIndex(SegmentedIndex):
         q = torch.from_numpy(np.concatenate(qs)).to(dtype)
         widths = [len(x) for x in qs]
         q_norms = np.array([np.linalg.norm(x, axis=1).sum() for x in qs], dtype=np.float64)
-        budget = max(1, min(int(self._body["params"]["chunk_tokens"]), SCAN_BLOCK_ELEMENTS // q.shape[0]))
+        budget = max(1, min(self.params.chunk_tokens, SCAN_BLOCK_ELEMENTS // q.shape[0]))
         found = [([], []) for _ in qs]
         for si, seg in enumerate(self._segments):
             base = int(self._bases[si])
@@ -151,7 +147,7 @@ class ExactIndex(SegmentedIndex):
                 copy = torch.empty((len(v), v.shape[1]), dtype=dtype)
                 max_norm = 0.0
                 for s in range(0, len(v), 1 << 16):
-                    part = torch.from_numpy(np.array(v[s: s + (1 << 16)], dtype=np.float32))
+                    part = as_tensor(v[s: s + (1 << 16)], torch.float32)
                     copy[s: s + len(part)] = part
                     max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
                 seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
@@ -164,7 +160,7 @@ class ExactIndex(SegmentedIndex):
         for si in np.unique(seg_idx):
             sel = np.nonzero(seg_idx == si)[0]
             seg, local = self._segments[si], cand[sel] - self._bases[si]
-            block = np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, local)], dtype=np.float32)
+            block = as_tensor(seg.arrays["vectors"][token_ranges(seg.offsets, local)], torch.float32)
             exact[sel] = maxsim_packed([q], block, seg.doclens[local])[0]
         return merge_topk(None, cand, exact, k)
 
@@ -173,7 +169,7 @@ def _to(block, dtype) -> torch.Tensor:
     """A block of vectors (numpy or torch) as a torch tensor of ``dtype`` (no copy when it is one)."""
     if isinstance(block, torch.Tensor):
         return block if block.dtype == dtype else block.to(dtype)
-    return torch.from_numpy(np.array(block, dtype=np.float32)).to(dtype)  # (a block-sized copy: mmaps are read-only)
+    return as_tensor(block, dtype)
 
 
 def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:

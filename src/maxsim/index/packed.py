@@ -13,6 +13,7 @@ import functools
 import os
 import threading
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -49,15 +50,13 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
 
 
 def _segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Row maxima of consecutive segments of ``lengths`` (all > 0) rows of ``sim`` -> (n_segments, n_cols).
-    Documents of similar lengths: one gather into (n_segments, longest, n_cols), each padded by its
-    last row, and a max over the middle axis (1.5x segment_reduce on 32 columns); else segment_reduce."""
-    width = int(lengths.max())
-    if len(lengths) * width > 2 * sim.shape[0]:
-        return torch.segment_reduce(sim, "max", lengths=lengths, axis=0)
-    starts = torch.cumsum(lengths, 0) - lengths
-    index = starts[:, None] + torch.minimum(torch.arange(width)[None, :], (lengths - 1)[:, None])
-    return sim.index_select(0, index.reshape(-1)).view(len(lengths), width, sim.shape[1]).amax(1)
+    """Row maxima of consecutive segments of ``lengths`` (all > 0) rows of ``sim`` -> (n_segments,
+    n_cols) float32: one ``scatter_reduce`` by segment (2-3x a padded gather + max, 4-8x
+    ``segment_reduce``, on 32 columns). Half-precision similarities are made float32 first: torch's
+    bfloat16 / float16 reductions are not vectorized (60x slower than the conversion)."""
+    rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths)[:, None].expand(-1, sim.shape[1])
+    out = torch.full((len(lengths), sim.shape[1]), -torch.inf)
+    return out.scatter_reduce_(0, rows, sim.float(), "amax")
 
 
 @torch.inference_mode()
@@ -67,6 +66,14 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
     q = torch.from_numpy(np.concatenate(queries).astype(np.float32, copy=False))
     sim = v.float() @ q.T
     return segment_max_sum(sim, lengths, [len(x) for x in queries])
+
+
+def as_tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A (read-only, memory-mapped) numpy array as a new torch tensor of ``dtype``: torch converts
+    float16 with F16C, ~10x numpy's ``astype``."""
+    with warnings.catch_warnings():  # torch warns about read-only arrays; it only reads this one
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.asarray(array)).to(dtype, copy=True)
 
 
 @functools.lru_cache(maxsize=1)

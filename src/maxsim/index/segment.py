@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.errors import CorruptedError
-from maxsim.index.storage import FileWriter, load_array, load_json, new_tag
+from maxsim.index.storage import FileWriter, load_array, load_json, new_tag, open_array
 
 
 def write_segment(writer: FileWriter, ids: list[str], metadata: list | None, doclens: np.ndarray,
@@ -57,10 +57,13 @@ class Segment:
             self.dead[tomb] = True
         self.arrays: dict[str, np.ndarray] = {}
 
-    def load_arrays(self, names: tuple[str, ...]) -> None:
-        """Memory-map the token arrays ``names`` into ``arrays``."""
+    def load_arrays(self, names: tuple[str, ...], files: dict[str, dict]) -> None:
+        """Memory-map the token arrays ``names`` into ``arrays`` (``files``: the manifest's file
+        records; large files are checked block by block as they are read, ``storage.open_array``)."""
         for name in names:
-            self.arrays[name] = load_array(self.folder, self.entry["files"][name])
+            if self.entry["files"].get(name):
+                file = self.entry["files"][name]
+                self.arrays[name] = open_array(self.folder, file, files[file])
 
     @property
     def metadata(self) -> list:

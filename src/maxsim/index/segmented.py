@@ -7,7 +7,6 @@ compaction).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from maxsim.index.base import Index, Scored
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
+from maxsim.index.params import IndexParams
 from maxsim.index.segment import Segment, write_segment
 from maxsim.index.storage import (
     FORMAT,
@@ -27,23 +27,30 @@ from maxsim.index.storage import (
     FolderManifest,
     Manifest,
     check_files,
+    check_new_files,
     new_tag,
+    verify_env,
     writer_lock,
 )
 
 MAX_OPEN_RETRIES = 8
 
 
+def upgrade(body: dict) -> dict:
+    """A committed body of an older format as this format reads it (format 1: the PLAID ``codec``
+    path parameter, used only before the first add, is dropped)."""
+    if body.get("format_version", 1) >= FORMAT_VERSION:
+        return body
+    params = {k: v for k, v in body["params"].items() if k != "codec"}
+    return {**body, "params": params}
+
+
 class SegmentedIndex(Index):
     """Shared implementation; subclasses define the token arrays and the search."""
 
     kind = ""
-    default_params: dict = {}
+    params_class: type[IndexParams] = IndexParams
     segment_arrays: tuple[str, ...] = ()
-
-    @classmethod
-    def _check_params(cls, dim: int, params: dict) -> None:
-        """Subclass hook: validate creation parameters."""
 
     # ------------------------------------------------------------------ lifecycle
     def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0, manifest=None,
@@ -59,36 +66,41 @@ class SegmentedIndex(Index):
 
     @classmethod
     def new_body(cls, dim: int, **params) -> dict:
-        """The committed state of an empty index (parameters checked), for ``create`` or an owner."""
+        """The committed state of an empty index (``params``: the fields of ``params_class``,
+        checked), for ``create`` or an owner (a retriever folder)."""
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}.")
-        unknown = set(params) - set(cls.default_params)
-        if unknown:
-            raise InvalidInputError(f"{cls.__name__}.create got unknown parameters {sorted(unknown)}; "
-                            f"known: {sorted(cls.default_params)}.")
-        merged = {**cls.default_params, **params}
-        cls._check_params(int(dim), merged)
+        typed = cls.params_class.from_dict(params)
+        typed.check_dim(int(dim))
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind, "version": 1,
-                "dim": int(dim), "params": merged, "state": {}, "segments": [], "files": {},
+                "dim": int(dim), "params": typed.to_dict(), "state": {}, "segments": [], "files": {},
                 "counts": {"documents": 0, "tokens": 0, "deleted": 0, "segments": 0}}
 
     @classmethod
-    def create(cls, folder, dim: int, **params):
+    def create(cls, folder, dim: int, lock_timeout: float = 60.0, codec=None, **params):
+        """A new empty index in ``folder`` (``params``: the fields of ``params_class``); ``codec``:
+        a trained codec to adopt (``with_codec``)."""
         folder = Path(folder)
-        lock_timeout = float(params.pop("lock_timeout", 60.0))
         body = cls.new_body(dim, **params)
         folder.mkdir(parents=True, exist_ok=True)
         with writer_lock(folder, lock_timeout):
             if (folder / MANIFEST).exists():
                 raise AlreadyExistsError(f"{folder} already holds an index; open it with open_index().")
+            if codec is not None:
+                body = cls.with_codec(body, folder, codec)
             Manifest.commit(folder, body)
         return cls(folder, body, lock_timeout)
 
     @classmethod
+    def with_codec(cls, body: dict, folder: Path, codec) -> dict:
+        """``body`` of an empty index adopting a trained ``codec`` (its files written into ``folder``)."""
+        raise InvalidInputError(f"a {cls.kind!r} index has no codec to adopt.")
+
+    @classmethod
     def open(cls, folder, verify: bool | None = None, lock_timeout: float = 60.0):
+        """The last committed state of ``folder``; ``verify``: check every file in full first
+        (default: the environment variable ``MAXSIM_INDEX_VERIFY=1``)."""
         folder = Path(folder)
-        if verify is None:
-            verify = os.environ.get("MAXSIM_INDEX_VERIFY", "") not in ("", "0")
         for attempt in range(MAX_OPEN_RETRIES):
             body = Manifest.read(folder)
             if cls.kind and body["kind"] != cls.kind:
@@ -121,8 +133,9 @@ class SegmentedIndex(Index):
         return self._body["dim"]
 
     @property
-    def params(self) -> dict:
-        return dict(self._body["params"])
+    def params(self):
+        """The typed parameters (``maxsim.index.params``)."""
+        return self._params
 
     @property
     def version(self) -> int:
@@ -142,14 +155,32 @@ class SegmentedIndex(Index):
         sizes = sum(v["bytes"] for v in self._body["files"].values())
         tokens = sum(s.n_tokens for s in self._segments)
         return {"kind": self.kind, "documents": len(self), "tokens": tokens, "segments": len(self._segments),
-                "bytes": sizes, "bytes_per_token": sizes / tokens if tokens else 0.0, "version": self.version}
+                "bytes": sizes, "bytes_per_token": sizes / tokens if tokens else 0.0, "version": self.version,
+                "tiers": self.tier_bytes()}
+
+    def tier_bytes(self) -> dict[str, int]:
+        """Bytes on disk per tier of the committed state: ``ids`` (ids, metadata, document lengths,
+        tombstones) and the kind's token arrays (``tier_of``)."""
+        out: dict[str, int] = {}
+        for seg in self._body["segments"]:
+            for name, file in seg["files"].items():
+                if file:
+                    tier = self.tier_of.get(name, "ids")
+                    out[tier] = out.get(tier, 0) + self._body["files"][file]["bytes"]
+        return out
+
+    tier_of: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.folder)!r}, documents={len(self)}, dim={self.dim})"
 
     # ------------------------------------------------------------------ state
     def _load_state(self, body: dict) -> None:
+        body = upgrade(body)
         check_files(self.folder, body["files"])
+        if verify_env():
+            check_new_files(self.folder, body["files"])
+        self._params = self.params_class.from_dict(body["params"])
         self._load_shared(body)
         segments, cache = [], {}
         for entry in body["segments"]:
@@ -180,7 +211,7 @@ class SegmentedIndex(Index):
         """Subclass hook: load files shared by all segments."""
 
     def _load_segment_arrays(self, seg: Segment, body: dict) -> None:
-        seg.load_arrays(self.segment_arrays)
+        seg.load_arrays(self.segment_arrays, body["files"])
         self._check_segment(seg, body)
 
     def _check_segment(self, seg: Segment, body: dict) -> None:
@@ -284,7 +315,7 @@ class SegmentedIndex(Index):
         if missing:
             raise AssertionError(f"commit references unwritten files {sorted(missing)}")
         body["files"] = {name: known[name] for name in sorted(referenced)}
-        body["version"] = self._body["version"] + 1
+        body["version"], body["format_version"] = self._body["version"] + 1, FORMAT_VERSION
         n_docs = sum(s["n_docs"] for s in body["segments"])
         dead = sum(s.get("n_deleted", 0) for s in body["segments"])
         body["counts"] = {"documents": n_docs - dead, "tokens": sum(s["n_tokens"] for s in body["segments"]),
@@ -384,7 +415,7 @@ class SegmentedIndex(Index):
         seg = self._segment_cache.get(key)
         if seg is None:
             seg = Segment(self.folder, entry, body["dim"])
-            seg.load_arrays(self.segment_arrays)
+            seg.load_arrays(self.segment_arrays, {**self._body["files"], **writer.written})
         return seg
 
     def _merge_range(self, body: dict, writer: FileWriter, start: int, stop: int) -> None:

@@ -15,11 +15,13 @@ therefore leaves either the old or the new manifest, each referencing only compl
 leftovers of a killed writer are deleted by the next writer. Readers that opened an older
 manifest keep their memory maps (an unlinked file stays readable while mapped).
 
-Integrity: the manifest records, per file, its size and CRC-32. ``open`` checks every file's size
-and the CRC-32 of every file up to ``SMALL_FILE_BYTES`` (ids, metadata, doc lengths, tombstones,
-centroids ...); the large token arrays are checked in full by ``Index.verify()`` (or on open with
-``verify=True`` / ``MAXSIM_INDEX_VERIFY=1``). Arrays are also range-checked where a bad value
-could index out of bounds. Any mismatch raises ``CorruptedError`` naming the file.
+Integrity: the manifest records, per file, its size and CRC-32, and for files larger than
+``SMALL_FILE_BYTES`` the CRC-32 of every 1 MiB block (``maxsim.index.blocks``). ``open`` checks
+every file's size and the CRC-32 of every small file (ids, metadata, doc lengths, tombstones,
+centroids ...); the blocks of a large token array are checked the first time they are read. Every
+file is checked in full by ``Index.verify()`` (or on open with ``verify=True`` /
+``MAXSIM_INDEX_VERIFY=1``, inside a retriever folder too). Arrays are also range-checked where a
+bad value could index out of bounds. Any mismatch raises ``CorruptedError`` naming the file.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from maxsim.errors import CorruptedError, InvalidInputError, LockedError, NotFoundError
+from maxsim.index import blocks
+from maxsim.index.blocks import CheckedArray, file_checksums
 
 MANIFEST = "manifest.json"
 LOCK = "LOCK"
 FORMAT = "maxsim-index"
-FORMAT_VERSION = 1
-SMALL_FILE_BYTES = 8 << 20
+FORMAT_VERSION = 2  # 2: product-quantized residuals ranked from the codes, block checksums; 1 still opens
+REBUILD = "rebuild it with `maxsim index INPUT --output FOLDER` (or re-add the documents to a new index)"
 MANAGED_PREFIXES = ("seg-", "shared-", ".tmp-")
 
 
@@ -86,7 +90,7 @@ class FileWriter:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.folder / name)
-        self.written[name] = {"bytes": (self.folder / name).stat().st_size, "crc32": crc32_file(self.folder / name)}
+        self.written[name] = file_checksums(self.folder / name)
         return name
 
     def tmp_path(self, name: str) -> Path:
@@ -128,8 +132,8 @@ class Manifest:
         if body.get("format") != FORMAT:
             raise CorruptedError(f"{path}: format {body.get('format')!r} is not {FORMAT!r}.")
         if body.get("format_version", 0) > FORMAT_VERSION:
-            raise CorruptedError(f"{path}: format version {body.get('format_version')} is newer than "
-                                      f"this maxsim understands ({FORMAT_VERSION}).")
+            raise InvalidInputError(f"{path}: index format version {body.get('format_version')} is newer than this "
+                                    f"maxsim reads (1 to {FORMAT_VERSION}): upgrade maxsim, or {REBUILD}.")
         return body
 
     @staticmethod
@@ -149,9 +153,25 @@ def check_files(folder: Path, files: dict[str, dict], full: bool = False) -> Non
     """Sizes of all files; CRC-32 of the small ones (of all with ``full``). Raises naming the file."""
     check_sizes(folder, files)
     for name, info in files.items():
-        if full or info["bytes"] <= SMALL_FILE_BYTES:
+        if full or not is_large(info):
             if crc32_file(folder / name) != info["crc32"]:
                 raise CorruptedError(f"{folder / name}: checksum mismatch (the file is corrupted).")
+
+
+_VERIFIED: set[tuple[str, str]] = set()
+
+
+def verify_env() -> bool:
+    """``MAXSIM_INDEX_VERIFY=1``: check every file in full when an index state is loaded."""
+    return os.environ.get("MAXSIM_INDEX_VERIFY", "") not in ("", "0")
+
+
+def check_new_files(folder: Path, files: dict[str, dict]) -> None:
+    """``check_files(full=True)`` of the files this process has not checked in full yet (files
+    are immutable: once is enough)."""
+    todo = {name: info for name, info in files.items() if (str(folder / name), info["crc32"]) not in _VERIFIED}
+    check_files(folder, todo, full=True)
+    _VERIFIED.update((str(folder / name), info["crc32"]) for name, info in todo.items())
 
 
 def check_sizes(folder: Path, files: dict[str, dict]) -> None:
@@ -166,6 +186,21 @@ def check_sizes(folder: Path, files: dict[str, dict]) -> None:
         if size != info["bytes"]:
             raise CorruptedError(f"{path}: {size} bytes, the index state recorded {info['bytes']} "
                                       "(truncated or overwritten).")
+
+
+def is_large(info: dict) -> bool:
+    """A file checked block by block as it is read (not in full at open)."""
+    return "blocks" in info or info["bytes"] > blocks.SMALL_FILE_BYTES
+
+
+def open_array(folder: Path, name: str, info: dict):
+    """A token array: memory-mapped, as a ``CheckedArray`` when it is large (see ``is_large``)."""
+    if not is_large(info):
+        return load_array(folder, name)
+    try:
+        return CheckedArray(folder / name, info)
+    except ValueError as exc:
+        raise CorruptedError(f"{folder / name}: unreadable array ({exc}).") from None
 
 
 def load_array(folder: Path, name: str, mmap: bool = True) -> np.ndarray:

@@ -71,6 +71,7 @@ class Retriever:
         tokens, "max_tokens": tokens}``); False truncates them (with a warning). ``pool_factor``: keep
         about 1/pool_factor of each passage's token vectors (default 1 for texts,
         ``PAGE_POOL_FACTOR`` = 3 for pages).
+        ``codec`` (in ``index_params``, PLAID): a trained ``ResidualCodec`` the index adopts.
         """
         folder = Path(folder)
         if index not in KINDS:
@@ -78,6 +79,7 @@ class Retriever:
         if model is None:
             model_name = model_name or "default"
             model = load_model(model_name, device, dtype)
+        codec = index_params.pop("codec", None)
         body = KINDS[index].new_body(model.dim, **index_params)
         modality = getattr(model, "modality", "text")
         if pool_factor is None:
@@ -87,6 +89,8 @@ class Retriever:
                     "passages": Encoder.passage_settings(model, passages) if modality == "text" else None,
                     "pool_factor": Encoder.check_pool(pool_factor)}
         layout.new_folder(folder)
+        if codec is not None:
+            body = KINDS[index].with_codec(body, folder / "index", codec)
         if model_name is None:
             model.save(folder / layout.SAVED_MODEL)
             manifest["model"] = layout.SAVED_MODEL
@@ -329,12 +333,12 @@ class Retriever:
             return snap.counts()["documents"]
 
     def stats(self) -> dict:
-        """documents, passages, tokens (token vectors stored), split_documents, bytes_on_disk, version,
-        kind (of index), model, dim, modality, hybrid, pool_factor; for pages ``page_bytes``: bytes of
-        the index files and of the page images."""
-        with self.versions.reading() as (snap, _):
-            counts, version = snap.counts(), snap.version
-        stats = {**counts, "bytes_on_disk": layout.folder_bytes(self.folder), "version": version,
+        """documents, passages, tokens (token vectors stored), split_documents, bytes_on_disk,
+        index_tiers (bytes per tier of the index, ``tier_bytes``), version, kind (of index), model, dim,
+        modality, hybrid, pool_factor; for pages ``page_bytes``: bytes of the index files and of the page images."""
+        with self.versions.reading() as (snap, index):
+            counts, version, tiers = snap.counts(), snap.version, index.tier_bytes()
+        stats = {**counts, "bytes_on_disk": layout.folder_bytes(self.folder), "index_tiers": tiers, "version": version,
                  **{key: self.manifest[key] for key in ("kind", "model", "dim", "modality", "hybrid", "pool_factor")}}
         if self.pages is not None:
             stats["page_bytes"] = {"index": layout.folder_bytes(self.folder / "index"), "images": self.pages.bytes()}

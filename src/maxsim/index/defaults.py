@@ -1,0 +1,50 @@
+"""Rules fitted on measurements: PLAID's search settings and which index kind a collection gets.
+
+Fitted and checked on several collections (``bench/index.py``: Cranfield with its queries split
+in two halves, the KD samples of tests/fixtures/data as small corpora, synthetic collections of
+other sizes and noise); docs/index.md gives the numbers.
+"""
+
+from __future__ import annotations
+
+from maxsim.index.params import SEARCH_KEYS
+
+STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4 (see stage2_keep)
+
+
+def resolve_search_params(n_docs: int, k: int, settings: dict, rescore: bool = False) -> dict:
+    """The three search settings for a collection of ``n_docs`` documents and ``k`` results
+    (values given in ``settings`` win): ``n_ivf_probe`` 2 for k <= 10 up to 50,000 documents, else
+    4; ``centroid_score_threshold`` 0.45; ``n_full_scores`` (documents ranked from their codes)
+    max(128, 4 k) — or max(64, 1.5 k) with the float16 copy (its ranking is exact: the candidates
+    only have to contain the top k). Fitted by ``bench/index_defaults.py``: the smallest settings
+    whose search returns >= 99 % of the exhaustive ranking from the codes on the fit collections
+    (Cranfield, k = 10: 64 documents 0.992, 128 0.999; k = 100: 256 0.983, 512 0.999)."""
+    full = max(64, k + k // 2) if rescore else max(128, 4 * k)
+    auto = {
+        "n_ivf_probe": 2 if k <= 10 and n_docs <= 50_000 else 4,
+        "centroid_score_threshold": 0.45,
+        "n_full_scores": full,
+    }
+    return {key: auto[key] if settings.get(key) is None else settings[key] for key in SEARCH_KEYS}
+
+
+def stage2_keep(n_full: int, n_docs: int) -> int:
+    """Candidates stage 2 hands to stage 4: STAGE2_FACTOR * n_full, but in a small collection no
+    more than max(2 * n_full, n_docs / 8), so stage 4 does not score a third of it from centroids."""
+    return min(STAGE2_FACTOR * n_full, max(2 * n_full, n_docs // 8))
+
+
+def choose_kind(n_documents: int, n_tokens: int, dim: int) -> tuple[str, str]:
+    """``("exact" | "plaid", reason)`` for ``index="auto"``: exact below the size where PLAID stops
+    being faster than the exact scan, PLAID above."""
+    limit = EXACT_LIMIT_VALUES
+    values = n_tokens * dim
+    if values < limit:
+        return "exact", (f"{n_tokens:,} token vectors x {dim} dims = {values / 1e6:.0f}M values: below "
+                         f"{limit / 1e6:.0f}M, an exact scan is as fast as PLAID and exact")
+    return "plaid", (f"{n_tokens:,} token vectors x {dim} dims = {values / 1e6:.0f}M values: from "
+                     f"{limit / 1e6:.0f}M on, PLAID is faster than an exact scan and ~8x smaller")
+
+
+EXACT_LIMIT_VALUES = 50_000_000
