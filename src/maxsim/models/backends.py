@@ -31,6 +31,7 @@ OPTIONS = {"cache_dir", "num_threads"}
 EXPORT_VERSION = "1"  # part of the cache key: bump when the exported graph changes
 PRECISIONS = {"onnx": {"float32": None},  # encoder precision name -> runtime setting
               "openvino": {"float32": "f32", "mixed": "bf16"}}
+KEEP_BUFFER_TOKENS = 4096  # OpenVINO keeps a request's buffers for the largest batch seen: freed above this
 NEEDS = {"onnx": (("onnxruntime", "onnx", "onnxscript"), "maxsim[onnx]"),
          "openvino": (("openvino", "onnx", "onnxscript"), "maxsim[openvino]")}
 
@@ -78,7 +79,10 @@ class Runtime:
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self._compiled.create_infer_request()
-        return request.infer(feeds, share_outputs=False)[0]  # a copy: the request reuses its buffer
+        out = request.infer(feeds, share_outputs=False)[0]  # a copy: the request reuses its buffer
+        if feeds["input_ids"].size > KEEP_BUFFER_TOKENS:  # a document batch: ~300 MB of buffers kept otherwise
+            self._compiled.release_memory()
+        return out
 
     def forward(self, features: dict) -> dict:
         """Adds ``token_embeddings`` (B, T, hidden) float32 for ``input_ids`` / ``attention_mask`` (B, T)."""
