@@ -52,10 +52,12 @@ def serve(
     from maxsim.models.loading import load_model
     from maxsim.server import LiveRetriever, create_app
     from maxsim.server.app import check_api_key
+    from maxsim.server.live import tune_memory
 
     if api_key is None and API_KEY_ENV in os.environ:  # set but empty: click reads it as unset
         api_key = os.environ[API_KEY_ENV]
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
+    tune_memory()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // readers))
     address = (os.environ.get("RAY_ADDRESS") or "local") if ray else None
     with user_errors(index):
