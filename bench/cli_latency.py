@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, WORK, markdown_table, save_plot  # noqa: E402
+from common import ROOT, WORK, load_average, machine_line, markdown_table, save_plot  # noqa: E402
 from maxsim.cli.remote import call  # noqa: E402
 from maxsim.cli.search import remote_hits  # noqa: E402
 from service import HOST, free_port, start_server  # noqa: E402
@@ -61,16 +60,14 @@ def measure(index: Path, url: str, queries: list[str]) -> dict[str, list[float]]
     return {mode: [fn(q) for q in queries] for mode, fn in modes.items()}
 
 
-def report(times: dict[str, list[float]], command: str, load: tuple, documents: int) -> str:
+def report(times: dict[str, list[float]], command: str, load: str, documents: int) -> str:
     local = statistics.median(times["maxsim search --local (loads the model)"])
     rows = [[mode, len(ms), f"{statistics.median(ms):.0f}", f"{min(ms):.0f}", f"{max(ms):.0f}",
              f"{statistics.median(ms) / local:.3f}"] for mode, ms in times.items()]
     return "\n".join([
         f"Command: `{command}`", "",
         f"Index: {documents} documents, default model, exact; k=10 (default), one query per command, "
-        f"the same queries in every mode. Machine: {os.cpu_count()} CPU cores; load average "
-        f"(1/5/15 min) at start {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, at end "
-        f"{os.getloadavg()[0]:.1f} (shared with other jobs: absolute times are inflated, compare rows).", "",
+        "the same queries in every mode.", "", machine_line(load), "",
         markdown_table(["mode", "runs", "median ms", "min ms", "max ms", "median / --local"], rows)])
 
 
@@ -81,7 +78,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10, help="Queries timed per mode.")
     parser.add_argument("--output", type=Path, help="Write the markdown table here (and the plot as .png).")
     args = parser.parse_args()
-    load = os.getloadavg()
+    load = load_average()
     if not args.index.exists():
         build_index(args.index, args.data)
     texts = [json.loads(line)["text"] for line in open(args.data / "queries.jsonl", encoding="utf-8")]

@@ -1,8 +1,10 @@
-"""Shared helpers for the benchmark scripts: data loading, timing, markdown tables."""
+"""What the benchmark scripts share: data loading, timing, the machine line, markdown tables, plots."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -21,8 +23,31 @@ def cranfield_texts() -> tuple[list[str], list[str]]:
     return [f"{d.get('title', '')} {d['text']}".strip() for d in docs], queries
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, e.g. "0.42/0.61/0.40"."""
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine_line(start_load: str | None = None) -> str:
+    """The report's machine line: CPU, cores, load average (at the start, when given, and now), UTC date."""
+    load = f"load average {start_load} at the start, {load_average()} at the end" if start_load else \
+        f"load average {load_average()}"
+    return (f"Machine: {cpu_model()}, {os.cpu_count()} cores; {load} (1/5/15 min); "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+
+
 def best_of(fn, repeats: int) -> float:
-    """Fastest wall time (s) of ``repeats`` calls: the least disturbed run on a shared machine."""
+    """Fastest wall time (s) of ``repeats`` calls: the run least disturbed by other processes."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

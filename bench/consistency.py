@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import random
 import shutil
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, WORK, cranfield_texts, markdown_table  # noqa: E402
+from common import SHARED, WORK, cranfield_texts, load_average, machine_line, markdown_table  # noqa: E402
 from service import HOST, free_port, memory_kib, start_server  # noqa: E402
 
 
@@ -68,7 +66,7 @@ async def searcher(http, queries, hybrid: bool, stop: float, tally: Tally, seed:
     rng = random.Random(seed)
     while time.monotonic() < stop:
         body = {"queries": [rng.choice(queries)], "k": 10, "hybrid": hybrid}
-        await tally.call(partial(http.post, "/search", json=body))
+        await tally.call(lambda body=body: http.post("/search", json=body))
 
 
 async def writer(http, texts, stop: float, tally: Tally, alive: dict, deleted: set) -> None:
@@ -79,18 +77,18 @@ async def writer(http, texts, stop: float, tally: Tally, alive: dict, deleted: s
         if choice < 0.6 or len(alive) < 3:
             doc_id, text = f"bench-{n}", f"{rng.choice(texts)} (bench note {n})"
             n += 1
-            if await tally.call(partial(http.post, "/documents", json={"documents": [{"id": doc_id, "text": text}]}),
-                                ok=(201,)):
+            added = {"documents": [{"id": doc_id, "text": text}]}
+            if await tally.call(lambda added=added: http.post("/documents", json=added), ok=(201,)):
                 alive[doc_id] = text
         elif choice < 0.8:
             doc_id = rng.choice(sorted(alive))
             text = f"{rng.choice(texts)} (bench rewrite {n})"
             n += 1
-            if await tally.call(partial(http.put, f"/documents/{doc_id}", json={"text": text})):
+            if await tally.call(lambda doc_id=doc_id, text=text: http.put(f"/documents/{doc_id}", json={"text": text})):
                 alive[doc_id] = text
         else:
             doc_id = rng.choice(sorted(alive))
-            if await tally.call(partial(http.delete, f"/documents/{doc_id}")):
+            if await tally.call(lambda doc_id=doc_id: http.delete(f"/documents/{doc_id}")):
                 del alive[doc_id]
                 deleted.add(doc_id)
 
@@ -154,10 +152,11 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None, help="Serve a copy of this folder instead of indexing.")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    args.load = load_average()
     texts, queries = cranfield_texts()
     folder = WORK / "consistency-index"
     build(args, folder)
-    port, load_start = free_port(), os.getloadavg()
+    port = free_port()
     server = start_server(folder, port, args.readers, None)
     url, alive, deleted, memory = f"http://{HOST}:{port}", {}, set(), []
     try:
@@ -173,10 +172,10 @@ def main() -> None:
         server.wait(60)
     ratio = (len(busy.latencies) / busy_s) / max(len(quiet.latencies) / quiet_s, 1e-9)
     report = "\n".join([
+        f"Command: `python bench/consistency.py {' '.join(sys.argv[1:])}`", "",
         f"{args.clients} search clients (half hybrid) + 1 writer, {args.duration:.0f} s per phase, "
         f"model {args.model!r}, {args.readers} readers; {stats['documents']} documents at the end, "
-        f"{stats['tokens']} token vectors; load average {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} "
-        f"at the end ({os.cpu_count()} cores)",
+        f"{stats['tokens']} token vectors", "", machine_line(args.load),
         "",
         markdown_table(["phase", "requests", "requests/s", "p50 ms", "p95 ms", "errors by status"],
                        [quiet.row("searches, no writes", quiet_s), busy.row("searches during writes", busy_s),

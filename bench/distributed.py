@@ -11,8 +11,9 @@ index with texts) at 1 torch thread per worker.
 - Ray N workers: ``build_collection`` on a local Ray cluster (2 CPUs, started once before the
   rounds), N encoder actors, N shards. Times include starting the actors and loading their model;
 "first row back" is when the first row of documents (``maxsim.distributed.encode.row_size``) had
-come back: the start-up plus one row's encoding. Then a 2-node run: ``ray start --head`` and a second ``ray start --address`` on this machine
-(127.0.0.1, 1 CPU each) and ``maxsim index --ray --address`` in a subprocess, to show the cluster
+come back: the start-up plus one row's encoding. Then a 2-node run: ``ray start --head`` and a second
+``ray start --address`` on this machine (127.0.0.1, 1 CPU each) and ``maxsim index --ray --address`` in
+a subprocess, to show the cluster
 path; the nodes are ended by process group when it is done. Results: bench/results/distributed.md.
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-from common import SHARED, markdown_table  # noqa: E402
+from common import SHARED, cpu_model, markdown_table  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "distributed"
 RESULTS = ROOT / "bench" / "results" / "distributed.md"
@@ -40,7 +41,8 @@ PORT = 6391
 
 def corpus_file(n: int) -> Path:
     """The first ``n`` Cranfield documents; past its 1,400, Cranfield again with new ids (``<id>-r<k>``)."""
-    rows = [json.loads(x) for x in (SHARED / "data" / "cranfield" / "corpus.jsonl").read_text().splitlines() if x.strip()]
+    lines = (SHARED / "data" / "cranfield" / "corpus.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in lines if x.strip()]
     picked = []
     for i in range(n):
         row = dict(rows[i % len(rows)])
@@ -96,7 +98,8 @@ def search_latency(n_queries: int = 30) -> dict:
 
     from maxsim.search import Retriever
 
-    queries = [json.loads(x)["text"] for x in (SHARED / "data" / "cranfield" / "queries.jsonl").read_text().splitlines()]
+    lines = (SHARED / "data" / "cranfield" / "queries.jsonl").read_text().splitlines()
+    queries = [json.loads(x)["text"] for x in lines]
     out = {}
     for name in ("plain", "ray-2"):
         with Retriever.open(WORK / name) as r:
@@ -122,10 +125,10 @@ def two_nodes(corpus: Path, model: str) -> dict:
         time.sleep(15)
         folder = WORK / "two-nodes"
         shutil.rmtree(folder, ignore_errors=True)
-        probe = ("import ray, json; ray.init(address='127.0.0.1:%d', log_to_driver=False); "
-                 "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))" % PORT)
+        probe = (f"import ray, json; ray.init(address='127.0.0.1:{PORT}', log_to_driver=False); "
+                 "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))")
         alive = []
-        for _ in range(12):  # the nodes take a while to come up on a loaded machine
+        for _ in range(12):  # the nodes can take a while to come up
             run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
             lines = run.stdout.strip().splitlines()
             alive = json.loads(lines[-1]) if run.returncode == 0 and lines else []
@@ -195,15 +198,16 @@ def main():
     rows = [["plain (`maxsim index`, 1 thread)", f"{best['plain']:.1f}", f"{rate['plain']:.2f}", "1.00", ""],
             *[[f"Ray, {n} worker{'s' * (n > 1)}", f"{best[k]:.1f}", f"{rate[k]:.2f}", f"{rate[k] / rate['plain']:.2f}",
                f"{first[k]:.1f}"] for k, n in (("ray1", 1), ("ray2", 2))]]
+    dtype = f"MAXSIM_DTYPE={os.environ['MAXSIM_DTYPE']} " if os.environ.get("MAXSIM_DTYPE") else ""
     lines = ["# Ray scale-out (`bench/distributed.py`)", "",
-             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -P bench/distributed.py --docs {a.docs}"
-             f" --model {a.model} --repeats {a.repeats}`; {a.docs} Cranfield documents, exact index, 1 torch thread per "
-             "worker, best of the rounds. Load averages (1/5/15 min): "
-             + "; ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for k, v in loads.items())
-             + ". The 2 cores are shared with other agents: compare the rows, which ran interleaved.", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{dtype}python -P bench/distributed.py "
+             f"{' '.join(sys.argv[1:])}`; {a.docs} Cranfield documents, model {a.model!r}, exact index, 1 torch "
+             f"thread per worker, rows interleaved, best of {a.repeats} round(s). {cpu_model()}, {os.cpu_count()} "
+             "cores; load averages (1/5/15 min): "
+             + "; ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for k, v in loads.items()) + ".", "",
              markdown_table(["build", "seconds", "documents/s", "vs plain", "first row back (s)"], rows), "",
-             f"- 2 workers vs 1 worker: {rate['ray2'] / rate['ray1']:.2f}x (goal >= 1.7x).",
-             f"- Ray 1 worker vs plain: {rate['ray1'] / rate['plain']:.2f}x (goal: within 15 %, >= 0.85x).",
+             f"- 2 workers vs 1 worker: {rate['ray2'] / rate['ray1']:.2f}x (target >= 1.7x).",
+             f"- Ray 1 worker vs plain: {rate['ray1'] / rate['plain']:.2f}x (target: within 15 %, >= 0.85x).",
              f"- all rounds (s): {json.dumps(times)}; first row back (s): {json.dumps(first_row)}",
              f"- search, single dense queries k=10, p50: one index {latency['plain']:.1f} ms, 2 shards fanned out "
              f"in this process {latency['ray-2']:.1f} ms ({latency['ray-2'] / latency['plain']:.2f}x)."]

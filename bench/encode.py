@@ -9,13 +9,13 @@ system once, in turn (best of N rounds), so load from other processes hits all a
 Backends (skipped when their package is missing, or with ``--no-backends``): ONNX Runtime float32,
 OpenVINO float32 and OpenVINO bfloat16 (``dtype="mixed"``:
 OpenVINO's own default precision hint on CPUs with AMX or AVX512-BF16). Exports go to a temporary
-cache (not timed).
+cache, outside the timings.
 
 Quality (``--quality``): nDCG@10 of ``MultiVectorEncoder.default()`` in float32 (the reference),
-the default ``dtype="auto"``, ``dtype="mixed"`` and each backend on every collection of tests/fixtures/data: Cranfield (graded
-qrels), the two KD sets (each query against all of the set's documents, label 1 = relevant) and the
-SPLADE triples (all positives and negatives as the corpus, the positive relevant); plus the max abs
-vector difference vs float32.
+the default (``backend="auto", dtype="auto"``), torch ``dtype="mixed"`` and each backend on every
+collection of tests/fixtures/data: Cranfield (graded qrels), the two KD sets (each query against
+all of the set's documents, label 1 = relevant) and the SPLADE triples (all positives and negatives
+as the corpus, the positive relevant); plus the max abs vector difference vs float32.
 
     python -P bench/encode.py [--repeats 3] [--limit N] [--quality] [--quality-only] [--no-backends]
 """
@@ -39,7 +39,7 @@ from maxsim.models.default import minilm_folder
 from maxsim.models.precision import cpu_flags
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after maxsim: bench/maxsim.py must not shadow it
-from common import SHARED, best_of, cranfield_texts, markdown_table  # noqa: E402
+from common import SHARED, best_of, cranfield_texts, load_average, machine_line, markdown_table  # noqa: E402
 
 
 def build_model(folder: str) -> None:
@@ -86,16 +86,17 @@ def speed(args) -> None:
         build_model(folder)
         systems = {"sentence-transformers 6.2 float32 (reference)": STEncoder(folder, device="cpu"),
                    "maxsim float32": MultiVectorEncoder(folder, device="cpu", dtype="float32"),
-                   "maxsim default (dtype=auto)": MultiVectorEncoder(folder, device="cpu"),
-                   "maxsim dtype=mixed (bfloat16 autocast)": MultiVectorEncoder(folder, device="cpu", dtype="mixed")}
+                   "maxsim default (backend=auto, dtype=auto)": MultiVectorEncoder(folder, device="cpu"),
+                   "maxsim torch dtype=mixed (bfloat16 autocast)": MultiVectorEncoder(
+                       folder, device="cpu", dtype="mixed", backend="torch")}
         if args.bf16:
             systems["maxsim dtype=bfloat16 (whole model cast)"] = MultiVectorEncoder(folder, device="cpu",
-                                                                                      dtype="bfloat16")
+                                                                                      dtype="bfloat16", backend="torch")
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder(folder, device="cpu", **kw),
                                        os.path.join(folder, "cache"), args.backends))
     names = list(systems)
-    auto = systems["maxsim default (dtype=auto)"]
-    resolved = f"{auto.precision} via {auto.auto_backend or 'torch'}"
+    auto = systems["maxsim default (backend=auto, dtype=auto)"]
+    resolved = f"{auto.precision} via {auto.auto_backend or auto.backend}"
     for task, texts in (("documents", docs), ("queries", queries)):
         calls = {name: _encoder(model, task, texts, args.batch_size) for name, model in systems.items()}
         outputs = {name: call() for name, call in calls.items()}
@@ -107,7 +108,7 @@ def speed(args) -> None:
         reference = outputs[names[0]]
         rows = [[name, f"{rates[name]:.1f}/s", f"{rates[name] / rates[names[0]]:.2f}x",
                  f"{max_diff(outputs[name], reference):.1e}"] for name in names]
-        print(f"\n{task} ({len(texts)} texts; 'auto' resolved to {resolved!r})\n")
+        print(f"\n{task} ({len(texts)} texts; the default resolved to {resolved!r})\n")
         print(markdown_table([task, "rate", "vs reference", "max abs diff vs reference"], rows))
 
 
@@ -149,7 +150,7 @@ def quality(args) -> None:
     with tempfile.TemporaryDirectory() as cache:
         systems = {"float32": MultiVectorEncoder.default(device="cpu", dtype="float32"),
                    "default (auto)": MultiVectorEncoder.default(device="cpu"),
-                   "mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed")}
+                   "torch mixed": MultiVectorEncoder.default(device="cpu", dtype="mixed", backend="torch")}
         systems.update(backend_systems(lambda **kw: MultiVectorEncoder.default(device="cpu", **kw), cache,
                                        args.backends))
     names = list(systems)
@@ -184,6 +185,7 @@ def main() -> None:
                         help="leave out the ONNX Runtime / OpenVINO rows")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load = load_average()
     if not args.quality_only:
         speed(args)
     if args.quality or args.quality_only:
@@ -191,8 +193,8 @@ def main() -> None:
     flags = sorted(set(cpu_flags()) & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
     versions = {m: getattr(sys.modules.get(m), "__version__", "-") for m in ("onnxruntime", "openvino")}
     print(f"\ntorch {torch.__version__}, {versions}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"python {sys.version.split()[0]}, CPU flags {flags}, cuda {torch.cuda.is_available()}.")
+    print(machine_line(load))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ import torch
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-import fast_plaid.search.fast_plaid as fp_module
-from fast_plaid import search
+import fast_plaid.search.fast_plaid as fp_module  # noqa: E402 (after set_num_threads)
+from fast_plaid import search  # noqa: E402
 
 if args.get("n_centroids"):  # like for like: maxsim's centroid count (fast-plaid's create has no knob for it)
     _kmeans = fp_module.compute_kmeans
     fp_module.compute_kmeans = lambda **kw: _kmeans(num_partitions=args["n_centroids"], **kw)
-d = np.load(args["docs"]); lens = np.load(args["lens"])
-q = np.load(args["queries"]); qlens = np.load(args["qlens"])
+d, lens = np.load(args["docs"]), np.load(args["lens"])
+q, qlens = np.load(args["queries"]), np.load(args["qlens"])
 docs = [torch.from_numpy(x.astype(np.float32)) for x in np.split(d, np.cumsum(lens)[:-1])]
 queries = [torch.from_numpy(x.astype(np.float32)) for x in np.split(q, np.cumsum(qlens)[:-1])]
 start = time.perf_counter()

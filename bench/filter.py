@@ -1,6 +1,6 @@
 """Filtered search benchmark: a metadata filter at 1 % selectivity vs unfiltered search, exact and PLAID.
 
-    python bench/filter.py                  # 100,000 documents (~15 min on the shared 2-core machine)
+    python bench/filter.py                  # 100,000 documents
     python bench/filter.py --docs 5000      # quick run
 
 Collection: ``maxsim.index.synthetic.ClusteredCollection`` with the model's dimension (the tiny
@@ -23,7 +23,6 @@ bench/results/filter.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sqlite3
 import sys
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import WORK, markdown_table  # noqa: E402
+from common import WORK, load_average, machine_line, markdown_table  # noqa: E402
 from maxsim import MultiVectorEncoder  # noqa: E402
 from maxsim.index.synthetic import ClusteredCollection  # noqa: E402
 from maxsim.search import Retriever  # noqa: E402
@@ -88,7 +87,7 @@ def brute_force(queries: list[np.ndarray], docs: list[np.ndarray], positions: np
 def timed_search(r: Retriever, text: str, flt: dict | None) -> tuple[float, list[str]]:
     start = time.perf_counter()
     hits = r.search(text, k=K, filter=flt)[0]
-    return time.perf_counter() - start, [h["id"] for h in hits]
+    return time.perf_counter() - start, [h.id for h in hits]
 
 
 def sql_seconds(folder: Path, flt: dict, repeats: int) -> float:
@@ -130,6 +129,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    args.load = load_average()
     model = MultiVectorEncoder(MODEL, device="cpu")
     coll = ClusteredCollection(args.docs, dim=model.dim, doc_tokens=(20, 40), seed=0)
     queries = coll.queries(args.queries, seed=1)
@@ -177,9 +177,8 @@ HEADER = ["index", "filter", "kept", "p50 unfiltered ms", "p50 filtered ms", "fi
 
 
 def report(args, rows: list[list]) -> None:
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = (f"# Filtered search (bench/filter.py)\n\n`python bench/filter.py --docs {args.docs} --queries "
-            f"{args.queries} --repeats {args.repeats}`; load average at the end: {load}\n\n"
+            f"{args.queries} --repeats {args.repeats}`\n\n{machine_line(args.load)}\n\n"
             + markdown_table(HEADER, rows) + "\n")
     print("\n" + text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,15 @@
 """Hybrid search quality on Cranfield: nDCG@10 of BM25 alone, MaxSim alone and both fusions.
 
 Nothing is tuned per collection: RRF k=60, score fusion with equal weights, each ranker giving
-its top 100 candidates. Documents are "title text" (the BEIR convention; the issue's BM25 0.352
-used it). BM25 is the Retriever's (English stopwords + Snowball stemmer); one row repeats it
-without the stemmer, as the issue measured it.
+its top 100 candidates. Documents are "title text" (the BEIR convention). BM25 is the Retriever's
+(English stopwords + Snowball stemmer); one row repeats it without the stemmer (bm25s defaults, the
+usual BM25 baseline on Cranfield: 0.352).
 
     python -P bench/hybrid.py [--model default] [--index exact] [--data tests/fixtures/data/cranfield]
 
 (``-P``: do not put bench/ first on sys.path, where bench/maxsim.py would shadow the package.)
 
-Prints a markdown table (nDCG@10, mean ms per query) and the build time.
+Prints a markdown table (nDCG@10, mean ms per query), the build time and the machine line.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ import pytrec_eval
 
 from maxsim.search import Retriever, fuse
 from maxsim.search.fusion import FUSION_DEPTH
+
+sys.path.append(str(Path(__file__).resolve().parent))  # after maxsim: bench/maxsim.py must not shadow it
+from common import load_average, machine_line  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 
@@ -72,6 +75,7 @@ def main() -> None:
     corpus, queries, qrels = load_cranfield(Path(args.data))
     queries = [q for q in queries if q["_id"] in qrels]
     texts, qids = [q["text"] for q in queries], [q["_id"] for q in queries]
+    load = load_average()
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -83,16 +87,17 @@ def main() -> None:
         add_s = time.perf_counter() - start
 
         unstemmed = bm25_without_stemmer(documents, [d["_id"] for d in corpus], qids, texts, FUSION_DEPTH)
-        rows = [("BM25 (bm25s, English stopwords, no stemmer: the issue's setup)",
+        rows = [("BM25 (bm25s, English stopwords, no stemmer)",
                  {qid: hits[:10] for qid, hits in unstemmed.items()}, None)]
         start = time.perf_counter()
         bm25 = retriever.bm25.top(texts, 10)
-        rows.append(("BM25 (the Retriever's: English stopwords + Snowball stemmer)", dict(zip(qids, bm25)), time.perf_counter() - start))
+        rows.append(("BM25 (the Retriever's: English stopwords + Snowball stemmer)", dict(zip(qids, bm25)),
+                     time.perf_counter() - start))
         for name, hybrid, fusion in [("MaxSim", False, "rrf"), ("MaxSim + BM25, RRF (k=60)", True, "rrf"),
                                      ("MaxSim + BM25, min-max score fusion", True, "score")]:
             start = time.perf_counter()
             results = retriever.search(texts, k=10, hybrid=hybrid, fusion=fusion)
-            rankings = {qid: [(h["id"], h["score"]) for h in hits] for qid, hits in zip(qids, results)}
+            rankings = {qid: [(h.id, h.score) for h in hits] for qid, hits in zip(qids, results)}
             rows.append((name, rankings, time.perf_counter() - start))
         # ablation: the same fusions with the unstemmed BM25
         dense = dict(zip(qids, retriever.index.search(retriever.model.encode_query(texts), k=FUSION_DEPTH)))
@@ -110,7 +115,7 @@ def main() -> None:
     for name, rankings, seconds in rows:
         ms = "-" if seconds is None else f"{1000 * seconds / len(qids):.1f}"
         print(f"| {name} | {ndcg_at_10(qrels, rankings):.4f} | {ms} |")
-    sys.stdout.flush()
+    print(f"\n{machine_line(load)}", flush=True)
 
 
 if __name__ == "__main__":

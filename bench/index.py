@@ -1,6 +1,6 @@
 """Index benchmark: ExactIndex, PlaidIndex (nbits 2 and 4) and fast-plaid, in one run.
 
-    python bench/index.py            # full run (~30 min on the 2-core machine)
+    python bench/index.py            # full run (~30 min on 2 cores)
     python bench/index.py --quick    # small run (~3 min)
 
 Collections
@@ -9,11 +9,11 @@ Collections
   queries: 32 noisy tokens of a random document's terms), ``--docs`` documents (100,000) added in
   batches of 10,000 (the first trains the centroids, the others use the add-without-rebuild path).
 - ``synthetic-10k``: its first ``--subset`` documents (10,000) in one add; fast-plaid runs here
-  (fast-plaid's CPU build of 100,000 documents would take hours on this machine).
-- ``cranfield``: shared/data/cranfield encoded with ``MultiVectorEncoder.default()`` (cached in
+  (fast-plaid's CPU build of 100,000 documents takes hours on 2 cores).
+- ``cranfield``: tests/fixtures/data/cranfield encoded with ``MultiVectorEncoder.default()`` (cached in
   bench/_work/), 225 queries (30 with ``--quick``).
 - ``synthetic-20k-noise0.6`` (``--only 20k``): 20,000 documents, 2,000 topic centres, token noise
-  0.6, 30-90 tokens (the issue-13 set).
+  0.6, 30-90 tokens (many topics, heavy noise).
 
 Per index: build time, bytes per token on disk (all files; for PLAID also its compressed tier and
 its float16 re-scoring copy apart), p50/p95 latency of single queries (torch / faiss / fast-plaid
@@ -275,7 +275,8 @@ class Bench:
         defaults and at maxsim's resolved settings; maxsim at those settings on the same queries."""
         from maxsim.index.plaid import resolve_search_params
         plaid = plaids[2]
-        setting = {key: resolve_search_params(len(plaid), 10, plaid.params, True)[key] for key in ("n_ivf_probe", "n_full_scores")}
+        resolved = resolve_search_params(len(plaid), 10, plaid.params, True)
+        setting = {key: resolved[key] for key in ("n_ivf_probe", "n_full_scores")}
         n_c = int(plaid._body["state"]["n_centroids"])
         for nbits, index in plaids.items():
             times, hits = timed_queries(index, queries, **setting)
@@ -287,7 +288,7 @@ class Bench:
             self.fastplaid(name, docs, queries, truth, ids, nbits, [{}, setting], n_centroids=n_c)
 
     def synthetic_20k(self):
-        """The issue-13 set: 2,000 topic centres, token noise 0.6, 30-90 tokens per document."""
+        """The noisy set: 2,000 topic centres, token noise 0.6, 30-90 tokens per document."""
         from maxsim.index.synthetic import ClusteredCollection
         a = self.args
         n = 20_000 if not a.quick else 2_000

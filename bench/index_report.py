@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
+
+from common import cpu_model
 
 
 def write_report(results: dict, path: Path, plot_path: Path, quick: bool, threads: int) -> None:
     """bench/results/index.md from the results of ``bench/index.py`` ({"rows", "k_rows", "matched",
     "sweeps", "notes", "load"}: its bench/_work/index-results.json); ``plot_path``: the plot it shows."""
     rows, k_rows, matched, sweeps = results["rows"], results["k_rows"], results["matched"], results["sweeps"]
+    load = ", ".join(f"{name}: {a:.1f}/{b:.1f}/{c:.1f}" for name, (a, b, c) in results["load"])
     lines = ["# Index benchmark (`bench/index.py`)", "",
              f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-             f"{' --quick' if quick else ''}`; {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-             f"torch / faiss / fast-plaid at {threads} threads, single queries, k = 10. "
-             "**The machine is shared with other agents**: load averages (1/5/15 min) "
-             + ", ".join(f"{n}: {l[0]:.1f}/{l[1]:.1f}/{l[2]:.1f}" for n, l in results["load"])
-             + ". Absolute times are inflated and noisy; compare rows of the same collection (same run).", "",
+             f"{' --quick' if quick else ''}`; {cpu_model()}, {os.cpu_count()} cores; torch / faiss / fast-plaid at "
+             f"{threads} threads, single queries, k = 10. Load averages (1/5/15 min) at each stage: {load}.", "",
              "Recall@10 is measured against ExactIndex's top 10 (float16 vectors). Bytes per token: all files "
              "of the index folder divided by the number of token vectors.", "",
              "PLAID's bytes are split: the compressed tier (codes, residuals, centroids, ids; the "
-             "<= 36 B/token goal at 128 dims, nbits 2) and its float16 re-scoring copy (memory-mapped, "
+             "<= 36 B/token target at 128 dims, nbits 2) and its float16 re-scoring copy (memory-mapped, "
              "read for the final candidates only).", "",
-             "| collection | index | build (s) | bytes/token all | compressed tier | float16 copy | p50 ms | p95 ms | recall@10 |",
+             "| collection | index | build (s) | bytes/token all | compressed tier | float16 copy | p50 ms | p95 ms "
+             "| recall@10 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         tiers = (f"{r['compressed_bytes_per_token']:.1f} | {r['rescore_bytes_per_token']:.1f}"
@@ -47,12 +47,13 @@ def write_report(results: dict, path: Path, plot_path: Path, quick: bool, thread
                      f"{m['recall']:.3f} |")
     for coll in sorted({m["collection"] for m in matched}):
         ours = next((m for m in matched if m["collection"] == coll and m["index"] == "PlaidIndex nbits 2"), None)
-        theirs = next((m for m in matched if m["collection"] == coll and m["index"].startswith("fast-plaid nbits 2")), None)
+        theirs = next((m for m in matched
+                       if m["collection"] == coll and m["index"].startswith("fast-plaid nbits 2")), None)
         if ours and theirs:
             lines.append(f"\n{coll}, nbits 2 at matched settings: recall@10 {ours['recall']:.3f} vs "
                          f"{theirs['recall']:.3f}; latency {ours['p50_ms'] / theirs['p50_ms']:.2f}x fast-plaid's; "
                          f"build {theirs['build_s'] / max(ours['build_s'], 1e-9):.1f}x faster.")
-    lines += ["", "## Goals of issue 5 (against fast-plaid in the same run, same collection)", ""]
+    lines += ["", "## Targets (against fast-plaid in the same run, same collection)", ""]
     for coll in sorted({r["collection"] for r in rows}):
         fp = next((r for r in rows if r["collection"] == coll and r["index"].startswith("fast-plaid")), None)
         for r in rows:
@@ -65,9 +66,11 @@ def write_report(results: dict, path: Path, plot_path: Path, quick: bool, thread
                 checks.append(f"build {fp['build_s'] / max(r['build_s'], 1e-9):.1f}× faster "
                               f"({'≥' if fp['build_s'] >= 5 * r['build_s'] else '<'} 5×)")
             if "nbits 2" in r["index"]:
-                checks.append(f"{r['bytes_per_token']:.1f} bytes/token "
-                              f"({'≤' if r['bytes_per_token'] <= 36 else '>'} 36 at 128 dims)"
-                              if coll.startswith("synthetic") else f"{r['bytes_per_token']:.1f} bytes/token (384 dims)")
+                compressed = r.get("compressed_bytes_per_token", r["bytes_per_token"])
+                checks.append(f"compressed tier {compressed:.1f} bytes/token "
+                              f"({'≤' if compressed <= 36 else '>'} 36 at 128 dims)"
+                              if coll.startswith("synthetic") else f"compressed tier {compressed:.1f} bytes/token "
+                              "(384 dims)")
             lines.append(f"- {coll}, {r['index']}: " + "; ".join(checks))
     lines += ["", "## Sweep of search settings (recall@10 vs p50 latency)", "",
               f"![recall vs latency]({plot_path.relative_to(path.parent.parent).as_posix()})", "",

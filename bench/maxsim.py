@@ -30,7 +30,7 @@ import argparse
 import numpy as np
 import torch
 
-from common import best_of, markdown_table
+from common import best_of, load_average, machine_line, markdown_table
 from maxsim.scoring import maxsim
 
 
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    load = load_average()
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     dim = 128
@@ -93,6 +94,7 @@ def main() -> None:
           f"dim {dim}; speed-up vs sentence-transformers {t_theirs / t_ours:.2f}x; max abs diff {diff:.1e} "
           f"(bfloat16 vs float32: {bf16_diff:.1e}); "
           f"threads {torch.get_num_threads()}")
+    print(machine_line(load))
 
 
 if __name__ == "__main__":

@@ -24,14 +24,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
-from common import markdown_table  # noqa: E402
+from common import load_average, machine_line, markdown_table  # noqa: E402
 from long_documents import CRANFIELD, long_collection  # noqa: E402
 from maxsim import MultiVectorEncoder  # noqa: E402
 from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents  # noqa: E402
 from maxsim.scoring import maxsim  # noqa: E402
 
 GRID = [(overlap, lookback) for overlap in (0, 16, 32, 64) for lookback in (0, 16, 24, 48, 96)]  # structure only
-SEARCHED = [(0, 0), (0, 48), (32, 0), (32, 16), (32, 48), (64, 0), (64, 16), (64, 24), (64, 48)]  # also encoded and searched
+# also encoded and searched
+SEARCHED = [(0, 0), (0, 48), (32, 0), (32, 16), (32, 48), (64, 0), (64, 16), (64, 24), (64, 48)]
 
 
 class Encoded:
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--cranfield-settings", default=f"{OVERLAP}:{LOOKBACK}",
                         help="overlap:lookback pairs for the Cranfield check, comma-separated")
     args = parser.parse_args()
+    load = load_average()
     model = MultiVectorEncoder.default(device="cpu")
     encode = Encoded(model)
     if not args.skip_long:
@@ -127,6 +129,7 @@ def main() -> None:
         settings = [tuple(map(int, pair.split(":"))) for pair in args.cranfield_settings.split(",")]
         print(markdown_table(["setting", "documents split", "passages", "nDCG@10"],
                              cranfield_ndcg(model, encode, settings)))
+    print(f"\n{machine_line(load)}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from maxsim.models.pooling import pool_embeddings
 from maxsim.scoring import maxsim, topk
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after maxsim: bench/maxsim.py must not shadow it
-from common import SHARED, markdown_table  # noqa: E402
+from common import SHARED, load_average, machine_line, markdown_table  # noqa: E402
 
 
 def main() -> None:
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--no-normalize", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load = load_average()
     queries, corpus, qrels = load_beir_folder(SHARED / "data" / "cranfield")
     doc_ids = sorted(corpus)
     model = MultiVectorEncoder.default(device="cpu", dtype=args.dtype)
@@ -50,12 +51,13 @@ def main() -> None:
         ndcg = evaluate_rankings(rankings, qrels, "cranfield", "MaxSim")["cranfield_MaxSim_ndcg@10"]
         base = ndcg if base is None else base
         kept = sum(len(d) for d in pooled)
-        rows.append([f"{factor:g}", kept, f"{kept / total:.1%}", f"{ndcg:.4f}", f"{ndcg - base:+.4f}", f"{seconds:.1f}"])
+        rows.append([f"{factor:g}", kept, f"{kept / total:.1%}", f"{ndcg:.4f}", f"{ndcg - base:+.4f}",
+                     f"{seconds:.1f}"])
         print(rows[-1], flush=True)
     print(f"\nCranfield, MultiVectorEncoder.default(dtype={args.dtype!r}), normalize={not args.no_normalize}\n")
     print(markdown_table(["pool factor", "document vectors", "share", "nDCG@10", "vs no pooling", "pooling (s)"],
                          rows))
-    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(f"\n{machine_line(load)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ candidates itself) and from the corpus embeddings (the embedding form); exact Ma
 document. The two rerank rows must agree, the rerank must beat BM25 and match exact MaxSim's nDCG@10
 within 0.01 (the candidates hold most relevant documents: see the recall@100 line).
 
-    python -P bench/rerank.py [--model default] [--dtype float32] [--depth 100] [--data tests/fixtures/data/cranfield]
+    python -P bench/rerank.py [--model default] [--dtype float32] [--depth 100]
+                              [--data tests/fixtures/data/cranfield]
 
 (``-P``: do not put bench/ first on sys.path, where bench/maxsim.py would shadow the package.)
 """
@@ -14,6 +15,7 @@ within 0.01 (the candidates hold most relevant documents: see the recall@100 lin
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from maxsim.evaluation.metrics import ndcg_at_k, recall_at_k
 from maxsim.models import MultiVectorEncoder
 from maxsim.scoring import maxsim, rerank, topk
 from maxsim.search.bm25 import BM25Index
+
+sys.path.append(str(Path(__file__).resolve().parent))  # after maxsim: bench/maxsim.py must not shadow it
+from common import load_average, machine_line  # noqa: E402
 
 CRANFIELD = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "data" / "cranfield"
 
@@ -44,6 +49,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(CRANFIELD))
     parser.add_argument("--dtype", default="float32", help="encoding precision (float32: the exact path; auto, mixed)")
     args = parser.parse_args()
+    load = load_average()
     queries, corpus, qrels = load_beir_folder(args.data)
     qrels = {qid: g for qid, g in qrels.items() if qid in queries and any(v > 0 for v in g.values())}
     qids, doc_ids = list(qrels), list(corpus)
@@ -73,8 +79,8 @@ def main() -> None:
              {q: [h["id"] for h in hits] for q, hits in zip(qids, by_embedding)}, embedding_s),
             ("exact MaxSim over every document (corpus embeddings)",
              {q: [doc_ids[j] for j in row] for q, row in zip(qids, indices.tolist())}, exact_s)]
-    print(f"Cranfield: {len(doc_ids)} documents, {len(qids)} judged queries; model {args.model!r} ({args.dtype}, load {load_s:.1f} s); "
-          f"corpus encode {encode_s:.1f} s; BM25 recall@{args.depth} "
+    print(f"Cranfield: {len(doc_ids)} documents, {len(qids)} judged queries; model {args.model!r} "
+          f"({args.dtype}, load {load_s:.1f} s); corpus encode {encode_s:.1f} s; BM25 recall@{args.depth} "
           f"{mean_metric(recall_at_k, rows[0][1], qrels, args.depth):.4f}\n")
     print("| ranking | nDCG@10 | seconds (all queries) |")
     print("|---|---|---|")
@@ -86,6 +92,7 @@ def main() -> None:
     print(f"\nrerank beats BM25: {ndcg[1] > ndcg[0]} ({ndcg[1] - ndcg[0]:+.4f}); |rerank - exact| = "
           f"{abs(ndcg[1] - ndcg[3]):.4f} (<= 0.01: {abs(ndcg[1] - ndcg[3]) <= 0.01}); "
           f"text and embedding forms give the same order: {same}")
+    print(f"\n{machine_line(load)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Growth curve of PlaidIndex (nbits 2) on one machine: 10k, 100k, 1M synthetic documents.
 
-    python -P bench/scale.py                          # 10k, 100k, 1M (hours on the shared 2-core machine)
+    python -P bench/scale.py                          # 10k, 100k, 1M (1M: ~40 min on 2 cores)
     python -P bench/scale.py --sizes 10000,100000     # the small part (~15 min)
 
 Collection: ``maxsim.index.synthetic.ClusteredCollection`` (the generator of bench/index.py), 128-dim
@@ -36,6 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.append(str(ROOT / "bench"))  # after src: bench/maxsim.py must not shadow the package
+from common import cpu_model  # noqa: E402
+
 WORK = ROOT / "bench" / "_work" / "scale"
 RESULTS = ROOT / "bench" / "results" / "scale.md"
 DOC_TOKENS = (40, 80)
@@ -132,7 +135,8 @@ def build(n_docs: int, args) -> dict:
         print(f"{n_docs}: {stop} documents, build {info['build_s']:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
     info["load"].append(os.getloadavg())
     if len(index) != truth.done:
-        raise RuntimeError(f"{folder}: {len(index)} documents indexed but exact top-10 over {truth.done}; rerun the build.")
+        raise RuntimeError(f"{folder}: {len(index)} documents indexed but exact top-10 over {truth.done}; "
+                           "rerun the build.")
     info["target_docs"], info["docs"] = n_docs, len(index)  # fewer when --measure-only stops a build early
     info["tokens"] = int(coll.doc_len[: len(index)].sum())
     info["bytes"] = folder_bytes(folder)
@@ -197,14 +201,15 @@ def report(rows: list[dict], args) -> str:
              f"Run finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -P bench/scale.py "
              f"--sizes {','.join(str(r['docs']) for r in rows)}` (sizes may run in parallel processes, "
              f"each writing its row); torch/faiss at {args.threads} thread(s), "
-             f"{args.queries} single queries, k = 10, PlaidIndex nbits 2, default search settings. The 2 cores "
-             "are shared with other agents: times are inflated and noisy (load averages in the table).", "",
+             f"{args.queries} single queries, k = 10, PlaidIndex nbits 2, default search settings. "
+             f"{cpu_model()}, {os.cpu_count()} cores; the load average of each size's run is in the table.", "",
              "| documents | tokens | centroids | build (s) | docs/s | bytes on disk | bytes/token | open (s) "
              "| RSS open / after search / peak (MiB) | p50 ms | p95 ms | recall@10 | load (1/5/15) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mib = lambda kib: f"{kib / 1024:.0f}"
-        partial = f" (build of {r['target_docs']:,} stopped here)" if r.get("target_docs", r["docs"]) != r["docs"] else ""
+        stopped = r.get("target_docs", r["docs"]) != r["docs"]
+        partial = f" (build of {r['target_docs']:,} stopped here)" if stopped else ""
         lines.append(
             f"| {r['docs']:,}{partial} | {r['tokens']:,} | {r['n_centroids']} | {r['build_s']:.0f} | "
             f"{r['docs'] / r['build_s']:.0f} | {r['bytes'] / 2**20:.0f} MiB | {r['bytes'] / r['tokens']:.1f} | "

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -28,6 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.append(str(ROOT / "bench"))  # after src: bench/maxsim.py must not shadow the package
+from common import load_average, machine_line  # noqa: E402
+
 WORK = ROOT / "bench" / "_work"
 
 
@@ -135,7 +137,7 @@ def main() -> None:
     from maxsim.index import ExactIndex, PlaidIndex
     from maxsim.index.packed import scan_dtype
     torch.set_num_threads(a.threads)
-    load = [os.getloadavg()]
+    load = load_average()
     docs, queries = collection(a.docs, a.queries, a.dim)
     n_tokens = sum(len(d) for d in docs)
     ids = [f"d{i}" for i in range(len(docs))]
@@ -151,7 +153,6 @@ def main() -> None:
         plaid = PlaidIndex.create(WORK / "latency-plaid", a.dim, nbits=2)
         plaid.add(ids, docs)
         rows.append(("PlaidIndex nbits 2", *per_query(plaid, queries, a.k)))
-    load.append(os.getloadavg())
     print(f"{len(docs)} documents, {n_tokens} token vectors x {a.dim} float16 "
           f"({n_tokens * a.dim * 2 / 1e6:.0f} MB), {len(queries)} queries x 32 vectors, k={a.k}, "
           f"{a.threads} threads, scan dtype {str(scan_dtype()).replace('torch.', '')}")
@@ -164,8 +165,7 @@ def main() -> None:
         texts = [f"query number {i} about boundary layers and heat transfer" for i in range(a.queries + 1)]
         p50 = service_p50(docs, texts, a.port)
         print(f"\nservice p50, one client, one query per request (encode + search + JSON): {p50:.1f} ms")
-    load.append(os.getloadavg())
-    print("\nload average (1/5/15 min): " + ", ".join("/".join(f"{x:.1f}" for x in la) for la in load))
+    print(f"\n{machine_line(load)}")
     shutil.rmtree(WORK / "latency-exact", ignore_errors=True)
     shutil.rmtree(WORK / "latency-plaid", ignore_errors=True)
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -29,7 +27,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, WORK, markdown_table, save_plot  # noqa: E402
+from common import SHARED, WORK, load_average, machine_line, markdown_table, save_plot  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
 
@@ -117,7 +115,7 @@ def main() -> None:
     parser.add_argument("--hybrid", action="store_true", help="Hybrid (BM25 + MaxSim) searches.")
     parser.add_argument("--output", type=Path, help="Also write the markdown report here.")
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     if not args.index.exists():
         build_index(args.index)
     queries = [json.loads(line)["text"] for line in open(SHARED / "data" / "cranfield" / "queries.jsonl")]
@@ -146,10 +144,9 @@ def main() -> None:
         f"Index: {stats['documents']} documents, {stats['tokens']} token vectors, model {stats['model']!r}, "
         f"index {stats['kind']}, {stats['bytes_on_disk'] / 2**20:.0f} MiB on disk; "
         f"{'hybrid' if args.hybrid else 'MaxSim'} search, k=10, one query per request; "
-        f"server: {args.readers} readers x {args.threads or 'default'} torch threads; server RSS idle after load: "
-        f"{idle_rss / 1024:.0f} MiB.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"load average at start: {load_before:.1f}, at the end: {os.getloadavg()[0]:.1f}.", "",
+        f"server: {args.readers} readers x {args.threads or 'default'} torch threads; "
+        f"server RSS idle after load: {idle_rss / 1024:.0f} MiB.",
+        machine_line(load_before), "",
         markdown_table(["clients", "requests", "s", "requests/s", "p50 ms", "p95 ms", "max ms", "errors",
                         "RSS MiB", "peak RSS MiB"], rows),
     ])
@@ -158,7 +155,7 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report + "\n")
         plot_levels(results, args.output.with_suffix(".png"), f"maxsim serve, {stats['documents']} documents, "
-                    f"load average {load_before:.1f} at start")
+                    f"load average {load_before} at start")
 
 
 def plot_levels(results: list[dict], path: Path, title: str) -> None:

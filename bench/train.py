@@ -1,4 +1,4 @@
-"""Training bench (CPU): distil the MiniLM default on the shared KD samples.
+"""Training bench (CPU): distil the MiniLM default on the KD samples of tests/fixtures.
 
 Reports: training loss (first vs last epoch); mean per-query Spearman correlation between student
 MaxSim and teacher scores on held-out queries (20%), before/after; Cranfield nDCG@10 before/after;
@@ -28,6 +28,9 @@ from maxsim import MultiVectorEncoder
 from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder
 from maxsim.losses import DistillKLDiv
 from maxsim.training import MaxSimTrainer, TrainingRows, load_rows
+
+sys.path.append(str(Path(__file__).resolve().parent))  # after maxsim: bench/maxsim.py must not shadow it
+from common import load_average, machine_line  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / "tests" / "fixtures"  # models/, data/ (see tests/README.md)
 KD_FILES = [SHARED / "data" / "msmarco-kd-flagembedding" / "train.jsonl",
@@ -106,7 +109,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                         help="DistillKLDiv normalize_scores (the card: yes)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (shared machine: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: the two trainers alternate)")
     parser.add_argument("--speed-steps", type=int, default=8)
     parser.add_argument("--speed-rounds", type=int, default=2)
     parser.add_argument("--skip-cranfield", action="store_true")
@@ -120,7 +123,7 @@ def main() -> None:
     cranfield = InformationRetrievalEvaluator(*load_beir_folder(SHARED / "data" / "cranfield"), name="cranfield",
                                               batch_size=64, show_progress_bar=False)
     model = MultiVectorEncoder.default(device="cpu")
-    started = time.perf_counter()
+    started, load = time.perf_counter(), load_average()
     before = {"spearman": spearman(model, test_rows)}
     if not args.skip_cranfield:
         before["ndcg"] = cranfield(model)[cranfield.primary_metric]
@@ -154,6 +157,7 @@ def main() -> None:
           f"{', '.join(f'{s:.2f}' for s in speeds['sentence-transformers'])} |")
     print(f"\nspeed ratio maxsim / sentence-transformers: {ours / oracle:.2f}x; total bench time "
           f"{time.perf_counter() - started:.0f} s; training time {metrics['train_runtime']:.0f} s", file=sys.stdout)
+    print(machine_line(load))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,22 @@ def tiny_model():
     return MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")  # the exact path: oracle tests compare it
 
 
+@pytest.fixture(scope="session")
+def page_checkpoint(tmp_path_factory):
+    """A tiny random ColQwen2 checkpoint (tests/page_checkpoints.py; grids follow the page's shape)."""
+    from page_checkpoints import build
+
+    return build("colqwen2", tmp_path_factory.mktemp("page-model") / "colqwen2")
+
+
+@pytest.fixture(scope="session")
+def page_model(page_checkpoint):
+    """The ``PageEncoder`` of ``page_checkpoint`` (float32, CPU)."""
+    from maxsim.models.pages import PageEncoder
+
+    return PageEncoder(page_checkpoint, device="cpu", dtype="float32")
+
+
 # Packages the `test` extra installs (pyproject.toml): a test that importorskips one of them fails when it is
 # missing, so CI never passes by skipping; under CI=1 every missing import fails.
 REQUIRED = {"ray", "langchain_core", "llama_index", "pypdf", "pyarrow", "charset_normalizer", "matplotlib", "onnx",

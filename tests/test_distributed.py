@@ -204,17 +204,65 @@ def test_rerun_finishes_only_what_is_missing(tmp_path, corpus):
     holds_each_once(tmp_path / "c", corpus)
 
 
-def test_cli_index_ray_then_search(tmp_path, corpus):
+# every option of `maxsim index`, at a value other than its default (a new option must be added here)
+OPTIONS = {"--model": MODEL, "--id-column": "doc", "--text-column": "body", "--title-column": "heading",
+           "--metadata-column": "year", "--batch-size": "8", "--device": "cpu", "--dtype": "float32",
+           "--backend": "torch", "--pool-factor": "2", "--no-passages": None, "--no-hybrid": None, "--strict": None}
+PLAID = {"--index": "plaid", "--nbits": "2", "--n-centroids": "16", "--index-param": "seed=3"}
+RAY = ("--ray", "--workers", "--shards", "--address")
+PAGES = ("--dpi",)  # page collections only; --ray builds text collections (tests/test_pages_cli.py)
+
+
+def cli(*argv):
     from typer.testing import CliRunner
 
     from maxsim.cli import app
 
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join(corpus.read_text().splitlines(keepends=True)[:40]))
-    run = CliRunner().invoke(app, ["index", str(small), "--output", str(tmp_path / "c"), "--model", MODEL,
-                                   "--ray", "--workers", "2", "--no-hybrid"])
-    assert run.exit_code == 0, run.output
-    assert "indexed 40 documents" in run.output and "2 shards" in run.output
-    run = CliRunner().invoke(app, ["search", str(tmp_path / "c"), "slipstream wing", "--json"])
-    assert run.exit_code == 0, run.output
-    assert "slipstream" in run.output
+    return CliRunner().invoke(app, [str(a) for a in argv])
+
+
+def flags(options: dict) -> list[str]:
+    return [part for flag, value in options.items() for part in ([flag] if value is None else [flag, value])]
+
+
+def test_every_index_option_is_honoured_with_ray(tmp_path, corpus, queries):
+    """The same input built with and without --ray, every option at a non-default value: the same
+    settings, documents (ids, titles, metadata columns) and hits."""
+    import typer.main
+
+    from maxsim.cli import app
+
+    command = typer.main.get_command(app).commands["index"]
+    declared = {p.opts[0] for p in command.params if p.param_type_name == "option"}
+    covered = {flag.replace("--no-", "--") for flag in [*OPTIONS, *PLAID, *RAY, *PAGES, "--output"]}
+    assert declared == covered
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()[:40]]
+    table = tmp_path / "t.jsonl"
+    table.write_text("".join(json.dumps({"doc": f"d{r['_id']}", "body": r["text"], "heading": r["title"],
+                                         "year": 1950 + int(r["_id"]) % 30, "extra": "dropped"}) + "\n"
+                             for r in rows))
+    ray_flags = ["--ray", "--workers", 2, "--shards", 2, "--address", ray.get_runtime_context().gcs_address]
+    for extra in ({}, PLAID):
+        folder, sharded = tmp_path / f"one{len(extra)}", tmp_path / f"ray{len(extra)}"
+        run = cli("index", table, "--output", folder, *flags({**OPTIONS, **extra}))
+        assert run.exit_code == 0, run.output
+        run = cli("index", table, "--output", sharded, *flags({**OPTIONS, **extra}), *ray_flags)
+        assert run.exit_code == 0 and "2 shards" in run.output, run.output
+        with maxsim.open(folder) as one, maxsim.open(sharded) as many, \
+                Retriever.open(sharded / "shard-000", model=one.model) as shard:
+            settings = ("passages", "pool_factor", "kind", "hybrid", "model", "dim")
+            assert {k: shard.manifest[k] for k in settings} == {k: one.manifest[k] for k in settings}
+            params = [{k: v for k, v in r.index.params.items() if k != "codec"} for r in (shard, one)]
+            assert params[0] == params[1] and (not extra or params[0]["nbits"] == 2)
+            assert one.manifest["passages"]["split"] is False and one.manifest["pool_factor"] == 2
+            assert one.documents(limit=100) == many.documents(limit=100)
+            assert one.get("d1").metadata == {"year": 1951} and one.get("d1").text.startswith(rows[0]["title"])
+            counts = ("documents", "passages", "tokens", "hybrid")
+            assert {k: many.stats()[k] for k in counts} == {k: one.stats()[k] for k in counts}
+            if not extra:  # exact: the same hits; PLAID: shards share a codec trained on a sample instead
+                assert_same_hits(many.search(queries, k=5), one.search(queries, k=5))
+
+
+def test_sharding_options_need_ray(tmp_path, corpus):
+    run = cli("index", corpus, "--output", tmp_path / "c", "--workers", 2)
+    assert run.exit_code == 2 and "add --ray" in run.output and not (tmp_path / "c").exists()

@@ -1,5 +1,6 @@
-"""dtype="auto" (OpenVINO bfloat16 on bfloat16 CPUs, else float32; $MAXSIM_DTYPE pins it), the CPU-flag check
-behind "mixed", and how close "mixed" and "auto" stay to float32."""
+"""backend and dtype as two knobs (backend="auto": OpenVINO bfloat16 on bfloat16 CPUs, else torch; dtype only the
+precision within the backend; $MAXSIM_DTYPE / $MAXSIM_BACKEND pin "auto"), the CPU-flag check behind "mixed", and
+how close "mixed" and "auto" stay to float32."""
 
 import numpy as np
 import pytest
@@ -58,8 +59,9 @@ def test_cpu_flags_read_from_proc_cpuinfo(monkeypatch, tmp_path):
 
 def test_mixed_stays_close_to_float32_and_keeps_float32_weights(tmp_path):
     exact = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32")
-    mixed = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="mixed")
-    assert mixed.precision == "mixed" and {p.dtype for p in mixed.parameters()} == {torch.float32}
+    mixed = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="mixed", backend="torch")  # torch autocast
+    assert mixed.precision == "mixed" and mixed.auto_backend is None
+    assert {p.dtype for p in mixed.parameters()} == {torch.float32}
     for encode in ("encode_query", "encode_document"):
         a, b = getattr(exact, encode)(DOCUMENTS), getattr(mixed, encode)(DOCUMENTS)
         assert [x.shape for x in a] == [x.shape for x in b] and all(x.dtype == np.float32 for x in b)
@@ -74,11 +76,17 @@ def test_mixed_stays_close_to_float32_and_keeps_float32_weights(tmp_path):
                                    exact(dict(features), "document")["token_embeddings"], rtol=0, atol=0)
 
 
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("export-cache"))
+
+
 @pytest.fixture
-def unpinned(monkeypatch, tmp_path):
-    """"auto" as users get it (the suite pins MAXSIM_DTYPE=float32), exporting into a fresh cache."""
+def unpinned(monkeypatch, export_cache):
+    """"auto" as users get it (the suite pins MAXSIM_DTYPE=float32), exporting into the module's cache."""
     monkeypatch.delenv("MAXSIM_DTYPE", raising=False)
-    monkeypatch.setenv("MAXSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MAXSIM_BACKEND", raising=False)
+    monkeypatch.setenv("MAXSIM_CACHE", export_cache)
 
 
 def close_to(a, b, bound=2e-2) -> float:
@@ -141,3 +149,51 @@ def test_auto_falls_back_to_float32_when_the_export_cache_is_unwritable(flags, u
     for x, y in zip(model.encode_document(DOCUMENTS), reference):
         np.testing.assert_array_equal(x, y)
     assert model.precision == "float32" and "falls back to float32" in caplog.text
+
+
+BF16, NO_BF16 = "amx_bf16 avx512_bf16", "fpu avx2 avx512f"
+KNOBS = [  # backend, dtype, CPU flags, environment -> backend, "auto"'s runtime, explicit runtime, precision
+    ("auto", "auto", BF16, {}, "auto", "openvino", None, "mixed"),
+    ("torch", "auto", BF16, {}, "torch", None, None, "float32"),  # backend="torch" stays in torch
+    ("auto", "float32", BF16, {}, "auto", None, None, "float32"),
+    ("auto", "mixed", BF16, {}, "auto", "openvino", None, "mixed"),
+    ("torch", "mixed", BF16, {}, "torch", None, None, "mixed"),  # torch autocast
+    ("auto", "bfloat16", BF16, {}, "auto", None, None, "bfloat16"),
+    ("openvino", "auto", BF16, {}, "openvino", None, "openvino", "mixed"),
+    ("openvino", "auto", NO_BF16, {}, "openvino", None, "openvino", "float32"),
+    ("onnx", "auto", BF16, {}, "onnx", None, "onnx", "float32"),
+    ("auto", "auto", NO_BF16, {}, "auto", None, None, "float32"),
+    ("auto", "auto", BF16, {"MAXSIM_DTYPE": "float32"}, "auto", None, None, "float32"),
+    ("auto", "auto", BF16, {"MAXSIM_BACKEND": "torch"}, "torch", None, None, "float32"),
+    ("auto", "auto", NO_BF16, {"MAXSIM_BACKEND": "openvino"}, "openvino", None, "openvino", "float32"),
+]
+
+
+@pytest.mark.parametrize("backend,dtype,cpu,env,resolved,auto,runtime,precision_name", KNOBS)
+def test_backend_and_dtype_resolve_as_documented(flags, unpinned, monkeypatch, backend, dtype, cpu, env, resolved,
+                                                 auto, runtime, precision_name):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    flags(cpu)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    model = MultiVectorEncoder(TINY_MODEL, device="cpu", backend=backend, dtype=dtype)
+    assert (model.backend, model.auto_backend, model.precision) == (resolved, auto, precision_name)
+    assert (model.runtime.backend if model.runtime else None) == runtime
+    assert (model._encode_runtime().backend if model._encode_runtime() else None) == (auto or runtime)
+
+
+def test_torch_backend_with_auto_dtype_is_the_exact_torch_path(flags, unpinned):
+    flags(BF16)
+    reference = MultiVectorEncoder(TINY_MODEL, device="cpu", dtype="float32").encode_document(DOCUMENTS)
+    model = MultiVectorEncoder(TINY_MODEL, device="cpu", backend="torch")
+    for x, y in zip(model.encode_document(DOCUMENTS), reference):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_unknown_backend_names_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="backend 'tensorrt' is not known"):
+        MultiVectorEncoder(TINY_MODEL, backend="tensorrt")
+    monkeypatch.setenv("MAXSIM_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="MAXSIM_BACKEND='tpu'"):
+        MultiVectorEncoder(TINY_MODEL, device="cpu")

@@ -155,7 +155,7 @@ def test_bad_cutoffs_are_rejected():
 
 
 def test_judged_queries_without_a_ranking_do_not_count_as_zeros(cranfield, cranfield_run):
-    """The issue's trap: qrels judge 225 queries, the run ranks 50 (the others had no query text).
+    """A partial run's trap: qrels judge 225 queries, the run ranks 50 (the others had no query text).
     The mean is over the 50, as trec_eval's, not diluted by 175 zeros."""
     _, _, qrels = cranfield
     asked = dict(list(cranfield_run.items())[:50])

@@ -131,7 +131,7 @@ def test_rescore_copy_exhaustive_equals_float16_exact(small, tmp_path):
 
 
 def test_recall_nbits2_defaults_noisy_collection(tmp_path):
-    """Noise 0.6 around many topics (the issue-13 generator, small): recall@10 >= 0.95 at nbits 2."""
+    """Noise 0.6 around many topics (bench/index.py's noisy set, small): recall@10 >= 0.95 at nbits 2."""
     coll = ClusteredCollection(1500, dim=64, n_topics=150, doc_tokens=(30, 90), noise=0.6, seed=2)
     docs, queries = coll.documents(), coll.queries(30)
     ids = [f"d{i}" for i in range(len(docs))]

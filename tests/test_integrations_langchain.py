@@ -39,7 +39,8 @@ def test_filter_hybrid_and_batch(retriever):
 
 def test_passage_content_is_the_best_passage(retriever):
     query = "What colour is the emergency shutdown valve?"
-    whole, passage = (MaxsimRetriever(retriever=retriever, k=1, content=c).invoke(query)[0] for c in ("text", "passage"))
+    whole, passage = (MaxsimRetriever(retriever=retriever, k=1, content=c).invoke(query)[0]
+                      for c in ("text", "passage"))
     assert whole.id == passage.id == "manual" and whole.page_content == CORPUS["manual"][0]
     span = passage.metadata["passage"]
     assert span["index"] > 0 and passage.page_content == CORPUS["manual"][0][span["start"]:span["end"]]

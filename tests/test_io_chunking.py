@@ -36,7 +36,7 @@ def byte_bpe():
 
 def check_invariants(text, spans, tokenizer, max_tokens):
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (s1, e1), (s2, _) in zip(spans, spans[1:]):
         assert s1 < s2 and s2 <= e1  # in order, no gap: every character is in some passage
     for start, end in spans:
         assert end > start
@@ -70,7 +70,7 @@ def test_cuts_at_sentence_or_line_ends(wordpiece):
 
 def test_overlap_repeats_tokens(wordpiece):
     spans = split_passages(MARKDOWN, wordpiece, 128, overlap=32, lookback=16)
-    for (s1, e1), (s2, _) in zip(spans, spans[1:]):
+    for (_, e1), (s2, _) in zip(spans, spans[1:]):
         shared = count_tokens([MARKDOWN[s2:e1]], wordpiece)[0]
         assert 32 <= shared <= 32 + 16 + 2, shared  # moved back at most ``lookback`` to a sentence start
     assert len(spans) > len(split_passages(MARKDOWN, wordpiece, 128, overlap=0, lookback=16))

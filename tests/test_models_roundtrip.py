@@ -146,6 +146,7 @@ def test_mask_variants_match_sentence_transformers(mask_config, tmp_path):
     path = folder / "2_MultiVectorMask" / "config.json"
     path.chmod(0o644)
     path.write_text(json.dumps(mask_config))
-    ours, theirs = MultiVectorEncoder(folder, device="cpu", dtype="float32"), st.MultiVectorEncoder(str(folder), device="cpu")
+    ours = MultiVectorEncoder(folder, device="cpu", dtype="float32")
+    theirs = st.MultiVectorEncoder(str(folder), device="cpu")
     assert _max_diff(ours.encode_query(QUERIES), theirs.encode_query(QUERIES)) <= 1e-5
     assert _max_diff(ours.encode_document(DOCUMENTS), theirs.encode_document(DOCUMENTS)) <= 1e-5

@@ -133,7 +133,8 @@ def operator_conditions(children):
 CONDITIONS = SCALARS | st.recursive(operator_conditions(st.nothing()), operator_conditions, max_leaves=3)
 LEAF = st.dictionaries(PATHS, CONDITIONS, min_size=1, max_size=2)
 FILTERS = st.recursive(LEAF, lambda kids: st.one_of(
-    st.builds(lambda op, fs: {op: fs}, st.sampled_from(["$and", "$or", "$nor"]), st.lists(kids, min_size=1, max_size=3)),
+    st.builds(lambda op, fs: {op: fs}, st.sampled_from(["$and", "$or", "$nor"]),
+              st.lists(kids, min_size=1, max_size=3)),
     st.builds(lambda f: {"$not": f}, kids),
     st.builds(lambda f, g: {**f, **g}, kids, LEAF)), max_leaves=5)
 
@@ -222,7 +223,8 @@ ERRORS = [
     ({"year": {"$lt": True}}, "filter['year']['$lt']: expected a number or string, got bool."),
     ({"year": {"$gt": None}}, "filter['year']['$gt']: expected a number or string, got null."),
     ({"year": {"$gt": math.nan}}, "filter['year']['$gt']: NaN matches nothing; give a number."),
-    ({"tag": ["a"]}, "filter['tag']: expected a number, string, bool or null, got list; use {'$in': [...]} for a list."),
+    ({"tag": ["a"]},
+     "filter['tag']: expected a number, string, bool or null, got list; use {'$in': [...]} for a list."),
     ({"tag": {"$eq": {"x": 1}}}, "filter['tag']['$eq']: expected a number, string, bool or null, got dict."),
     ({"tag": {"$in": "a"}}, "filter['tag']['$in']: expected a list of numbers, strings, bools or nulls, got str."),
     ({"tag": {"$nin": [1, [2]]}}, "filter['tag']['$nin'][1]: expected a number, string, bool or null, got list; "

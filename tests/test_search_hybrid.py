@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from conftest import DATA, MODELS
-from maxsim.search import Retriever, fuse, reciprocal_rank_fusion, score_fusion
-from maxsim.search.fusion import FUSION_DEPTH
+from maxsim.search import Retriever, convex_fusion, fuse, reciprocal_rank_fusion, score_fusion
+from maxsim.search.fusion import DEFAULT_ALPHA, FUSION_DEPTH, dense_floor
 from maxsim.search.passages import rank_documents
 
 DENSE = [("a", 10.0), ("b", 6.0), ("c", 2.0)]
@@ -34,7 +34,24 @@ def test_score_fusion_by_hand():
     assert fuse([DENSE, SPARSE], "score") == fused
 
 
+def test_convex_fusion_by_hand():
+    """Theoretical min-max: (s - min) / (list max - min), min 0 unless given; weights alpha, 1 - alpha."""
+    fused = convex_fusion([DENSE, SPARSE], [0.3, 0.7])
+    # DENSE / 10: a=1, b=.6, c=.2; SPARSE / .9: c=1, a=.5/.9, d=.1/.9
+    expected = {"a": 0.3 + 0.7 * 0.5 / 0.9, "b": 0.3 * 0.6, "c": 0.3 * 0.2 + 0.7, "d": 0.7 * 0.1 / 0.9}
+    assert [doc for doc, _ in fused] == ["c", "a", "b", "d"] and dict(fused) == pytest.approx(expected)
+    floored = dict(convex_fusion([DENSE, SPARSE], [0.3, 0.7], lower=[-10.0, 0.0]))  # (s + 10) / 20
+    assert floored == pytest.approx({"a": 0.3 + 0.7 * 0.5 / 0.9, "b": 0.3 * 0.8, "c": 0.3 * 0.6 + 0.7,
+                                     "d": 0.7 * 0.1 / 0.9})
+    assert fuse([DENSE, SPARSE], "convex", 0.3) == fused
+    assert fuse([DENSE, SPARSE], "convex") == convex_fusion([DENSE, SPARSE], [DEFAULT_ALPHA, 1 - DEFAULT_ALPHA])
+    assert dense_floor([[0.6, 0.8], [0.0, 0.5]]) == pytest.approx(-1.5)
+
+
 def test_fusion_rejects_bad_options():
+    for alpha, method in ((1.5, "convex"), (-0.1, "convex"), (True, "convex"), (0.5, "rrf")):
+        with pytest.raises(ValueError, match="alpha"):
+            fuse([DENSE, SPARSE], method, alpha)
     with pytest.raises(ValueError, match="weights"):
         score_fusion([DENSE, SPARSE], weights=[1.0])
     with pytest.raises(ValueError, match="fusion"):
@@ -51,17 +68,19 @@ def retriever(tmp_path, tiny_model):
     r.close()
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "score"])
+@pytest.mark.parametrize("fusion", ["rrf", "score", "convex"])
 def test_hybrid_is_the_fusion_of_both_rankers(retriever, fusion):
     queries = ["flutter of panels at supersonic speed", "heat transfer in laminar boundary layers"]
+    vectors = retriever.model.encode_query(queries)
     with retriever.versions.reading() as (snap, index):
-        ranked = rank_documents(index, snap, retriever.model.encode_query(queries), FUSION_DEPTH, None)
+        ranked = rank_documents(index, snap, vectors, FUSION_DEPTH, None)
         dense = [[(doc, score) for doc, score, _ in hits] for hits in ranked]
         sparse = retriever.bm25.get(snap.bm25, snap.all_texts).top(queries, FUSION_DEPTH)
     assert all(sparse) and all(len(d) == len(retriever) for d in dense)
-    results = retriever.search(queries, k=7, hybrid=True, fusion=fusion)
-    for hits, d, s in zip(results, dense, sparse):
-        expected = fuse([d, s], fusion)[:7]
+    alpha = 0.3 if fusion == "convex" else None
+    results = retriever.search(queries, k=7, hybrid=True, fusion=fusion, alpha=alpha)
+    for hits, d, s, q in zip(results, dense, sparse, vectors):
+        expected = fuse([d, s], fusion, alpha, lower=[dense_floor(q), 0.0])[:7]
         assert [(h.id, h.score) for h in hits] == [(i, pytest.approx(v)) for i, v in expected]
 
 

@@ -72,7 +72,7 @@ def service(tiny_model, tmp_path_factory):
 def test_health_is_open_and_reports(service):
     response = httpx.get(url(service, "/health"))
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "documents": 40, "auth": True}
+    assert response.json() == {"status": "ok", "documents": 40, "auth": True, "modality": "text"}
 
 
 def test_search_add_get_delete_round_trip(service):
@@ -188,6 +188,16 @@ def test_page_and_openapi_are_served(service):
     assert httpx.get(url(service, "/static/app.js")).status_code == 200
     schema = httpx.get(url(service, "/openapi.json")).json()
     assert {"/search", "/documents", "/documents/{doc_id}", "/explain", "/health", "/stats"} <= set(schema["paths"])
+    for path, methods in schema["paths"].items():  # every JSON route declares the shape of its answer
+        for method, route in methods.items():
+            answer = route["responses"].get("200") or route["responses"]["201"]
+            if path.endswith("/image"):  # the page image route answers an image
+                assert set(answer["content"]) == {"image/webp"}
+                continue
+            shape = answer["content"]["application/json"]["schema"]
+            assert "$ref" in shape or shape.get("type") == "object", (method, path, shape)
+    hit = schema["components"]["schemas"]["Hit"]["properties"]
+    assert set(hit) == {"id", "score", "text", "metadata", "passage"}
 
 
 @contextlib.contextmanager
@@ -217,7 +227,7 @@ def serve_process(index, *args, timeout=180.0):
 def test_maxsim_serve_subprocess(tiny_model, tmp_path):
     index = build_index(tmp_path / "index", tiny_model, n=5)
     with serve_process(index) as base:
-        assert httpx.get(f"{base}/health").json() == {"status": "ok", "documents": 5, "auth": False}
+        assert httpx.get(f"{base}/health").json() == {"status": "ok", "documents": 5, "auth": False, "modality": "text"}
         hits = httpx.post(f"{base}/search", json={"queries": ["flow"], "k": 2}).json()["results"][0]
         assert len(hits) == 2
 

@@ -1,4 +1,4 @@
-"""Every bad request of issue 9's table answered cleanly by a real uvicorn: unencodable input (NaN,
+"""Every kind of bad request answered cleanly by a real uvicorn: unencodable input (NaN,
 lone surrogates) gets a 422 that does not echo it, oversized ids / metadata / answers get 413,
 library error types keep their status (404, 409, 503 for a held lock and a damaged file), and
 nothing bad is ever stored."""

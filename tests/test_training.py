@@ -101,7 +101,8 @@ def test_rows_by_ids_from_parquet_with_tables(tmp_path):
     pq.write_table(pa.Table.from_pylist([{"query_id": "q1", "document_ids": ["d2", "d1"], "scores": [0.5, 0.25]}]),
                    tmp_path / "train.parquet")
     (tmp_path / "queries.jsonl").write_text(json.dumps({"query_id": "q1", "text": "what?"}) + "\n")
-    rows = load_rows(tmp_path / "train.parquet", queries=tmp_path / "queries.jsonl", documents={"d1": "one", "d2": "two"})
+    rows = load_rows(tmp_path / "train.parquet", queries=tmp_path / "queries.jsonl",
+                     documents={"d1": "one", "d2": "two"})
     assert rows[0] == {"query": "what?", "documents": ["two", "one"], "scores": [0.5, 0.25]}
     with pytest.raises(ValueError, match=r"train.parquet row 0: document_ids 'd2' is not in its table"):
         load_rows(tmp_path / "train.parquet", queries=tmp_path / "queries.jsonl", documents={"d1": "one"})
@@ -193,9 +194,10 @@ def write_recipe(tmp_path, **training):
 
     beir = tmp_path / "beir"
     beir.mkdir()
-    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"document {i} on topic {i % 5}"}) + "\n"
-                                               for i in range(6)))
-    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n" for i in range(3)))
+    (beir / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": f"d{i}", "text": f"document {i} on topic {i % 5}"}) + "\n" for i in range(6)))
+    (beir / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n" for i in range(3)))
     (beir / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
     recipe = {"model": str(TINY), "data": {"train": "train.jsonl"},
@@ -283,9 +285,9 @@ def test_cli_reports_bad_rows_and_overrides(tmp_path):
     with open(tmp_path / "train.jsonl", "a") as f:
         f.write(json.dumps({"query": "q", "documents": ["a", "b", "c"], "scores": [1.0, 2.0]}) + "\n")
     result = CliRunner().invoke(app, ["train", str(recipe), "max_steps=1"])
-    assert result.exit_code == 1 and "train.jsonl:17: 3 documents but 2 scores" in result.output
+    assert result.exit_code == 2 and "train.jsonl:17: 3 documents but 2 scores" in result.output
     result = CliRunner().invoke(app, ["train", str(recipe), "max_stepz=1"])
-    assert result.exit_code == 1 and "max_stepz" in result.output
+    assert result.exit_code == 2 and "max_stepz" in result.output
 
 
 def test_recipe_builds_a_model_from_a_bare_backbone():

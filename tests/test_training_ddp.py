@@ -34,7 +34,8 @@ trainer = MaxSimTrainer(model, DistillKLDiv(model, normalize_scores=False), args
 trainer.train()
 if trainer.is_world_process_zero():
     json.dump({"world": int(os.environ.get("WORLD_SIZE", 1)),
-               "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}, open(out + "/losses.json", "w"))
+               "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]},
+              open(out + "/losses.json", "w"))
 '''
 
 

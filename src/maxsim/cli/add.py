@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import use_backend, user_errors
 from maxsim.cli.index import (
+    BACKEND,
     BATCH_SIZE,
     DEVICE,
+    DPI,
     DTYPE,
     ID_COLUMN,
     INPUT_HELP,
@@ -21,8 +23,9 @@ from maxsim.cli.index import (
     TEXT_COLUMN,
     TITLE_COLUMN,
     print_summary,
-    read_input,
+    read_documents,
     reported_warnings,
+    write_corpus,
 )
 
 INDEX_HELP = "A collection made by `maxsim index` (a folder, or a sharded collection)."
@@ -37,25 +40,32 @@ def add(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
+    dpi: float = DPI,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
     title_column: str = TITLE_COLUMN,
     metadata_column: list[str] = METADATA_COLUMNS,
 ):
     """Add the documents of INPUT to INDEX in one commit (an id already there is an error unless
-    --upsert), with the folder's model and passage settings; then print the summary."""
+    --upsert), with the folder's model and passage settings (a page collection: the pages of INPUT);
+    then print the summary."""
     from maxsim.opener import open_collection
 
-    with user_errors(input):
-        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
+    use_backend(backend)
     with user_errors(index):
-        with open_collection(index, device=device, dtype=dtype) as retriever, reported_warnings() as caught:
-            before, start = retriever.stats(), time.perf_counter()
-            write = retriever.upsert if upsert else retriever.add
-            write(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size,
-                  show_progress_bar=True)
-            after = retriever.stats()
+        collection = open_collection(index, device=device, dtype=dtype)
+    with collection:
+        with user_errors(index):
+            before = collection.stats()
+        with user_errors(input):
+            corpus = read_documents(input, collection.modality, strict, dpi, before["hybrid"],
+                                    (id_column, text_column, title_column, metadata_column))
+        with user_errors(index), reported_warnings() as caught:
+            start = time.perf_counter()
+            write_corpus(collection.upsert if upsert else collection.add, corpus, batch_size)
+            after = collection.stats()
     print_summary(corpus, before, after, time.perf_counter() - start, caught)
     typer.echo(f"{'upserted' if upsert else 'added'} {len(corpus)} documents -> {index} (version {after['version']})")
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: option help, turning errors into one ``error: …`` line, sizes."""
+"""What the commands share: option help, turning errors into one ``error: …`` line, sizes."""
 
 from __future__ import annotations
 
@@ -14,14 +14,34 @@ import typer
 DEFAULT_MODEL = "default"
 MODEL_HELP = "A model folder, a Hugging Face hub id, or 'default' for the embedded all-MiniLM-L6-v2."
 DEVICE_HELP = "Where the model runs: cpu, cuda, cuda:1, mps, ... (default: cuda when available, else cpu)."
-DTYPE_HELP = ("Encoding precision: auto (the default: OpenVINO's bfloat16 hint on CPUs with AMX / AVX512-BF16, "
-              "~3x faster at nDCG@10 within 0.001; float32 elsewhere; MAXSIM_DTYPE=float32 pins the exact path), "
-              "float32, mixed (bfloat16 matrix products, float32 elsewhere), bfloat16, float16.")
+DTYPE_HELP = ("Encoding precision within the backend: auto (the default: OpenVINO's bfloat16 hint where the backend "
+              "is auto or openvino on a CPU with AMX / AVX512-BF16, ~3x faster at nDCG@10 within 0.001; float32 "
+              "elsewhere, torch included; MAXSIM_DTYPE=float32 pins the exact path), float32, mixed (bfloat16 "
+              "products, float32 accumulation), bfloat16, float16 (whole model cast, torch only).")
+BACKEND_HELP = ("Where the model's backbone runs: auto (the default: OpenVINO where it is the fast path, i.e. "
+                "bfloat16 on CPUs with AMX / AVX512-BF16; torch elsewhere), torch, openvino, onnx (CPU, "
+                "inference only). Sets MAXSIM_BACKEND for this run.")
+BACKEND_ENV = "MAXSIM_BACKEND"
 TRACEBACK_ENV = "MAXSIM_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 # exit statuses of errors that are not maxsim's own, as their maxsim.errors counterparts; others: 1
 EXIT_CODES = ((FileNotFoundError, 3), (FileExistsError, 4), (sqlite3.Error, 5), (UnicodeDecodeError, 2))
+
+
+def use_backend(backend: str | None) -> None:
+    """``--backend``: what backend="auto" stands for in this process and those it starts
+    ($MAXSIM_BACKEND; "auto" unsets it); an unknown name fails, naming the choices."""
+    if backend is None:
+        return
+    from maxsim.models.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        fail(f"--backend {backend!r} is not known; use one of {', '.join(BACKENDS)}.", 2)
+    if backend == "auto":
+        os.environ.pop(BACKEND_ENV, None)
+    else:
+        os.environ[BACKEND_ENV] = backend
 
 
 def fail(message: str, code: int = 1):
@@ -71,11 +91,6 @@ def describe(error: Exception, subject) -> str:
 def printable(text: str) -> str:
     """``text`` with lone surrogates (which no terminal encoding takes) written as ``\\udXXX``."""
     return SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def folder_bytes(folder: Path) -> int:
-    """Total size in bytes of the files under ``folder``."""
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def human_bytes(n: int) -> str:

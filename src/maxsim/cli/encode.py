@@ -10,7 +10,17 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, fail, human_bytes, user_errors
+from maxsim.cli.common import (
+    BACKEND_HELP,
+    DEFAULT_MODEL,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    MODEL_HELP,
+    fail,
+    human_bytes,
+    use_backend,
+    user_errors,
+)
 
 FORMAT = "maxsim-token-vectors-1"
 
@@ -24,6 +34,7 @@ def encode(
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
 ):
     """Encode INPUT to token vectors in one safetensors file.
 
@@ -39,6 +50,7 @@ def encode(
         fail(f"--output {output} must end in .safetensors.")
     if task not in ("document", "query"):
         fail(f"--task must be 'document' or 'query', got {task!r}.")
+    use_backend(backend)
     with user_errors():
         corpus = read_corpus(input)
         encoder = load_model(model, device=device, dtype=dtype)

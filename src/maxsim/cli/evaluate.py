@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, MODEL_HELP, user_errors
+from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, use_backend, user_errors
 
 
 @app.command()
@@ -22,26 +22,42 @@ def evaluate(
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    hybrid: bool = typer.Option(False, "--hybrid", help="Score the BM25 + MaxSim fused ranking (reciprocal-rank "
-                                                        "fusion) instead of exact MaxSim; metrics named Hybrid_*."),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Score the BM25 + MaxSim fused ranking instead of exact "
+                                                        "MaxSim; metrics named Hybrid_*."),
+    fusion: str = typer.Option("rrf", "--fusion", help="With --hybrid: rrf (reciprocal rank), convex (weights "
+                                                       "--alpha / 1 - alpha on normalised scores) or score."),
+    alpha: float = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Dense weight of --fusion convex "
+                                                                        "(default: the library's)."),
+    prf: bool = typer.Option(False, "--prf", help="ColBERT-PRF: expand each query from its top documents and "
+                                                  "search again (metrics named *PRF_*)."),
+    tune_fusion: bool = typer.Option(False, "--tune-fusion", help="Choose --alpha of convex fusion on the judged "
+                                                                  "queries of the first --data (best nDCG@10), then "
+                                                                  "report hybrid convex fusion with it on every one."),
 ):
     """Exact-MaxSim retrieval metrics of MODEL on each --data collection (columns named after the
     folders) and, with several, their mean; printed as the model card's table."""
-    from maxsim.cli.hybrid import fused_metrics
+    from maxsim.cli.hybrid import search_metrics, tuned_alpha
     from maxsim.evaluation import InformationRetrievalEvaluator, load_beir_folder, mean_over_collections, metrics_table
     from maxsim.models.loading import load_model
 
+    use_backend(backend)
     with user_errors():
         names = _collection_names(data)
         evaluators = [InformationRetrievalEvaluator(*load_beir_folder(folder), name=name, batch_size=batch_size,
                                                     show_progress_bar=True)
                       for name, folder in zip(names, data)]
         encoder = load_model(model, device=device, dtype=dtype)
+        if tune_fusion:
+            hybrid, fusion = True, "convex"
+            alpha, means = tuned_alpha(evaluators[0], encoder, model)
+            typer.echo(f"alpha {alpha} chosen on {evaluators[0].name} ({len(evaluators[0].queries)} queries; nDCG@10 "
+                       + ", ".join(f"{a}: {v:.4f}" for a, v in means.items()) + ")", err=True)
         per_collection = []
         for evaluator in evaluators:
             start = time.perf_counter()
-            per_collection.append((evaluator.name, fused_metrics(evaluator, encoder, model) if hybrid
-                                   else evaluator(encoder)))
+            per_collection.append((evaluator.name, search_metrics(evaluator, encoder, model, hybrid, fusion, alpha, prf)
+                                   if hybrid or prf else evaluator(encoder)))
             typer.echo(f"{evaluator.name}: {len(evaluator.queries)} queries, {len(evaluator.documents)} documents, "
                        f"{time.perf_counter() - start:.1f} s", err=True)
     results = {key: value for _, flat in per_collection for key, value in flat.items()}

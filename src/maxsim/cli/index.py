@@ -1,7 +1,8 @@
 """``maxsim index``: build a collection from documents on disk — one folder, or with ``--ray`` a
 sharded collection encoded on a Ray cluster; both read the input with the same reader and take every
-option. The input options, the index-parameter parsing and the summary table are shared with
-``maxsim add`` (cli/add.py)."""
+option. With a page model (ColPali, ColQwen2, ColModernVBert) the documents are pages: image files
+and PDF pages rendered at ``--dpi`` (``maxsim.io.read_pages``). The input options, the
+index-parameter parsing and the summary table are shared with ``maxsim add`` (cli/add.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,23 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.common import (
+    BACKEND_HELP,
+    DEFAULT_MODEL,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    MODEL_HELP,
+    human_bytes,
+    use_backend,
+    user_errors,
+)
 from maxsim.errors import InvalidInputError
+from maxsim.io.pages import DPI as DEFAULT_DPI
+from maxsim.io.pages import PageCorpus, read_pages
 
 INPUT_HELP = ("A folder of .txt/.md/.html/.pdf files, a .jsonl/.csv/.parquet table (id, text, title, metadata), "
-              "or a BEIR folder (corpus.jsonl).")
+              "or a BEIR folder (corpus.jsonl); for a page model, a folder (or file) of .png/.jpg/.webp images and "
+              "PDFs, each page one document.")
 STRICT = typer.Option(False, "--strict", help="Stop at the first file or record that cannot be read (naming it) "
                                               "instead of skipping it and reporting it.")
 ID_COLUMN = typer.Option(None, "--id-column", help="Tables: the field holding the id (default: _id, else id).")
@@ -27,9 +40,12 @@ TITLE_COLUMN = typer.Option("title", "--title-column", help="Tables: the field h
                                                             "before the text as BEIR does ('' for none).")
 METADATA_COLUMNS = typer.Option(None, "--metadata-column", help="Tables: a field to keep as metadata, repeatable "
                                                                 "(default: every field but id and text).")
-BATCH_SIZE = typer.Option(32, "--batch-size", min=1, help="Passages per forward pass.")
+BATCH_SIZE = typer.Option(None, "--batch-size", min=1, help="Passages per forward pass (default 32; pages: 8).")
+DPI = typer.Option(DEFAULT_DPI, "--dpi", min=1, max=1200, help="Pages: the resolution PDF pages are rendered at "
+                                                                "(pixels per inch).")
 DEVICE = typer.Option(None, "--device", help=DEVICE_HELP)
 DTYPE = typer.Option(None, "--dtype", help=DTYPE_HELP)
+BACKEND = typer.Option(None, "--backend", help=BACKEND_HELP)
 
 
 @app.command()
@@ -38,12 +54,13 @@ def index(
     output: Path = typer.Option(..., "--output", "-o", help="The retriever folder to create (new or empty)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     kind: str = typer.Option("exact", "--index", help="'exact' (every vector) or 'plaid' (compressed)."),
-    hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search."),
+    hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search "
+                                                                   "(pages: of their PDF text layer)."),
     passages: bool = typer.Option(True, "--passages/--no-passages",
                                   help="Split documents longer than the model's document length into passages "
                                        "(--no-passages: cut them there, with a warning counting them)."),
-    pool_factor: int = typer.Option(1, "--pool-factor", min=1, help="Keep about 1/N of each passage's token "
-                                                                     "vectors (token pooling)."),
+    pool_factor: int = typer.Option(None, "--pool-factor", min=1, help="Keep about 1/N of each passage's token "
+                                                                        "vectors (token pooling; default 1, pages 3)."),
     nbits: int = typer.Option(None, "--nbits", min=1, help="PLAID: bits per residual dimension (default 4)."),
     n_centroids: int = typer.Option(None, "--n-centroids", min=1, help="PLAID: centroids (default: from the size)."),
     index_param: list[str] = typer.Option(None, "--index-param", help="Any other index parameter, KEY=VALUE "
@@ -52,27 +69,39 @@ def index(
     batch_size: int = BATCH_SIZE,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    backend: str = BACKEND,
     strict: bool = STRICT,
+    dpi: float = DPI,
     id_column: str = ID_COLUMN,
     text_column: str = TEXT_COLUMN,
     title_column: str = TITLE_COLUMN,
     metadata_column: list[str] = METADATA_COLUMNS,
     ray: bool = typer.Option(False, "--ray", help="Encode on a Ray cluster into a sharded collection (docs/scale.md)."),
     address: str = typer.Option(None, "--address", help="With --ray: a running cluster (default: start a local one)."),
-    workers: int = typer.Option(None, "--workers", min=1, help="With --ray: encoder workers (default: GPUs, else CPUs)."),
+    workers: int = typer.Option(None, "--workers", min=1,
+                                help="With --ray: encoder workers (default: GPUs, else CPUs)."),
     shards: int = typer.Option(None, "--shards", min=1, help="With --ray: shard folders (default: --workers)."),
 ):
-    """Encode every document of INPUT (long ones as passages) and store vectors, texts and metadata
-    in OUTPUT (with --ray: a sharded collection, encoded on a Ray cluster); then print a summary:
-    documents read, skipped (and why), split into passages."""
+    """Encode every document of INPUT (long ones as passages; with a page model, every page) and store
+    vectors, texts and metadata in OUTPUT (with --ray: a sharded collection, encoded on a Ray cluster);
+    then print a summary: documents read, skipped (and why), split into passages, bytes per page."""
+    from maxsim.models.loading import model_modality
+
+    use_backend(backend)
     with user_errors(input):
         if not ray and (address or workers or shards):
             raise InvalidInputError("--address, --workers and --shards build a sharded collection: add --ray.")
         params = index_params(index_param, nbits=nbits, n_centroids=n_centroids)
-        corpus = read_input(input, strict, id_column, text_column, title_column, metadata_column)
+        modality = model_modality(model)
+        if ray and modality == "image":
+            raise InvalidInputError(f"--ray builds collections of texts; {model!r} is a page model: index the pages "
+                                    "into one folder (drop --ray).")
+        corpus = read_documents(input, modality, strict, dpi, hybrid,
+                                (id_column, text_column, title_column, metadata_column))
         typer.echo(f"read {len(corpus)} documents from {input}; loading model {model!r}", err=True)
         settings = {"model": model, "index": kind, "hybrid": hybrid, "passages": passages,
-                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype, **params}
+                    "pool_factor": pool_factor, "batch_size": batch_size, "device": device, "dtype": dtype,
+                    "backend": backend, **params}
         start = time.perf_counter()
         with reported_warnings() as caught:
             if ray:
@@ -91,12 +120,18 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
     from maxsim.search import Retriever
 
     s = dict(settings)
-    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype")}
-    encoder = load_model(s["model"], encode["device"], encode["dtype"])
+    encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype", "backend")}
+    encoder = load_model(s["model"], encode["device"], encode["dtype"], encode["backend"])
     with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
-        retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=encode["batch_size"],
-                      show_progress_bar=True)
+        write_corpus(retriever.add, corpus, encode["batch_size"])
         return retriever.stats()
+
+
+def write_corpus(write, corpus, batch_size: int | None) -> None:
+    """``write`` (a collection's ``add`` or ``upsert``) the documents of ``corpus``, or its pages."""
+    pages = corpus.pages if isinstance(corpus, PageCorpus) else None
+    write(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=batch_size, show_progress_bar=True,
+          pages=pages)
 
 
 def build_on_ray(corpus, output: Path, settings: dict, address: str | None, workers: int | None,
@@ -112,6 +147,14 @@ def build_on_ray(corpus, output: Path, settings: dict, address: str | None, work
     typer.echo(f"{built['encoded']} documents encoded now by {built['workers']} Ray workers", err=True)
     with ShardedRetriever.open(output) as collection:
         return collection.stats()
+
+
+def read_documents(path: Path, modality: str, strict: bool, dpi: float, text: bool, columns: tuple):
+    """The documents of ``path`` for a collection of ``modality``: pages (``read_pages``, with their
+    text layers when ``text``), or texts (``read_input`` with the table ``columns``)."""
+    if modality == "image":
+        return read_pages(path, dpi, text=text, strict=strict)
+    return read_input(path, strict, *columns)
 
 
 def read_input(path: Path, strict: bool, id_column, text_column, title_column, metadata_columns):
@@ -183,6 +226,15 @@ def summary_rows(corpus, before: dict | None, after: dict, seconds: float) -> li
     rows += [("documents in the folder", change("documents")),
              ("documents split into passages", change("split_documents")),
              ("passages indexed", change("passages")), ("token vectors", change("tokens")),
-             ("on disk", human_bytes(after["bytes_on_disk"])),
+             ("on disk", human_bytes(after["bytes_on_disk"])), *page_rows(after),
              ("time", f"{seconds:.1f} s ({len(corpus) / max(seconds, 1e-9):.1f} documents/s)")]
     return rows
+
+
+def page_rows(stats: dict) -> list[tuple[str, str]]:
+    """The bytes per page of a page collection: on disk, of which index files and page images."""
+    if "page_bytes" not in stats or not stats["documents"]:
+        return []
+    n, parts = stats["documents"], stats["page_bytes"]
+    return [("bytes per page", f"{human_bytes(stats['bytes_on_disk'] / n)} ({human_bytes(parts['index'] / n)} index, "
+                               f"{human_bytes(parts['images'] / n)} page image)")]

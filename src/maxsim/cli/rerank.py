@@ -22,7 +22,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP
+from maxsim.cli.common import BACKEND_HELP, DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, use_backend
 from maxsim.errors import InvalidInputError, NotFoundError
 
 
@@ -48,11 +48,13 @@ def rerank(
     max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="Score only each candidate's first tokens."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
 ):
     """Rerank each query's candidates in INPUT by MaxSim; one JSON line per query, best first."""
     from maxsim.models.loading import load_model
     from maxsim.scoring import rerank as rerank_texts
 
+    use_backend(backend)
     groups = read_groups(input)
     encoder = load_model(model, device=device, dtype=dtype)
     ranked = rerank_texts([g.query for g in groups], [g.texts for g in groups], k=k, model=encoder,

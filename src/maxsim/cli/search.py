@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import DEVICE_HELP, DTYPE_HELP, printable, user_errors
+from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, printable, use_backend, user_errors
 from maxsim.cli.where import WHERE_HELP
 
 
@@ -22,11 +22,18 @@ def search(
     index: Path = typer.Argument(..., help="A collection folder made by `maxsim index`."),
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
-    hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (reciprocal-rank fusion)."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (--fusion)."),
+    fusion: str = typer.Option("rrf", "--fusion", help="With --hybrid: rrf (reciprocal ranks), convex (normalized "
+                                                       "scores weighed by --alpha) or score."),
+    alpha: float = typer.Option(None, "--alpha", min=0.0, max=1.0, help="With --fusion convex: the weight of "
+                                                                        "MaxSim (default 0.75)."),
+    prf: bool = typer.Option(False, "--prf", help="ColBERT-PRF: expand the query from its top 3 documents' token "
+                                                  "vectors and search again (docs/search.md)."),
     where: list[str] = typer.Option(None, "--where", "-w", help=WHERE_HELP),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     server: str = typer.Option(None, "--server", help="URL of a running `maxsim serve` of INDEX "
                                                       "(e.g. http://127.0.0.1:8000): search there, no model load."),
     local: bool = typer.Option(False, "--local", help="Search in this process even when a `maxsim serve` of "
@@ -38,15 +45,18 @@ def search(
     MaxSim contribution (picked tokens in bold) and the query terms they matched.
 
     A running `maxsim serve` of INDEX answers instead: milliseconds, no model load.
-    --local, --model, --device or --dtype search in this process."""
+    --local, --model, --device, --dtype or --backend search in this process."""
+    use_backend(backend)
     with user_errors(index):
         filter = _filter(where)
-        url = server or (None if local or model or device or dtype else _discovered(index, api_key))
+        url = server or (None if local or model or device or dtype or backend else _discovered(index, api_key))
         if url:
             typer.echo(f"searching through {url}", err=True)
-            hits = remote_hits(url, query, k, hybrid, filter, api_key)
+            hits = remote_hits(url, query, k, {"hybrid": hybrid, "fusion": fusion, "alpha": alpha, "prf": prf}, filter,
+                               api_key)
         else:
-            hits = local_hits(index, query, k, hybrid, filter, model, device, dtype)
+            hits = local_hits(index, query, k, {"hybrid": hybrid, "fusion": fusion, "alpha": alpha, "prf": prf}, filter,
+                              model, device, dtype)
     if as_json:
         for rank, hit in enumerate(hits, start=1):
             typer.echo(printable(json.dumps({"rank": rank, **hit, "excerpt": hit["excerpt"]["text"]},
@@ -55,9 +65,10 @@ def search(
     print_table(query, hits)
 
 
-def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | None, model: str | None,
+def local_hits(index: Path, query: str, k: int, how: dict, filter: dict | None, model: str | None,
                device: str | None, dtype: str | None) -> list[dict]:
-    """Hits of ``query`` searched in this process, each with its ``excerpt`` (highlighted) and ``matched``."""
+    """Hits of ``query`` searched in this process (``how``: hybrid, fusion, alpha, prf), each with its
+    ``excerpt`` (highlighted) and ``matched``."""
     from maxsim.io import best_excerpt, matched_terms
     from maxsim.models.loading import load_model
     from maxsim.opener import open_collection
@@ -66,7 +77,7 @@ def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | Non
     collection = open_collection(index, model=encoder, device=device, dtype=dtype)
     try:
         shown = []
-        for hit in collection.search(query, k=k, hybrid=hybrid, filter=filter)[0]:
+        for hit in collection.search(query, k=k, filter=filter, **how)[0]:
             e = collection.explain(query, hit.id)
             shown.append(shown_hit(hit.id, hit.score, hit.metadata, vars(e["passage"]), best_excerpt(hit.text, e),
                                    matched_terms(query, hit.text, e)))
@@ -75,11 +86,12 @@ def local_hits(index: Path, query: str, k: int, hybrid: bool, filter: dict | Non
         collection.close()
 
 
-def remote_hits(url: str, query: str, k: int, hybrid: bool, filter: dict | None, api_key: str | None) -> list[dict]:
+def remote_hits(url: str, query: str, k: int, how: dict, filter: dict | None, api_key: str | None) -> list[dict]:
     """The same hits, from the server at ``url`` (POST /search, then POST /explain per hit)."""
     from maxsim.cli.remote import call
 
-    body = {"queries": [query], "k": k, "hybrid": hybrid, **({"filter": filter} if filter else {})}
+    body = {"queries": [query], "k": k, **{key: value for key, value in how.items() if value is not None},
+            **({"filter": filter} if filter else {})}
     shown = []
     for hit in call(url, "/search", body, api_key)["results"][0]:
         e = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)

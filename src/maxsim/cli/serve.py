@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import user_errors
+from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
 from maxsim.server.live import BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS
 from maxsim.server.schemas import Limits
@@ -21,6 +21,7 @@ API_KEY_ENV = "MAXSIM_API_KEY"
 def serve(
     index: Path = typer.Argument(..., help="A collection made by `maxsim index` (a folder or a sharded one)."),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_key: str = typer.Option(None, "--api-key", envvar=API_KEY_ENV,
@@ -54,6 +55,7 @@ def serve(
     from maxsim.server.app import check_api_key
     from maxsim.server.live import tune_memory
 
+    use_backend(backend)
     if api_key is None and API_KEY_ENV in os.environ:  # set but empty: click reads it as unset
         api_key = os.environ[API_KEY_ENV]
     check_api_key(api_key)  # before the model loads: an empty key must not open the service

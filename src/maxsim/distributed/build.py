@@ -38,7 +38,8 @@ COMMIT_DOCS = 1024  # documents per shard commit
 
 def build_collection(input, output, model: str = "default", index: str = "exact", hybrid: bool = True,
                      shards: int | None = None, workers: int | None = None, address: str | None = None,
-                     batch_size: int = 32, device: str | None = None, dtype: str | None = None, threads: int = 1,
+                     batch_size: int = 32, device: str | None = None, dtype: str | None = None,
+                     backend: str | None = None, threads: int = 1,
                      passages: bool | dict = True, pool_factor: int = 1, sample_docs: int = SAMPLE_DOCS,
                      commit_docs: int = COMMIT_DOCS, progress=None, **index_params) -> dict:
     """Encode every document of ``input`` on Ray into the sharded collection ``output``.
@@ -64,7 +65,8 @@ def build_collection(input, output, model: str = "default", index: str = "exact"
     output = Path(output)
     body = _prepare_folder(output, settings)
     job = _Job(output, corpus, settings, ray, n_workers, resources,
-               {"batch_size": batch_size, "device": device, "dtype": dtype, "threads": threads}, progress)
+               {"batch_size": batch_size, "device": device, "dtype": dtype, "backend": backend, "threads": threads},
+               progress)
     try:
         if index == "plaid" and not (output / col.CODEC).exists():
             job.train_codec(min(len(corpus), sample_docs), commit_docs)
@@ -96,7 +98,7 @@ class _Job:
     def __init__(self, output, corpus, settings, ray, workers, resources, encode_options, progress):
         self.output, self.corpus, self.settings, self.ray = output, corpus, settings, ray
         self.workers, self.resources, self.options, self.progress = workers, resources, encode_options, progress
-        self.model = load_model(settings["model"], "cpu", encode_options["dtype"])
+        self.model = load_model(settings["model"], "cpu", encode_options["dtype"], encode_options["backend"])
         self.shards = [self._open_shard(i) for i in range(settings["shards"])]
         self.route = [col.shard_of(doc_id, len(self.shards)) for doc_id in corpus.ids]
         self.writers = ThreadPoolExecutor(len(self.shards), thread_name_prefix="maxsim-shard-writer")

@@ -55,15 +55,15 @@ class DocumentEncoder:
     """Ray Data actor: each row is a group of documents (JSON lists ``positions``, ``ids``, ``texts``,
     ``meta``); adds ``spans``, ``lengths`` (JSON, per document), ``vectors`` (bytes) and ``pid``."""
 
-    def __init__(self, model: str, manifest: dict, device: str | None, dtype: str | None, threads: int,
-                 batch_size: int):
+    def __init__(self, model: str, manifest: dict, device: str | None, dtype: str | None, backend: str | None,
+                 threads: int, batch_size: int):
         import torch
 
         from maxsim.models.loading import load_model
         from maxsim.search.passages import Encoder
 
         torch.set_num_threads(threads)
-        loaded = load_model(model, device, dtype)
+        loaded = load_model(model, device, dtype, backend)
         self.encoder = Encoder(lambda: loaded, manifest)
         self.batch_size, self.pid = batch_size, os.getpid()
 
@@ -80,7 +80,8 @@ class DocumentEncoder:
 
 
 def encode_rows(ray, rows: list[dict], model: str, manifest: dict, workers: int, resources: dict,
-                device: str | None, dtype: str | None, threads: int, batch_size: int) -> Iterator[dict]:
+                device: str | None, dtype: str | None, backend: str | None, threads: int,
+                batch_size: int) -> Iterator[dict]:
     """Encode ``rows`` (see ``to_rows``) on a pool of ``workers`` encoder actors; yields each output
     row (one-row numpy columns) as it finishes, in any order. Ray Data restarts a killed actor and
     retries its work (its actor pools' default). A row's vectors do not depend on the worker count
@@ -89,7 +90,8 @@ def encode_rows(ray, rows: list[dict], model: str, manifest: dict, workers: int,
     out = ds.map_batches(DocumentEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
                          batch_format="numpy",
                          fn_constructor_kwargs={"model": model, "manifest": manifest, "device": device, "dtype": dtype,
-                                                "threads": threads, "batch_size": batch_size}, **resources)
+                                                "backend": backend, "threads": threads, "batch_size": batch_size},
+                         **resources)
     yield from out.iter_batches(batch_size=None, batch_format="numpy")
 
 

@@ -22,18 +22,19 @@ from maxsim.distributed import collection as col
 from maxsim.distributed.codec import SharedCodec
 from maxsim.distributed.lexical import Lexical, insertion_order
 from maxsim.distributed.shards import LocalShards, QueryCache
-from maxsim.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from maxsim.errors import AlreadyExistsError, NotFoundError
 from maxsim.index.storage import writer_lock
 from maxsim.models.loading import load_model
 from maxsim.search import Retriever
+from maxsim.search import pages as page_store
 from maxsim.search.collection import LIST_LIMIT
 from maxsim.search.folder import SAVED_MODEL, folder_bytes
-from maxsim.search.fusion import fuse
+from maxsim.search.fusion import dense_floor, fuse
 from maxsim.search.hits import Document, Hit
 from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
-from maxsim.search.passages import Encoder
-from maxsim.search.retriever import checked_documents
+from maxsim.search.prf import expand
+from maxsim.search.retriever import checked_inputs, encode_inputs
 
 
 class ShardedRetriever:
@@ -53,7 +54,7 @@ class ShardedRetriever:
     @classmethod
     def create(cls, folder: str | Path, shards: int, model=None, index: str = "exact", hybrid: bool = True,
                model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-               passages: bool | dict = True, pool_factor: int = 1, **index_params) -> ShardedRetriever:
+               passages: bool | dict = True, pool_factor: int | None = None, **index_params) -> ShardedRetriever:
         """An empty collection of ``shards`` shard folders in ``folder`` (new or empty), with
         ``Retriever.create``'s arguments; its shards live in this process."""
         folder, n = Path(folder), col.check_shards(shards)
@@ -70,9 +71,10 @@ class ShardedRetriever:
         retrievers = [Retriever.create(folder / col.shard_name(i), shared, index=index, hybrid=False,
                                        model_name=model_name or SAVED_MODEL, passages=passages,
                                        pool_factor=pool_factor, **params) for i in range(n)]
-        settings = {"model": model_name or SAVED_MODEL, "kind": index, "index_params": index_params,
-                    "hybrid": bool(hybrid), "shards": n, "passages": retrievers[0].manifest["passages"],
-                    "pool_factor": pool_factor}
+        first = retrievers[0].manifest
+        settings = {"model": model_name or SAVED_MODEL, "modality": first["modality"], "kind": index,
+                    "index_params": index_params, "hybrid": bool(hybrid), "shards": n, "passages": first["passages"],
+                    "pool_factor": first["pool_factor"]}
         manifest = {**col.new_settings(settings), "complete": True}
         collection = cls(folder, manifest, LocalShards(retrievers), model)
         collection.lexical.publish(collection._shard_versions(), [], {})
@@ -110,6 +112,11 @@ class ShardedRetriever:
         return str(folder / SAVED_MODEL) if body["model"] == SAVED_MODEL else body["model"]
 
     @property
+    def modality(self) -> str:
+        """What the documents are: "text", or "image" (pages)."""
+        return self.manifest.get("modality", "text")
+
+    @property
     def model(self):
         """The encoder (loaded on first use when the collection was opened without one)."""
         if self._model is None:
@@ -129,22 +136,49 @@ class ShardedRetriever:
 
     # -- reads ---------------------------------------------------------------------------------
     def search(self, query: str | Sequence[str], k: int = 10, hybrid: bool = False, fusion: str = "rrf",
-               filter: dict | None = None, subset: Sequence[str] | None = None) -> list[list[Hit]]:
-        """As ``Retriever.search``, over every shard."""
+               filter: dict | None = None, subset: Sequence[str] | None = None, prf=None,
+               alpha: float | None = None) -> list[list[Hit]]:
+        """As ``Retriever.search``, over every shard; ColBERT-PRF's feedback comes from the whole
+        collection's first search and its weights from the collection's BM25."""
         queries = check_queries(query)
-        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, self.manifest["hybrid"], self.folder)
+        options = SearchOptions.checked(k, hybrid, fusion, filter, subset, prf, alpha, self.manifest["hybrid"],
+                                        self.folder)
+        vectors = None
+        if options.prf is not None:
+            first = self._search(queries, options.first_pass(), None)
+            encoded = self.model.encode_query(queries)
+            vectors = [e.query(q) for e, q in zip(self.expansions(first, options.prf), encoded)]
+        return self._search(queries, options, vectors)
+
+    def _search(self, queries: list[str], options: SearchOptions, vectors) -> list[list[Hit]]:
+        """The shards' hits merged (and fused); ``vectors``: the query vectors to search with (None:
+        each shard encodes ``queries``)."""
         parts = self._split(options.subset)
         active = [i for i, part in enumerate(parts) if part is None or part]
         if not active:
             return [[] for _ in queries]
-        answers = self.shards.call("search", [(i, (queries,), {"k": options.depth, "filter": options.filter,
-                                                               "subset": parts[i]}) for i in active])
+        per_shard = [SearchOptions(k=options.depth, filter=options.filter, subset=parts[i]) for i in active]
+        if vectors is None:
+            answers = self.shards.call("search", [(i, (queries,), {"k": o.k, "filter": o.filter, "subset": o.subset})
+                                                  for i, o in zip(active, per_shard)])
+        else:
+            answers = self.shards.call("search_vectors", [(i, (queries, vectors, o), {})
+                                                          for i, o in zip(active, per_shard)])
         dense = [merge_hits([answer[qi] for answer in answers], options.depth) for qi in range(len(queries))]
         if not options.hybrid:
             return [hits[:options.k] for hits in dense]
         lexical = self.lexical.current(self._all_texts).top(queries, options.depth,
                                                             self._allowed(options, active, parts))
-        return [self._fused(q, hits, sparse, options) for q, hits, sparse in zip(queries, dense, lexical)]
+        floors = [0.0] * len(queries)
+        if options.fusion == "convex":
+            floors = [dense_floor(q) for q in (vectors or self.model.encode_query(queries))]
+        return [self._fused(q, hits, sparse, options, floor)
+                for q, hits, sparse, floor in zip(queries, dense, lexical, floors)]
+
+    def expansions(self, feedback: list[list[Hit]], prf) -> list:
+        """As ``Retriever.expansions``, weighted by the collection's BM25 idf."""
+        bm25 = self.lexical.current(self._all_texts)
+        return [expand(self.model, bm25, [hit.passage.text for hit in hits], prf) for hits in feedback]
 
     def _split(self, subset) -> list:
         """Per shard its part of ``subset`` (None for every shard when there is no subset)."""
@@ -162,8 +196,8 @@ class ShardedRetriever:
         found = self.shards.call("matching_ids", [(i, (options.filter, parts[i]), {}) for i in active])
         return [doc_id for ids in found for doc_id in ids]
 
-    def _fused(self, query: str, dense: list[Hit], sparse: list, options: SearchOptions) -> list[Hit]:
-        fused = fuse([[(h.id, h.score) for h in dense], sparse], options.fusion)
+    def _fused(self, query: str, dense: list[Hit], sparse: list, options: SearchOptions, floor: float) -> list[Hit]:
+        fused = fuse([[(h.id, h.score) for h in dense], sparse], options.fusion, options.alpha, lower=[floor, 0.0])
         by_id = {h.id: h for h in dense}
         lexical_only = [doc_id for doc_id, _ in fused[:options.k] if doc_id not in by_id]
         found = self.shards.call("best_hit", [(self._route(i), (query, i), {}) for i in lexical_only])
@@ -185,9 +219,19 @@ class ShardedRetriever:
                                              for i in range(len(self.shards))])
         return list(heapq.merge(*lists, key=lambda d: d.id))[offset: offset + limit]
 
-    def explain(self, query: str, doc_id: str) -> dict:
-        """As ``Retriever.explain``, answered by the document's shard."""
-        return self.shards.call("explain", [(self._route(doc_id), (query, doc_id), {})])[0]
+    def explain(self, query: str, doc_id: str, prf=None, hybrid: bool = False, filter: dict | None = None) -> dict:
+        """As ``Retriever.explain``, answered by the document's shard (with ``prf``: the expansion of
+        the collection's search)."""
+        options = SearchOptions.checked(1, hybrid, filter=filter, prf=prf, lexical=self.manifest["hybrid"],
+                                        where=self.folder)
+        expansion = None
+        if options.prf is not None:
+            expansion = self.expansions(self._search([query], options.first_pass(), None), options.prf)[0]
+        return self.shards.call("explain_expanded", [(self._route(doc_id), (query, doc_id, expansion), {})])[0]
+
+    def page_image(self, doc_id: str) -> page_store.PageImage:
+        """As ``Retriever.page_image``, from the document's shard."""
+        return self.shards.call("page_image", [(self._route(doc_id), (doc_id,), {})])[0]
 
     def __len__(self) -> int:
         return sum(self.shards.call("__len__", [(i, (), {}) for i in range(len(self.shards))]))
@@ -205,9 +249,13 @@ class ShardedRetriever:
         per = self.shards.call("stats", [(i, (), {}) for i in range(len(self.shards))])
         total = {key: sum(s[key] for s in per) for key in ("documents", "passages", "tokens", "split_documents",
                                                            "version")}
-        return {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
-                "model": self.manifest["model"], "dim": per[0]["dim"], "hybrid": self.manifest["hybrid"],
-                "pool_factor": per[0]["pool_factor"], "shards": len(per), "shard_documents": [s["documents"] for s in per]}
+        stats = {**total, "bytes_on_disk": folder_bytes(self.folder), "kind": self.manifest["kind"],
+                 "model": self.manifest["model"], "dim": per[0]["dim"], "modality": self.modality,
+                 "hybrid": self.manifest["hybrid"], "pool_factor": per[0]["pool_factor"], "shards": len(per),
+                 "shard_documents": [s["documents"] for s in per]}
+        if "page_bytes" in per[0]:
+            stats["page_bytes"] = {key: sum(s["page_bytes"][key] for s in per) for key in per[0]["page_bytes"]}
+        return stats
 
     def _all_texts(self) -> tuple[list[str], list[str]]:
         ids, texts = [], []
@@ -217,24 +265,26 @@ class ShardedRetriever:
         return ids, texts
 
     # -- writes --------------------------------------------------------------------------------
-    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None, metadata: Sequence[dict | None] | None = None,
-            batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
-        """As ``Retriever.add``: each document goes to its shard; all or nothing when an id is taken."""
-        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=False)
+    def add(self, texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+            metadata: Sequence[dict | None] | None = None, batch_size: int | None = None,
+            show_progress_bar: bool | None = None, *, pages=None) -> list[str]:
+        """As ``Retriever.add`` (texts, or ``pages``): each document goes to its shard; all or nothing
+        when an id is taken."""
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, False, pages)
 
-    def upsert(self, texts: Sequence[str], ids: Sequence[str], metadata: Sequence[dict | None] | None = None,
-               batch_size: int = 32, show_progress_bar: bool | None = None) -> list[str]:
+    def upsert(self, texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+               metadata: Sequence[dict | None] | None = None, batch_size: int | None = None,
+               show_progress_bar: bool | None = None, *, pages=None) -> list[str]:
         """As ``Retriever.upsert``, routed to the documents' shards."""
-        if ids is None:
-            raise InvalidInputError("upsert needs the ids of the documents to replace or add.")
-        return self._put(texts, ids, metadata, batch_size, show_progress_bar, replace=True)
+        return self._put(texts, ids, metadata, batch_size, show_progress_bar, True, pages)
 
-    def _put(self, texts, ids, metadata, batch_size, show_progress_bar, replace: bool) -> list[str]:
-        texts, ids, metadata = checked_documents(texts, ids, metadata)
+    def _put(self, texts, ids, metadata, batch_size, show_progress_bar, replace: bool, pages) -> list[str]:
+        texts, ids, metadata, pages = checked_inputs(self.folder, self.modality, texts, ids, metadata, pages, None,
+                                                     replace)
         if not texts:
             return []
         self._refuse_taken(ids, replace)  # early, before encoding
-        encoded = Encoder(lambda: self.model, self._shard_manifest()).encode(texts, batch_size, show_progress_bar)
+        encoded = encode_inputs(lambda: self.model, self._shard_manifest(), texts, pages, batch_size, show_progress_bar)
         with self._writing(ids):
             self._refuse_taken(ids, replace)
             SharedCodec(self.folder).ensure(self.manifest, encoded.vectors)

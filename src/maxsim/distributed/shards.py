@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from maxsim.errors import NotFoundError
 from maxsim.search.hits import Document, Hit
+from maxsim.search.prf import explain_expansion
 
 
 def present(retriever, ids: list[str]) -> list[str]:
@@ -49,11 +50,24 @@ def best_hit(retriever, query: str, doc_id: str) -> Hit | None:
         return None
 
 
+def search_vectors(retriever, queries: list[str], vectors: list, options) -> list[list[Hit]]:
+    return retriever.search_vectors(queries, vectors, options)
+
+
+def explain_expanded(retriever, query: str, doc_id: str, expansion) -> dict:
+    """``retriever.explain`` of ``doc_id``, with what the collection's PRF ``expansion`` matched in it."""
+    out = retriever.explain(query, doc_id)
+    if expansion is not None:
+        out["expansion"] = explain_expansion(retriever.model, expansion, out["passage"])
+    return out
+
+
 def current_version(retriever) -> int:
     return retriever.version
 
 
-EXTRA = {fn.__name__: fn for fn in (present, matching_ids, listing, all_texts, best_hit, current_version)}
+EXTRA = {fn.__name__: fn for fn in (present, matching_ids, listing, all_texts, best_hit, search_vectors,
+                                    explain_expanded, current_version)}
 
 
 def run(method: str, retriever, args: tuple, kwargs: dict):

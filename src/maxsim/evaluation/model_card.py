@@ -23,14 +23,14 @@ CITATIONS = {
     year = "2020",
     publisher = "Association for Computing Machinery",
     url = "https://arxiv.org/abs/2004.12832",
-}""",
+}""",  # noqa: E501 (BibTeX fields stay on one line, as in the reference card)
     "ColBERTv2": """@inproceedings{santhanam-etal-2022-colbertv2,
     title = "ColBERTv2: Effective and Efficient Retrieval via Lightweight Late Interaction",
     author = "Santhanam, Keshav and Khattab, Omar and Saad-Falcon, Jon and Potts, Christopher and Zaharia, Matei",
     booktitle = "Proceedings of the 2022 Conference of the North American Chapter of the Association for Computational Linguistics: Human Language Technologies",
     year = "2022",
     publisher = "Association for Computational Linguistics",
-}""",
+}""",  # noqa: E501
 }
 USAGE = '''from maxsim import MultiVectorEncoder
 

@@ -32,7 +32,8 @@ class Index(ABC):
         """Open the last committed state of the index in ``folder``."""
 
     @abstractmethod
-    def add(self, ids: Sequence[str], embeddings: Sequence[np.ndarray], metadata: Sequence[dict | None] | None = None) -> None:
+    def add(self, ids: Sequence[str], embeddings: Sequence[np.ndarray],
+            metadata: Sequence[dict | None] | None = None) -> None:
         """Add documents: ``embeddings[i]`` is (n_tokens_i, dim) float; ``metadata[i]`` JSON-serialisable.
         Duplicate or already-present ids, wrong dims, NaN/inf raise ValueError and change nothing."""
 

@@ -34,7 +34,8 @@ def check_ids(ids, what: str = "ids") -> list[str]:
         if not isinstance(doc_id, str) or not doc_id:
             raise InvalidInputError(f"{what}[{i}] is {doc_id!r}; ids must be non-empty strings.")
         if doc_id in seen:
-            raise InvalidInputError(f"duplicate id {doc_id!r} in {what}: {doc_id!r} twice (position {i}); give each id once.")
+            raise InvalidInputError(f"duplicate id {doc_id!r} in {what}: {doc_id!r} twice (position {i}); "
+                                    "give each id once.")
         seen.add(doc_id)
     return ids
 

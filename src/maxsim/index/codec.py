@@ -61,7 +61,8 @@ class ResidualCodec:
         if len(x) > limit:
             x = x[np.sort(np.random.default_rng(params["seed"]).choice(len(x), limit, replace=False))]
         sample = np.ascontiguousarray(x, dtype=np.float32) if len(x) else np.zeros((1, x.shape[1]), np.float32)
-        centroids = kmeans(sample, max(1, min(n_c, len(sample))), int(params["kmeans_niters"]), int(params["seed"]), normalized)
+        centroids = kmeans(sample, max(1, min(n_c, len(sample))), int(params["kmeans_niters"]), int(params["seed"]),
+                           normalized)
         # residual statistics from at most MAX_QUANTILE_VALUES values (whole rows of the sample)
         rows = sample[:: -(-len(sample) * sample.shape[1] // MAX_QUANTILE_VALUES)]
         r = rows - centroids[assign_centroids(rows, centroids, normalized)]
@@ -181,7 +182,8 @@ def kmeans(sample: np.ndarray, n_c: int, niter: int, seed: int, normalized: bool
     cp.niter, cp.seed, cp.spherical = niter, seed, normalized
     cp.min_points_per_centroid, cp.max_points_per_centroid = 1, max(1, -(-len(sample) // n_c))
     clustering = faiss.Clustering(sample.shape[1], n_c, cp)
-    clustering.train(sample, _assignment_index(sample.shape[1], normalized, sample if n_c >= FAST_ASSIGN_FROM else None))
+    train = sample if n_c >= FAST_ASSIGN_FROM else None
+    clustering.train(sample, _assignment_index(sample.shape[1], normalized, train))
     centroids = faiss.vector_to_array(clustering.centroids).reshape(n_c, sample.shape[1])
     return centroids.astype(np.float16).astype(np.float32)
 

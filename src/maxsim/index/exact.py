@@ -10,8 +10,8 @@ the scan runs on a bfloat16 copy of the vectors kept in memory (built on the fir
 segment, the size of the float16 files) and every document whose approximate score comes within
 twice the scan's error allowance (``SCAN_ERROR``, ~6x the largest error measured) of the k-th best
 is re-scored exactly, in float32, from the stored vectors: scores are float32 MaxSim and the
-ranking equals a float32 scan's unless a rounding error exceeds that allowance. Elsewhere blocks are converted to float32 one at a time
-(a block-sized buffer, never a copy of the index).
+ranking equals a float32 scan's unless a rounding error exceeds that allowance. Elsewhere blocks are
+converted to float32 one at a time (a block-sized buffer, never a copy of the index).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class SegmentedIndex(Index):
     def __init__(self, folder: Path, body: dict, lock_timeout: float = 60.0, manifest=None,
                  segment_cache: dict | None = None):
         """``manifest``: where changes commit (default ``FolderManifest``: this folder's manifest.json).
-        ``segment_cache``: loaded segments shared with other views of the same folder (kept, not pruned)."""
+        ``segment_cache``: loaded segments that all views of the same folder use (kept, not pruned)."""
         self.folder = Path(folder)
         self.lock_timeout = lock_timeout
         self.manifest = manifest if manifest is not None else FolderManifest(self.folder, lock_timeout)

@@ -115,7 +115,7 @@ class Manifest:
     def read(folder: Path) -> dict:
         path = folder / MANIFEST
         if not path.exists():
-            raise FileNotFoundError(f"{folder} holds no index ({MANIFEST} not found).")
+            raise NotFoundError(f"{folder} holds no index ({MANIFEST} not found).")
         raw = path.read_bytes()
         try:
             outer = json.loads(raw)

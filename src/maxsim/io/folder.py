@@ -20,7 +20,7 @@ def read_folder(folder: str | Path, strict: bool = False) -> Corpus:
     """The documents of ``folder`` (see the module docstring), in path order."""
     folder = Path(folder)
     corpus = Corpus()
-    for path in _candidates(folder, corpus):
+    for path in candidate_files(folder, corpus, FOLDER_SUFFIXES):
         rel = path.relative_to(folder).as_posix()
         try:
             document = _read(path)
@@ -40,8 +40,9 @@ def read_folder(folder: str | Path, strict: bool = False) -> Corpus:
     return corpus
 
 
-def _candidates(folder: Path, corpus: Corpus) -> list[Path]:
-    """Files to read, sorted by path; hidden entries and other types go to ``corpus.skipped``."""
+def candidate_files(folder: Path, corpus: Corpus, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files of ``folder`` with one of ``suffixes`` (lower case), sorted by path; hidden entries and
+    other types go to ``corpus.skipped``."""
     found = []
     for root, dirs, files in os.walk(folder):
         base = Path(root)
@@ -52,7 +53,7 @@ def _candidates(folder: Path, corpus: Corpus) -> list[Path]:
             path = base / name
             if name.startswith("."):
                 corpus.skipped.append(Skipped(_rel(path, folder), "hidden"))
-            elif path.suffix.lower() not in READERS:
+            elif path.suffix.lower() not in suffixes:
                 corpus.skipped.append(Skipped(_rel(path, folder), "other type", path.suffix or "no suffix"))
             else:
                 found.append(path)

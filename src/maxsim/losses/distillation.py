@@ -75,7 +75,8 @@ class MarginMSE(torch.nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         student = group_scores(self.model, batch, self.document_buckets)
         if student.shape[1] < 2:
-            raise InvalidInputError("MarginMSE needs a positive and at least one negative per query (N >= 2 documents).")
+            raise InvalidInputError("MarginMSE needs a positive and at least one negative per query "
+                                    "(N >= 2 documents).")
         return self.from_scores(student, _teacher_scores(batch, student.shape[1], type(self).__name__))
 
     @staticmethod

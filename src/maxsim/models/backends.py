@@ -27,7 +27,7 @@ import torch
 
 from maxsim.errors import InvalidInputError, ModelLoadError
 
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 OPTIONS = {"cache_dir", "num_threads"}
 EXPORT_VERSION = "1"  # part of the cache key: bump when the exported graph changes
 PRECISIONS = {"onnx": {"float32": None},  # encoder precision name -> runtime setting
@@ -42,14 +42,12 @@ NEEDS = {"onnx": (("onnxruntime", "onnx", "onnxscript"), "maxsim[onnx]"),
 
 
 def check_backend(backend: str, options: dict | None) -> dict:
-    """Validate a backend name and its options -> the options dict (copied)."""
-    if backend not in BACKENDS:
-        raise InvalidInputError(f"backend {backend!r} is not known; use one of {list(BACKENDS)}.")
+    """Validate the options of a backend (resolved by ``precision.resolve_backend``) -> a copy."""
     options = dict(options or {})
     unknown = set(options) - OPTIONS
     if unknown or (backend == "torch" and options):
         raise InvalidInputError(f"backend_options {sorted(unknown or options)} are not supported with "
-                                f"backend={backend!r}; allowed with onnx/openvino: {sorted(OPTIONS)}.")
+                                f"backend={backend!r}; allowed with auto/onnx/openvino: {sorted(OPTIONS)}.")
     return options
 
 

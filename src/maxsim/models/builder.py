@@ -15,14 +15,14 @@ def build_modules(spec: ModelSpec, trust_remote_code: bool = False) -> list:
     modules = [transformer]
     width = transformer.hidden_size
     for step in spec.steps:
-        module = _build_step(step, width)
+        module = build_step(step, width)
         if isinstance(module, Dense):
             width = module.out_features
         modules.append(module)
     return modules
 
 
-def _build_step(step: ModuleSpec, width: int):
+def build_step(step: ModuleSpec, width: int):
     if step.kind == "mask":
         keys = MultiVectorMask.config_keys
         return MultiVectorMask(**{k: v for k, v in step.config.items() if k in keys})

@@ -15,47 +15,53 @@ from tqdm.auto import tqdm
 from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models import formats
 from maxsim.models.backends import Runtime, check_backend
+from maxsim.models.base import LateInteractionEncoder
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
-from maxsim.models.modules import Dense, MultiVectorMask, Transformer
-from maxsim.models.precision import CAST_DTYPES, auto_backend, autocast, resolve_dtype
-from maxsim.scoring.similarity import resolve_similarity, similarity, similarity_pairwise
+from maxsim.models.modules import MultiVectorMask, Transformer
+from maxsim.models.precision import CAST_DTYPES, auto_backend, autocast, resolve_backend, resolve_dtype
+from maxsim.scoring.similarity import resolve_similarity
 
 TASKS = ("query", "document")
 logger = logging.getLogger(__name__)
 _RUNTIME_LOCK = threading.Lock()  # one "auto" runtime per model, however many threads encode first
 
 
-class MultiVectorEncoder(torch.nn.Module):
+class MultiVectorEncoder(LateInteractionEncoder):
     """A late-interaction model: ``Transformer`` then token-level steps (Dense, MultiVectorMask, Normalize).
 
     ``MultiVectorEncoder("folder-or-hub-id")`` reads any published layout (see ``formats``);
     ``MultiVectorEncoder(modules=[transformer, ...], prompts={...})`` builds one from parts.
-    ``device``: "cpu", "cuda", ... (default: cuda when available). ``dtype`` of the encoding forward
-    pass: "auto" (default: the fastest path that keeps retrieval quality: OpenVINO's bfloat16 hint for
-    ``encode`` on CPUs with AMX / AVX512-BF16, else float32; see ``precision``), "mixed" (bfloat16
-    autocast, float32 weights: 2-3x faster on bfloat16 hardware,
-    not identical), "float32" (the exact reference path), "bfloat16" or "float16" (whole model
-    cast); outputs are always float32.
+    ``device``: "cpu", "cuda", ... (default: cuda when available). Two independent knobs (see
+    ``precision``): ``backend`` says where ``encode`` runs the backbone: "auto" (default: OpenVINO where
+    it is the fast path, i.e. precision "mixed" on CPUs with AMX / AVX512-BF16 in eval mode; torch
+    elsewhere and while training), "torch", or "onnx" / "openvino" (ONNX Runtime / OpenVINO on the CPU,
+    inference only; exported once and cached, see ``backends``), with ``backend_options``
+    {"cache_dir": ..., "num_threads": ...}. ``dtype`` is the precision within that backend: "auto"
+    (default: the fastest that keeps retrieval quality: OpenVINO's bfloat16 hint where the backend can
+    take it, else float32), "float32" (the exact reference path), "mixed" (bfloat16 products with float32
+    accumulation: torch autocast or OpenVINO's bfloat16 hint), "bfloat16" or "float16" (whole model cast,
+    torch only); outputs are always float32.
     ``similarity_fn_name``: "maxsim" or "meanmaxsim" (default: what the checkpoint says).
-    ``backend``: "torch" (default), or "onnx" / "openvino" to run the Transformer's forward in ONNX
-    Runtime / OpenVINO on the CPU (inference only; exported once and cached, see ``backends``), with
-    ``backend_options`` {"cache_dir": ..., "num_threads": ...}.
     """
+
+    modality = "text"  # what documents are; page models (maxsim.models.pages) have "image"
 
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, *, modules: list | None = None,
                  prompts: dict | None = None, device: str | None = None, dtype: str | torch.dtype = "auto",
                  similarity_fn_name: str | None = None, revision: str | None = None, token: str | None = None,
                  cache_folder: str | None = None, local_files_only: bool = False, trust_remote_code: bool = False,
-                 backend: str = "torch", backend_options: dict | None = None):
+                 backend: str = "auto", backend_options: dict | None = None):
         super().__init__()
-        self.backend, self.backend_options = backend, check_backend(backend, backend_options)
+        self.backend = backend = resolve_backend(backend)
+        self.backend_options = check_backend(backend, backend_options)
         self.runtime: Runtime | None = None
-        if backend != "torch" and device not in (None, "cpu"):
+        if backend in ("onnx", "openvino") and device not in (None, "cpu"):
             raise InvalidInputError(f"backend={backend!r} runs on the CPU only, not device={device!r}; "
                                     "use backend='torch' on an accelerator.")
         if (model_name_or_path is None) == (modules is None):
-            raise InvalidInputError("pass either model_name_or_path or modules=[Transformer(...), ...], not both or neither.")
+            raise InvalidInputError("pass either model_name_or_path or modules=[Transformer(...), ...], "
+                                    "not both or neither.")
         self.layout, saved_similarity = "modules", "maxsim"
         if model_name_or_path is not None:
             folder = resolve_model_folder(model_name_or_path, revision, token, cache_folder, local_files_only)
@@ -72,7 +78,7 @@ class MultiVectorEncoder(torch.nn.Module):
         for step in self.steps:
             if isinstance(step, MultiVectorMask):
                 step.bind_tokenizer(self.tokenizer)
-        self.to(device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"))
+        self.to(device or ("cuda" if torch.cuda.is_available() and backend in ("auto", "torch") else "cpu"))
         self.set_dtype(dtype)
         self.eval()
 
@@ -90,48 +96,45 @@ class MultiVectorEncoder(torch.nn.Module):
         return self.transformer.tokenizer
 
     @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def dim(self) -> int:
-        """Dimension of the output token vectors."""
-        dims = [s.out_features for s in self.steps if isinstance(s, Dense)]
-        return dims[-1] if dims else self.transformer.hidden_size
+    def backbone_dim(self) -> int:
+        return self.transformer.hidden_size
 
     def set_dtype(self, dtype: str | torch.dtype) -> None:
-        """Choose the encoding precision; ``self.precision`` is the resolved name ("auto" never). With a
-        backend the torch weights stay float32 and the runtime is (re)built at that precision; "auto"
-        choosing OpenVINO builds it at the first ``encode``."""
-        self.auto_backend = auto_backend(self.device) if dtype == "auto" and self.backend == "torch" else None
+        """Choose the encoding precision within the backend; ``self.precision`` is the resolved name
+        ("auto" never), ``self.auto_backend`` the runtime backend "auto" chose ("openvino" or None: torch).
+        The torch weights stay float32 unless a torch cast is asked; an explicit backend's runtime is
+        (re)built now, the one "auto" chose at the first ``encode``."""
+        precision = resolve_dtype(dtype, self.device, self.backend)
+        self.auto_backend = auto_backend(self.backend, precision, self.device)
         self._auto_runtime, self._auto_state = None, None
-        precision = "mixed" if self.auto_backend else resolve_dtype(dtype, self.device)
-        if self.backend == "torch":
+        if self.backend in ("auto", "torch"):
             self.to(CAST_DTYPES.get("float32" if self.auto_backend else precision, torch.float32))
         else:
             self.runtime = Runtime(self.transformer.auto_model, self.backend, precision, self.backend_options)
         self.precision = precision
 
     def train(self, mode: bool = True) -> MultiVectorEncoder:
-        if mode and self.backend != "torch":
+        if mode and self.runtime is not None:
             raise InvalidInputError(f"backend={self.backend!r} is inference only: load the model with "
                                     "backend='torch' to train it.")
         return super().train(mode)
 
     def _encode_runtime(self) -> Runtime | None:
-        """The runtime ``encode`` runs the backbone in: the chosen backend's; for "auto", OpenVINO in eval
-        mode, exported at the first encode; once the weights change (training: in-place updates bump
-        tensor versions) "auto" stays on the float32 torch path (no export per evaluation), else None."""
+        """The runtime ``encode`` runs the backbone in: an explicit backend's; the one backend="auto"
+        chose, in eval mode, exported at the first encode; once the weights change (training: in-place
+        updates bump tensor versions) "auto" stays on the float32 torch path (no export per
+        evaluation); None: torch."""
         if self.auto_backend is None or self.training or self.device.type != "cpu":
             return self.runtime
         state = tuple((id(p), p._version, p.device) for p in self.transformer.auto_model.parameters())
         with _RUNTIME_LOCK:
             if self._auto_state is None:
                 try:
-                    self._auto_runtime = Runtime(self.transformer.auto_model, self.auto_backend, "mixed", {})
+                    self._auto_runtime = Runtime(self.transformer.auto_model, self.auto_backend, self.precision,
+                                                 self.backend_options)
                     self._auto_state = state
                 except ModelLoadError as exc:  # e.g. an unwritable export cache: the float32 path still works
-                    logger.warning("dtype='auto' falls back to float32 torch: %s", exc)
+                    logger.warning("backend='auto' falls back to float32 torch: %s", exc)
         if state != self._auto_state:  # trained, or the export failed
             self.auto_backend, self.precision, self._auto_runtime = None, "float32", None
         return self._auto_runtime
@@ -204,18 +207,8 @@ class MultiVectorEncoder(torch.nn.Module):
             for row, piece in zip(rows, _split(kept, counts)):
                 results[row] = piece
         if pad:
-            return _pad(results, self.dim)
+            return pad_embeddings(results, self.dim)
         return results[0] if single else results
-
-    # -- scoring -----------------------------------------------------------------------------
-    def similarity(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """Score matrix (Nq, Nd) float32 of encoded queries and documents with ``similarity_fn_name``
-        (MaxSim, or MaxSim / query vector count for "meanmaxsim"); chunked, bounded memory."""
-        return similarity(query_embeddings, document_embeddings, self.similarity_fn_name)
-
-    def similarity_pairwise(self, query_embeddings, document_embeddings) -> np.ndarray:
-        """Score of each (query i, document i) pair with ``similarity_fn_name`` -> (n,) float32."""
-        return similarity_pairwise(query_embeddings, document_embeddings, self.similarity_fn_name)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
@@ -260,7 +253,8 @@ def _split(kept, counts: list[int]) -> list:
     return out
 
 
-def _pad(items: list, dim: int):
+def pad_embeddings(items: list, dim: int):
+    """(N, T_max, dim) float32 zero-padded vectors and (N, T_max) bool mask, numpy or torch like ``items``."""
     width = max((len(x) for x in items), default=0)
     is_torch = bool(items) and isinstance(items[0], torch.Tensor)
     emb = np.zeros((len(items), width, dim), dtype=np.float32)

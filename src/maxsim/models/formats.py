@@ -54,6 +54,11 @@ def read_layout(root: Path) -> ModelSpec:
     root = Path(root)
     if not root.is_dir():
         raise ModelLoadError(f"model folder {root} does not exist.")
+    from maxsim.models.pages.layout import page_family
+
+    if page_family(root):
+        raise ModelLoadError(f"{root} is a page-retrieval model (text queries, page images): load it with "
+                             "maxsim.models.pages.PageEncoder or maxsim.models.loading.load_model.")
     if (root / "modules.json").exists():
         st_config = read_json(root / "config_sentence_transformers.json") \
             if (root / "config_sentence_transformers.json").exists() else {}
@@ -70,7 +75,7 @@ def read_layout(root: Path) -> ModelSpec:
                                 ModuleSpec("normalize", {})], layout="huggingface")
 
 
-def _module_entries(root: Path) -> list[tuple[str, Path]]:
+def module_entries(root: Path) -> list[tuple[str, Path]]:
     """(class reference, folder) for every modules.json entry; paths may not leave ``root``."""
     entries = read_json(root / "modules.json")
     if not isinstance(entries, list):
@@ -86,7 +91,7 @@ def _module_entries(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _kind(class_ref: str) -> str:
+def module_kind(class_ref: str) -> str:
     name = class_ref.rsplit(".", 1)[-1]
     kinds = {"Transformer": "transformer", "Dense": "dense", "MultiVectorMask": "mask", "Normalize": "normalize",
              "Pooling": "pooling", "HierarchicalTokenPooling": "token_pooling"}
@@ -117,7 +122,7 @@ def _flat_expansion(flat: dict) -> dict | None:
             "length": flat.get("query_length") or flat.get("query_maxlen") or 32}
 
 
-def _similarity(name, source: Path) -> str:
+def checked_similarity(name, source: Path) -> str:
     try:
         return resolve_similarity(name, str(source))
     except InvalidInputError as exc:
@@ -126,10 +131,10 @@ def _similarity(name, source: Path) -> str:
 
 def _read_sentence_transformers(root: Path, st_config: dict) -> ModelSpec:
     spec = ModelSpec(root, {}, prompts=dict(st_config.get("prompts") or {}),
-                     similarity=_similarity(st_config.get("similarity_fn_name"),
+                     similarity=checked_similarity(st_config.get("similarity_fn_name"),
                                             root / "config_sentence_transformers.json"))
-    for class_ref, folder in _module_entries(root):
-        kind = _kind(class_ref)
+    for class_ref, folder in module_entries(root):
+        kind = module_kind(class_ref)
         if kind == "transformer":
             if folder != root.resolve():
                 raise ModelLoadError(f"{root / 'modules.json'}: the Transformer must live at the folder root.")
@@ -142,11 +147,11 @@ def _read_sentence_transformers(root: Path, st_config: dict) -> ModelSpec:
             logger.warning("%s has a Pooling module (a single-vector model): maxsim keeps the token vectors "
                            "before pooling.", root)
         else:
-            spec.steps.append(ModuleSpec(kind, _module_config(folder), folder))
+            spec.steps.append(ModuleSpec(kind, module_config(folder), folder))
     return spec
 
 
-def _module_config(folder: Path) -> dict:
+def module_config(folder: Path) -> dict:
     return read_json(folder / "config.json") if (folder / "config.json").exists() else {}
 
 
@@ -189,7 +194,7 @@ def _read_stanford(root: Path) -> ModelSpec:
         [ModuleSpec("dense", {}, root, weights), ModuleSpec("mask", {"skiplist_words": skiplist}),
          ModuleSpec("normalize", {})],
         prompts=markers, prefix_tokens=list(markers.values()), layout="stanford",
-        similarity=_similarity(_stanford_similarity(meta), meta_path),
+        similarity=checked_similarity(_stanford_similarity(meta), meta_path),
     )
 
 

@@ -42,17 +42,27 @@ def check_pool_factor(pool_factor) -> None:
 def pool_tokens(x: torch.Tensor, pool_factor: float, protected_tokens: int = 1, normalize: bool = True
                 ) -> torch.Tensor:
     """One document (n, dim) -> (protected + clusters, dim), same dtype and device."""
+    return pool_with_assignment(x, pool_factor, protected_tokens, normalize)[0]
+
+
+def pool_with_assignment(x: torch.Tensor, pool_factor: float, protected_tokens: int = 1, normalize: bool = True
+                         ) -> tuple[torch.Tensor, np.ndarray]:
+    """``pool_tokens`` and, per input vector, the row of the output that holds it: (n,) int64 (protected
+    vectors map to themselves, the others to ``protected + cluster``)."""
     rest = x[protected_tokens:]
     clusters = max(int(len(rest) // pool_factor), 1)
+    assignment = np.arange(len(x), dtype=np.int64)
     if clusters < len(rest):
-        labels = torch.from_numpy(ward_labels(rest.detach().float().cpu(), clusters)).to(x.device)
+        labels = ward_labels(rest.detach().float().cpu(), clusters)
+        assignment[protected_tokens:] = protected_tokens + labels
+        labels = torch.from_numpy(labels).to(x.device)
         means = torch.zeros(int(labels.max()) + 1, x.shape[1], dtype=x.dtype, device=x.device)
         means.index_add_(0, labels, rest)
         counts = torch.bincount(labels, minlength=len(means)).to(x.dtype)
         x = torch.cat([x[:protected_tokens], means / counts[:, None]])
-    if not normalize:
-        return x
-    return torch.nn.functional.normalize(x.float(), dim=-1).to(x.dtype)
+    if normalize:
+        x = torch.nn.functional.normalize(x.float(), dim=-1).to(x.dtype)
+    return x, assignment
 
 
 def ward_labels(x: torch.Tensor, clusters: int) -> np.ndarray:

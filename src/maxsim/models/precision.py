@@ -1,22 +1,27 @@
-"""Encoding precision: dtype names, what ``dtype="auto"`` picks, and the mixed mode.
+"""Encoding precision and backend: dtype names, what ``backend="auto"`` and ``dtype="auto"`` resolve to,
+and the mixed mode.
 
-``"auto"`` picks the fastest path measured to keep nDCG@10 within 0.001 of float32 on every
-collection of tests/fixtures/data (bench/RESULTS.md, "Encoding"): on a CPU with bfloat16 dot
-products (``amx_bf16`` / ``avx512_bf16``) and OpenVINO installed (a core dependency), the backbone
-runs in OpenVINO at its bfloat16 inference hint (within 0.0006 everywhere, ~3x float32) while the
-model is in eval mode; everywhere else, and while training, the float32 torch path. ``"mixed"``
-(torch autocast) costs 0.0016 on Cranfield, so it stays an explicit choice.
-``MAXSIM_DTYPE=float32`` (or any other dtype name) makes "auto" mean that dtype on the torch path:
-pin the exact path for reproducibility (the test suite does).
+Two knobs. ``backend`` ("auto", "torch", "onnx", "openvino") says where ``encode`` runs the backbone;
+``dtype`` ("auto", "float32", "mixed", "bfloat16", "float16") its precision within that backend:
 
-``"mixed"`` is PyTorch's bfloat16 autocast:
+- ``dtype="auto"`` is the fastest precision measured to keep nDCG@10 within 0.001 of float32 on every
+  collection of bench/RESULTS.md ("Encoding"): OpenVINO's bfloat16 inference hint ("mixed") with
+  backend "auto" or "openvino" on a CPU with bfloat16 dot products (``amx_bf16`` / ``avx512_bf16``);
+  float32 everywhere else, torch included (torch autocast misses the bound: 0.0016 on Cranfield).
+- ``backend="auto"`` runs ``encode`` in OpenVINO where it is the fast path (precision "mixed" on a CPU
+  with bfloat16 dot products, OpenVINO installed), in eval mode only: training and any other precision
+  run in torch. ``backend="torch"`` always stays in torch.
+
+``MAXSIM_DTYPE`` (a dtype name) and ``MAXSIM_BACKEND`` (a backend name) say what "auto" stands for:
+``MAXSIM_DTYPE=float32`` pins the exact float32 torch path (the test suite does).
+
+``"mixed"`` in torch is PyTorch's bfloat16 autocast:
 the weights stay float32; matrix products (linear layers, attention) and the elementwise ops between
 them run in bfloat16 with float32 accumulation inside the kernels (GEMM sums, the softmax of the
-attention kernel, LayerNorm statistics); the model's outputs are cast back to float32. On this
-project's CPU (AVX512-BF16) it is 2-3x faster than float32 at a max abs difference of ~3e-3 per
-vector component. It is fast only where bfloat16 is multiplied in hardware (AMX, AVX512-BF16, CUDA
-tensor cores); elsewhere it is emulated and slower than float32, and choosing it logs a warning. ``"bfloat16"`` / ``"float16"`` cast the whole
-model (weights included): a little faster, twice the error.
+attention kernel, LayerNorm statistics); the model's outputs are cast back to float32. It is fast
+only where bfloat16 is multiplied in hardware (AMX, AVX512-BF16, CUDA tensor cores); elsewhere it is
+emulated and slower than float32, and choosing it logs a warning. ``"bfloat16"`` / ``"float16"`` cast
+the whole model (weights included, torch only): a little faster, twice the error.
 """
 
 from __future__ import annotations
@@ -39,10 +44,10 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
-    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" on the torch
-    path ("auto" -> ``$MAXSIM_DTYPE`` or "float32"; see ``auto_backend`` for the rest of "auto");
-    "mixed" on a device without bfloat16 units warns."""
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device, backend: str = "torch") -> str:
+    """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" for ``backend``
+    ("auto" -> ``$MAXSIM_DTYPE``, else "mixed" where ``fast_path`` holds, else "float32"); "mixed" on a
+    device without bfloat16 units warns."""
     if isinstance(dtype, torch.dtype):
         names = {v: k for k, v in CAST_DTYPES.items()}
         if dtype not in names:
@@ -51,30 +56,44 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> str:
     if dtype not in DTYPE_NAMES:
         raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
     if dtype == "auto":
-        dtype = pinned_dtype() or "float32"
+        dtype = pinned("MAXSIM_DTYPE", DTYPE_NAMES[1:]) or ("mixed" if fast_path(backend, device) else "float32")
     if dtype == "mixed" and not fast_bfloat16(torch.device(device)):
         logger.warning("dtype='mixed' on %s: this device has no bfloat16 matrix units (AMX, AVX512-BF16, "
                        "CUDA bf16), so bfloat16 is emulated and slower than float32.", device)
     return dtype
 
 
-def pinned_dtype() -> str | None:
-    """``$MAXSIM_DTYPE``: the dtype "auto" stands for when set (checked), else None."""
-    value = os.environ.get("MAXSIM_DTYPE") or None
-    if value is not None and value not in DTYPE_NAMES[1:]:
-        raise InvalidInputError(f"MAXSIM_DTYPE={value!r} is not a dtype; use one of {list(DTYPE_NAMES[1:])} or unset it.")
+def resolve_backend(backend: str) -> str:
+    """The backend a model runs: ``backend``, or ``$MAXSIM_BACKEND`` for "auto" when set (checked)."""
+    from maxsim.models.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"backend {backend!r} is not known; use one of {list(BACKENDS)}.")
+    return (pinned("MAXSIM_BACKEND", BACKENDS[1:]) or backend) if backend == "auto" else backend
+
+
+def pinned(variable: str, allowed) -> str | None:
+    """The value of the environment ``variable`` (one of ``allowed``), else None."""
+    value = os.environ.get(variable) or None
+    if value is not None and value not in allowed:
+        raise InvalidInputError(f"{variable}={value!r} is not valid; use one of {list(allowed)} or unset it.")
     return value
 
 
-def auto_backend(device: torch.device) -> str | None:
-    """The inference backend "auto" runs the backbone in on ``device``: "openvino" (bfloat16 hint) on a
-    CPU with bfloat16 dot products when OpenVINO is installed and ``$MAXSIM_DTYPE`` is unset, else None
-    (the torch path)."""
+def fast_path(backend: str, device: torch.device) -> bool:
+    """Whether OpenVINO's bfloat16 hint is the fast path that keeps quality for ``backend`` ("auto" or
+    "openvino") on ``device``: a CPU with bfloat16 dot products, OpenVINO installed."""
     from maxsim.models.backends import missing_packages
 
-    if pinned_dtype() or device.type != "cpu" or not fast_bfloat16(device):
-        return None
-    return None if missing_packages("openvino") else "openvino"
+    if backend not in ("auto", "openvino") or torch.device(device).type != "cpu":
+        return False
+    return fast_bfloat16(torch.device(device)) and not missing_packages("openvino")
+
+
+def auto_backend(backend: str, precision: str, device: torch.device) -> str | None:
+    """The runtime ``backend="auto"`` runs ``encode`` in: "openvino" at precision "mixed" where
+    ``fast_path`` holds, else None (torch)."""
+    return "openvino" if backend == "auto" and precision == "mixed" and fast_path(backend, device) else None
 
 
 def fast_bfloat16(device: torch.device) -> bool:

@@ -121,7 +121,8 @@ def maxsim_pairwise(queries, documents, batch_size: int = 256) -> np.ndarray:
     """MaxSim of ``queries[i]`` with ``documents[i]`` -> (n,) float32."""
     q_list, d_list = as_tensor_list(queries, "queries"), as_tensor_list(documents, "documents")
     if len(q_list) != len(d_list):
-        raise InvalidInputError(f"pairwise scoring needs as many queries as documents, got {len(q_list)} and {len(d_list)}.")
+        raise InvalidInputError("pairwise scoring needs as many queries as documents, "
+                                f"got {len(q_list)} and {len(d_list)}.")
     out = np.zeros(len(q_list), dtype=np.float32)
     for start in range(0, len(q_list), batch_size):
         qs, ds = q_list[start: start + batch_size], d_list[start: start + batch_size]

@@ -7,8 +7,9 @@ import importlib
 
 _EXPORTS = {"Retriever": "maxsim.search.retriever", "explain_alignment": "maxsim.search.explain",
             "Collection": "maxsim.search.collection", "SearchOptions": "maxsim.search.options",
-            **{name: "maxsim.search.hits" for name in ("Document", "Hit", "Passage")},
-            **{name: "maxsim.search.fusion" for name in ("fuse", "reciprocal_rank_fusion", "score_fusion")}}
+            "PRF": "maxsim.search.prf", **{name: "maxsim.search.hits" for name in ("Document", "Hit", "Passage")},
+            **{name: "maxsim.search.fusion"
+               for name in ("convex_fusion", "fuse", "reciprocal_rank_fusion", "score_fusion")}}
 __all__ = sorted(_EXPORTS)
 
 

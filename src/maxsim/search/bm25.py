@@ -7,7 +7,7 @@ their version names. A missing (already collected), unreadable or checksum-faili
 from the reader's own snapshot of the texts, never trusted. Tokenizing is three quarters of a
 build, so a writer keeps the token ids of the texts it has seen (``TokenCache``) and tokenizes only
 new or changed texts: a commit of a few documents to 1,400 Cranfield abstracts costs ~60 ms
-instead of ~300 ms (bench/RESULTS.md, issue 9).
+instead of ~300 ms.
 """
 
 from __future__ import annotations
@@ -59,14 +59,17 @@ class BM25Index:
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str], cache: TokenCache | None = None) -> BM25Index:
-        """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before."""
+        """BM25 of the documents ``ids`` with ``texts``; ``cache`` reuses tokens of texts seen before.
+        Texts without a single word (e.g. pages without a text layer) give an index that matches nothing."""
         bm25 = None
-        if len(ids):
+        corpus = (cache.corpus(ids, texts) if cache else tokenize(texts)) if len(ids) else []
+        if corpus.vocab if isinstance(corpus, Tokenized) else any(corpus):
             bm25 = bm25s.BM25()
-            bm25.index(cache.corpus(ids, texts) if cache else tokenize(texts), show_progress=False)
+            bm25.index(corpus, show_progress=False)
         return cls(list(ids), bm25)
 
-    def top(self, queries: Sequence[str], k: int, allowed: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
+    def top(self, queries: Sequence[str], k: int,
+            allowed: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
         """Per query up to ``k`` ``(id, BM25 score)`` best first, among ``allowed`` ids when given;
         documents sharing no term are left out."""
         if self.bm25 is None:
@@ -86,6 +89,16 @@ class BM25Index:
             idx, best = topk(scores[None, :], k)
             results.append([(self.ids[i], float(s)) for i, s in zip(idx[0], best[0]) if s > 0])
         return results
+
+    def idf(self, terms: Sequence[str | None]) -> np.ndarray:
+        """(len(terms),) float64: BM25's idf ``log(1 + (N - df + 0.5) / (df + 0.5))`` of each stemmed term
+        (``tokenize``'s output) over the N documents, df = documents holding it; None: df = N."""
+        n = len(self.ids)
+        held = np.diff(self.bm25.scores["indptr"]) if self.bm25 is not None else np.zeros(0, np.int64)
+        vocab = self.bm25.vocab_dict if self.bm25 is not None else {}
+        ids = [vocab.get(t, len(held)) if t is not None else None for t in terms]
+        df = np.array([n if i is None else (held[i] if i < len(held) else 0) for i in ids], dtype=np.float64)
+        return np.log1p((n - df + 0.5) / (df + 0.5))
 
     def save(self, folder: Path) -> None:
         """Write into ``folder`` (a new name) via a temporary folder, with checksums, then rename."""
@@ -109,7 +122,7 @@ class BM25Index:
                 logger.warning("BM25 file %s does not match its checksum; rebuilding.", folder / damaged[0])
                 return None
             ids = saved["ids"]
-            bm25 = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
+            bm25 = bm25s.BM25.load(str(folder), show_progress=False) if saved["crc32"] else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         if bm25 is not None and int(bm25.scores["num_docs"]) != len(ids):

@@ -37,6 +37,7 @@ from maxsim.search.versions import KEEP_VERSIONS, Staged
 
 LOCK_WAIT = 60.0  # seconds a repair waits for a writer to finish
 CHUNK = 4096  # passages whose vectors are read at once
+OWN = ("documents", "passages", "passages_doc", "fields", "fields_value", "fields_doc", "commits")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Intact:
     documents: list[tuple]  # (id, text, metadata, n_tokens, n_passages), rowid order
     passages: list[tuple]  # (key, doc, ord, start, end)
     sequence: int
+    schema: str  # the SQL of tables and triggers other than the store's own (a page folder's)
+    extra: dict[str, list[tuple]]  # their rows, as stored
 
 
 def check(path: str | Path) -> list[Finding]:
@@ -119,7 +122,12 @@ def read_intact(store: StateStore) -> Intact:
             f"SELECT {', '.join(TABLES[table])}, crc FROM {table} NOT INDEXED ORDER BY rowid")]
                 for table in ("documents", "passages")}
         sequence = snap.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'passages'").fetchone()
-    return Intact(snap.version, commits, rows["documents"], rows["passages"], sequence[0] if sequence else 0)
+        others = snap.conn.execute("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT "
+                                   f"LIKE 'sqlite_%' AND name NOT IN ({', '.join('?' * len(OWN))})", OWN).fetchall()
+        extra = {name: snap.conn.execute(f"SELECT * FROM {name}").fetchall() for kind, name, _ in others
+                 if kind == "table"}
+    return Intact(snap.version, commits, rows["documents"], rows["passages"], sequence[0] if sequence else 0,
+                  ";\n".join(sql for _, _, sql in others), extra)
 
 
 def _version_check(store: StateStore) -> list[Finding]:
@@ -201,7 +209,7 @@ def repair_folder(folder: Path) -> list[str]:
 def _write_store(path: Path, intact: Intact, bm25: str | None) -> None:
     """A new store at ``path`` holding ``intact``'s rows, fields rebuilt from their metadata, and its
     newest commit again as version ``intact.version + 1``."""
-    store = StateStore(path, create=True)
+    store = StateStore(path, create=True, schema=";\n" + intact.schema if intact.schema else "")
     with contextlib.closing(store):
         store.initialize({}, None, time.time())
         with store.write(verify=False) as snap:
@@ -211,6 +219,9 @@ def _write_store(path: Path, intact: Intact, bm25: str | None) -> None:
                     snap.put("fields", (row[0], *field))
             for row in intact.passages:
                 snap.put("passages", row)
+            for table, rows in intact.extra.items():
+                if rows:
+                    snap.conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
             snap.conn.execute("DELETE FROM sqlite_sequence WHERE name = 'passages'")
             snap.conn.execute("INSERT INTO sqlite_sequence VALUES ('passages', ?)",
                               (max([intact.sequence, *(row[0] for row in intact.passages)]),))

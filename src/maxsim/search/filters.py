@@ -174,7 +174,8 @@ class _Compiler:
     def member(self, key: str, values, path: str, single: bool = False) -> str:
         """Documents with an element equal to one of ``values``; a null also matches a missing field."""
         if not single and not isinstance(values, list):
-            raise InvalidInputError(f"{path}: expected a list of numbers, strings, bools or nulls, got {_kind(values)}.")
+            raise InvalidInputError(f"{path}: expected a list of numbers, strings, bools or nulls, "
+                                    f"got {_kind(values)}.")
         by_type: dict[int, list] = {}
         for i, value in enumerate(values):
             t, v = _typed(_checked_scalar(value, path if single else f"{path}[{i}]"))

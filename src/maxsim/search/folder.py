@@ -2,11 +2,13 @@
 
 Layout::
 
-    retriever.json     format, version, model, dim, kind (of index) and its parameters, hybrid,
+    retriever.json     format, version, model, dim, modality ("text" or "image": what its documents
+                       are, decided by the model), kind (of index) and its parameters, hybrid,
                        passages, pool factor
     state.sqlite3      the one owner of ids and versions (``maxsim.search.store``)
     index/             the index's immutable segment files (it commits through the store)
     bm25/<name>/       one BM25 copy per recent version, when hybrid
+    pages/             a folder of pages: the page images (``maxsim.search.pages``)
     model/             a copy of the model, only when it was given without a name
     LOCK               the folder's writer lock (flock; holds the writer's pid)
 """
@@ -21,23 +23,25 @@ from maxsim.search.integrity import seal, unseal
 
 MANIFEST = "retriever.json"
 FORMAT = "maxsim-retriever"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: modality, and folders of pages; version 2 folders are text folders
+OLDEST_VERSION = 2
 SAVED_MODEL = "model"
 REBUILD = "rebuild the folder with `maxsim index`"
 
 
 def read_settings(folder: Path) -> dict:
     """The manifest of the retriever ``folder`` (errors name the file and the fix). Manifests written
-    before the index kind was called ``kind`` name it ``index``."""
+    before the index kind was called ``kind`` name it ``index``; before ``modality``, folders held texts."""
     manifest = unseal(read_manifest(folder / MANIFEST, FORMAT, FORMAT_VERSION, "retriever folder",
                                     "open a sharded collection with maxsim.open; if a create was interrupted, "
                                     f"delete the folder and create it again; else {REBUILD}"),
                       folder / MANIFEST, f"restore it from a backup or {REBUILD}")
-    if manifest["format_version"] < FORMAT_VERSION:
+    if manifest["format_version"] < OLDEST_VERSION:
         raise InvalidInputError(f"{folder / MANIFEST}: format version {manifest['format_version']}; this maxsim "
-                                f"reads version {FORMAT_VERSION}: {REBUILD}.")
+                                f"reads versions {OLDEST_VERSION} to {FORMAT_VERSION}: {REBUILD}.")
     if "kind" not in manifest:
         manifest["kind"] = manifest.pop("index")
+    manifest.setdefault("modality", "text")
     return manifest
 
 

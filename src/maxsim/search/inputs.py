@@ -32,7 +32,8 @@ def check_ids(ids, what: str = "ids") -> list[str]:
     for i, doc_id in enumerate(ids):
         if len(doc_id) > MAX_ID_CHARS:
             raise LimitExceededError(f"{what}[{i}] has {len(doc_id)} characters; ids are limited to "
-                                     f"{MAX_ID_CHARS}: use a shorter id (e.g. a hash) and keep the long one in metadata.")
+                                     f"{MAX_ID_CHARS}: use a shorter id (e.g. a hash) and keep the long one "
+                                     "in metadata.")
         encodable(doc_id, f"{what}[{i}]")
     return ids
 

@@ -3,39 +3,50 @@ implementation (a folder and a sharded collection accept and refuse exactly the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.index.checks import check_k
-from maxsim.search.fusion import FUSION_DEPTH, METHODS
+from maxsim.search.fusion import FUSION_DEPTH, check_fusion
 from maxsim.search.inputs import check_ids
 from maxsim.search.limits import MAX_LIST
+from maxsim.search.prf import PRF
 
 FILTER_EXAMPLE = "{'lang': 'en'}"
 
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """``k`` hits per query; ``hybrid``: fuse BM25 (``fusion`` "rrf" or "score"); ``filter``: a metadata
-    filter (``maxsim.search.filters``); ``subset``: restrict to these ids."""
+    """``k`` hits per query; ``hybrid``: fuse BM25 (``fusion`` "rrf", "convex" with dense weight
+    ``alpha``, or "score"; ``maxsim.search.fusion``); ``filter``: a metadata filter
+    (``maxsim.search.filters``); ``subset``: restrict to these ids; ``prf``: ColBERT-PRF
+    (``maxsim.search.prf.PRF``) or None."""
 
     k: int = 10
     hybrid: bool = False
     fusion: str = "rrf"
     filter: dict | None = None
     subset: tuple[str, ...] | None = None
+    prf: PRF | None = None
+    alpha: float | None = None
 
     @classmethod
-    def checked(cls, k=10, hybrid=False, fusion="rrf", filter=None, subset=None, lexical: bool = True,
-                where=None) -> SearchOptions:
-        """Validated options; ``lexical``: whether the collection ``where`` keeps BM25."""
-        if hybrid and not lexical:
-            raise InvalidInputError(f"{where} keeps no BM25 index: create it with hybrid=True (`maxsim index --hybrid`) "
-                                    "to search hybrid.")
-        if fusion not in METHODS:
-            raise InvalidInputError(f"fusion must be one of {METHODS}, got {fusion!r}.")
+    def checked(cls, k=10, hybrid=False, fusion="rrf", filter=None, subset=None, prf=None, alpha=None,
+                lexical: bool = True, where=None) -> SearchOptions:
+        """Validated options; ``lexical``: whether the collection ``where`` keeps BM25 (hybrid search
+        and PRF's weights need it). ``prf``: None/False, True (the defaults), a dict or a ``PRF``."""
+        prf = PRF.of(prf)
+        if (hybrid or prf) and not lexical:
+            raise InvalidInputError(f"{where} keeps no BM25 index: create it with hybrid=True "
+                                    "(`maxsim index --hybrid`) to search hybrid or with prf (its weights are "
+                                    "BM25's idf).")
+        check_fusion(fusion, alpha)
         subset = None if subset is None else tuple(check_ids(subset, "subset"))
-        return cls(check_k(k), bool(hybrid), fusion, check_filter(filter), subset)
+        return cls(check_k(k), bool(hybrid), fusion, check_filter(filter), subset, prf, alpha)
+
+    def first_pass(self) -> SearchOptions:
+        """The options of PRF's feedback search: the ``fb_docs`` best documents, no expansion."""
+        return replace(self, k=self.prf.fb_docs, prf=None)
 
     @property
     def depth(self) -> int:

@@ -86,7 +86,8 @@ class Encoder:
         else:
             spans = self.split(texts)
             pieces = [text[s:e] for text, doc in zip(texts, spans) for s, e in doc]
-            vectors = self.model_of().encode_document(pieces, batch_size=batch_size, show_progress_bar=show_progress_bar)
+            vectors = self.model_of().encode_document(pieces, batch_size=batch_size,
+                                                      show_progress_bar=show_progress_bar)
         if self.pool_factor > 1:
             from maxsim.models.pooling import pool_embeddings
 
@@ -110,7 +111,8 @@ class Encoder:
         return [[(0, len(text))] for text in texts]
 
 
-def rank_documents(index, snap, queries: list, k: int, keys: list[int] | None) -> list[list[tuple[str, float, PassageRef]]]:
+def rank_documents(index, snap, queries: list, k: int,
+                   keys: list[int] | None) -> list[list[tuple[str, float, PassageRef]]]:
     """Per query the top ``k`` documents ``(id, best passage score, best passage)``: passages are
     searched deep enough for ``k`` documents at the collection's passages per document (x1.25), and
     deeper (x4) until ``k`` distinct documents or all passages are seen (each deepening is a new scan)."""

@@ -3,10 +3,11 @@
 Tables: ``documents`` (id, text, metadata JSON, token vectors, passages), ``passages`` (key -> the
 document and its character span; the index stores vectors under ``str(key)``), ``fields`` (indexed
 metadata values for filters, see ``maxsim.search.filters``) and ``commits`` (version -> the index's
-committed state, the BM25 copy of that version and the digest of its tables). Every row carries a
-checksum (``maxsim.search.integrity``): a read checks the rows it uses, and the first read of each
-version in a process verifies the whole version, so damage is a ``CorruptedError`` naming the file,
-never a changed answer.
+committed state, the BM25 copy of that version and the digest of its tables). A folder of pages adds
+the tables of ``maxsim.search.pages`` (``schema``, given at creation). Every row of the text tables
+carries a checksum (``maxsim.search.integrity``): a read checks the rows it uses, and the first read
+of each version in a process verifies the whole version, so damage is a ``CorruptedError`` naming the
+file, never a changed answer.
 
 A write is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, WAL, ``synchronous=FULL``):
 the new ``commits`` row is the commit point of version N+1 for the index, the texts and BM25 at once.
@@ -46,9 +47,10 @@ CHECKED_VERSIONS = 8  # (version, file state) pairs remembered as verified
 
 
 class StateStore:
-    """Connections to one ``state.sqlite3``; ``read()`` / ``write()`` give a ``Snapshot``."""
+    """Connections to one ``state.sqlite3``; ``read()`` / ``write()`` give a ``Snapshot``. ``schema``:
+    tables added to a new store (``create``)."""
 
-    def __init__(self, path: Path, create: bool = False):
+    def __init__(self, path: Path, create: bool = False, schema: str = ""):
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise CorruptedError(f"{self.path} is missing: the folder's documents are gone. Restore it from a "
@@ -61,7 +63,7 @@ class StateStore:
         self._mode = "rwc" if create else "rw"  # a missing file is never silently recreated
         if create:
             with self.damage_named():
-                self._connection().executescript(SCHEMA + FIELDS_SCHEMA)
+                self._connection().executescript(SCHEMA + FIELDS_SCHEMA + schema)
             self._mode = "rw"
 
     def _connection(self) -> sqlite3.Connection:
@@ -84,10 +86,14 @@ class StateStore:
 
     @contextlib.contextmanager
     def damage_named(self):
-        """SQLite errors of a damaged or missing file -> ``CorruptedError`` naming it (a busy file:
-        ``LockedError``); errors of the statements themselves (``ProgrammingError``) pass."""
+        """SQLite errors of a damaged or missing file (and text SQLite cannot give as UTF-8) ->
+        ``CorruptedError`` naming it (a busy file: ``LockedError``); errors of the statements
+        themselves (``ProgrammingError``) pass."""
         try:
             yield
+        except UnicodeDecodeError as exc:  # a damaged schema: SQLite's own message is not UTF-8
+            raise CorruptedError(f"{self.path}: the document store is damaged (unreadable text: {exc}); restore it "
+                                 "from a backup or rebuild the folder with `maxsim index`.") from None
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.ProgrammingError):
                 raise

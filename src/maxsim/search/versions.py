@@ -6,7 +6,8 @@ and the index as that version committed it (views are cached and share loaded se
 takes the folder's lock, stages the index's changes in memory, writes the new segment files and
 BM25 copy under fresh names, and commits version N+1 as one SQLite transaction; a process killed at
 any point leaves version N whole. The files of the ``KEEP_VERSIONS`` newest versions stay on disk
-(readers of the previous version finish undisturbed).
+(readers of the previous version finish undisturbed); so do the page images they name
+(``maxsim.search.pages``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ KEEP_VERSIONS = 2  # index files and BM25 copies of this many recent versions st
 
 class Versions:
     """Versions of the folder whose index is ``kind`` (an index class) and whose store is ``store``;
-    ``bm25``: its ``BM25Versions`` (None without hybrid)."""
+    ``bm25``: its ``BM25Versions`` (None without hybrid); ``pages``: its ``PageStore`` (a folder of
+    pages; None for texts)."""
 
-    def __init__(self, folder: Path, kind, store: StateStore, bm25, lock_timeout: float = 600.0):
-        self.folder, self.kind, self.store, self.bm25 = Path(folder), kind, store, bm25
+    def __init__(self, folder: Path, kind, store: StateStore, bm25, pages=None, lock_timeout: float = 600.0):
+        self.folder, self.kind, self.store, self.bm25, self.pages = Path(folder), kind, store, bm25, pages
         self._segments: dict = {}
         self._views: OrderedDict[int, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -87,6 +89,8 @@ class Versions:
                 bm25 = self.bm25.publish(*snap.all_texts()) if self.bm25 is not None else None
                 snap.commit_version(staged.body, bm25, time.time())
                 snap.forget_commits(below=snap.version - KEEP_VERSIONS + 1)
+                if self.pages is not None:
+                    self.pages.collect(snap, below=snap.version - KEEP_VERSIONS + 1)
             self._collect()
 
     def _collect(self) -> None:

@@ -1,5 +1,5 @@
-"""The FastAPI application: search, documents, explain, health, stats, the web page at ``/`` and the
-OpenAPI docs at ``/docs`` and ``/redoc`` (their assets served from this machine, no CDN).
+"""The FastAPI application: search, documents, explain, health, stats, page images, the web page at
+``/`` and the OpenAPI docs at ``/docs`` and ``/redoc`` (their assets served from this machine, no CDN).
 
 Routes other than ``/health``, the page and the OpenAPI docs need ``Authorization: Bearer KEY``
 when the app is built with an ``api_key``. Errors answer ``{"detail": ...}`` with the status of the
@@ -13,22 +13,36 @@ import json
 import secrets
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from maxsim.errors import InvalidInputError, LimitExceededError
+from maxsim.errors import InvalidInputError, LimitExceededError, NotFoundError
 from maxsim.io import best_excerpt, matched_terms
+from maxsim.search.heatmaps import json_ready
+from maxsim.search.hits import Document
 from maxsim.server import errors
 from maxsim.server.body_limit import BodyLimit
 from maxsim.server.checks import check_id, check_json, check_text, check_texts, fit_answer
 from maxsim.server.live import LiveRetriever
 from maxsim.server.rerank import rerank_router
-from maxsim.server.schemas import (AddRequest, Added, Deleted, DocumentPage, ExplainRequest, Explanation, Health,
-                                   Limits, SearchAnswer, SearchRequest, Stats, UpsertRequest, Written)
-from maxsim.search.hits import Document
+from maxsim.server.schemas import (
+    Added,
+    AddRequest,
+    Deleted,
+    DocumentPage,
+    ExplainRequest,
+    Explanation,
+    Health,
+    Limits,
+    SearchAnswer,
+    SearchRequest,
+    Stats,
+    UpsertRequest,
+    Written,
+)
 
 STATIC = Path(__file__).parent / "static"
 bearer = HTTPBearer(auto_error=False, description="The key given to `maxsim serve --api-key`.")
@@ -69,8 +83,10 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
             raise LimitExceededError(f"k={request.k} x {len(request.queries)} queries asks for more than "
                                      f"{limits.max_hits} hits: lower k or send fewer queries per request.")
         check_json(request.filter, "filter", limits)
-        options = {"filter": request.filter} if request.filter is not None else {}
-        results = await live.search(request.queries, k=request.k, hybrid=request.hybrid, **options)
+        options = {key: value for key, value in (("filter", request.filter), ("prf", request.prf),
+                                                 ("alpha", request.alpha)) if value is not None}
+        results = await live.search(request.queries, k=request.k, hybrid=request.hybrid, fusion=request.fusion,
+                                    **options)
         results, omitted = fit_answer(results, limits.max_response_chars)
         return SearchAnswer(results=results, omitted=omitted)
 
@@ -83,8 +99,9 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
         check_id(request.id, "id", limits)
         explanation = await live.read(lambda r: r.explain(request.query, request.id))
         text = explanation["text"]
-        return {**explanation, "excerpt": best_excerpt(text, explanation),
-                "matched": matched_terms(request.query, text, explanation)}
+        answer = {**explanation, "excerpt": best_excerpt(text, explanation),
+                  "matched": matched_terms(request.query, text, explanation)}
+        return {**answer, "page": json_ready(explanation["page"])} if "page" in explanation else answer
 
     @api.get("/stats", response_model=Stats)
     async def stats() -> dict:
@@ -93,8 +110,10 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
-        """Open without a key: liveness, document count, and whether the other routes need a key."""
-        return Health(status="ok", documents=await live.read(len), auth=api_key is not None)
+        """Open without a key: liveness, document count, whether the other routes need a key, and what
+        the documents are (texts or page images)."""
+        return Health(status="ok", documents=await live.read(len), auth=api_key is not None,
+                      modality=live.collection.modality)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -155,6 +174,20 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
 
         return await live.write(upsert)
 
+    @router.get("/documents/{doc_id:path}/image", response_class=Response,
+                responses={200: {"content": {"image/webp": {}}, "description": "The page image (WebP)."}})
+    async def page_image(doc_id: str, request: Request) -> Response:
+        """The stored image of a page (a collection of pages; 404 in a text collection). ``ETag``: its
+        content hash (``If-None-Match`` answers 304)."""
+        check_id(doc_id, "id", limits)
+        if live.collection.modality == "text":  # a text document whose id ends in /image, or nothing
+            return errors.SafeJSON((await text_document(live, doc_id + "/image")).to_dict())
+        image = await live.read(lambda r: r.page_image(doc_id))
+        headers = {"ETag": f'"{image.etag}"', "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(image.data, media_type=image.media_type, headers=headers)
+
     @router.get("/documents/{doc_id:path}", response_model=Document)
     async def get_document(doc_id: str) -> Document:
         """One document: its ``id``, ``text`` and ``metadata``."""
@@ -173,6 +206,14 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
         return await live.write(remove)
 
     return router
+
+
+async def text_document(live: LiveRetriever, doc_id: str) -> Document:
+    """The document ``doc_id`` of a text collection; 404 saying it has no page images when there is none."""
+    try:
+        return await live.read(lambda r: r.get(doc_id))
+    except NotFoundError:
+        raise NotFoundError(f"{live.folder} is a text collection: its documents have no page image.") from None
 
 
 def parse_filter(text: str | None, limits: Limits) -> dict | None:

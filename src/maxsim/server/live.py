@@ -59,7 +59,7 @@ class LiveRetriever:
         self.folder, self.lock_wait = Path(folder), float(lock_wait)
         self.collection = open_collection(self.folder, model=model, ray_address=ray_address)
         self.documents = self.collection.stats()["documents"]  # damaged files fail here, naming themselves
-        _ = self.collection.model  # loaded now, not by the first request
+        self.model = self.collection.model  # loaded now, not by the first request
         self._searches = SearchBatcher(self.collection, readers, batch_wait, BATCH_QUERIES, max_queue)
         self._readers = BoundedPool(readers, max_queue, "maxsim-reader")
         self._writer = BoundedPool(1, max_queue, "maxsim-writer", _lower_priority, (writer_niceness,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +36,11 @@ class SearchRequest(BaseModel):
     hybrid: bool = Field(False, strict=True, description="Fuse BM25 with MaxSim (index built with --hybrid).")
     filter: dict | None = Field(None, description='Mongo-style metadata filter, e.g. {"lang": "en", '
                                                   '"year": {"$gte": 2020}} (see docs/search.md).')
+    fusion: Literal["rrf", "convex", "score"] = Field("rrf", description="How a hybrid search fuses BM25 and "
+                                                                         "MaxSim (docs/search.md, Fusion).")
+    alpha: float | None = Field(None, ge=0, le=1, description="Convex fusion: the weight of MaxSim (default 0.75).")
+    prf: bool | dict | None = Field(None, description='ColBERT-PRF: true (defaults) or {"fb_docs": 3, "clusters": 24, '
+                                                      '"expansion": 10, "beta": 1.0} (see docs/search.md).')
 
 
 class NewDocument(BaseModel):
@@ -108,6 +114,15 @@ class Step(BaseModel):
     score: float
 
 
+class PageMap(BaseModel):
+    rows: int = Field(description="Rows of the page's patch grid (top to bottom).")
+    cols: int = Field(description="Columns of the grid (left to right); the grid covers the whole page.")
+    heatmaps: list[list[list[float | None]]] = Field(
+        description="Per query token, rows x cols similarities of that token with the page vector of each cell "
+                    "(null: a cell whose patch was not kept).")
+    heatmap: list[list[float | None]] = Field(description="The sum of the heatmaps over the query tokens.")
+
+
 class Explanation(BaseModel):
     id: str
     text: str = Field(description="The document's text, of the same version as the alignment.")
@@ -121,6 +136,8 @@ class Explanation(BaseModel):
     passage: Passage = Field(description="The best passage (the indexed chunk the alignment is over).")
     excerpt: Excerpt = Field(description="The window of the text to show, with its highlights.")
     matched: list[str] = Field(description="Query words with the document word each picked.")
+    page: PageMap | None = Field(None, description="A page: the similarity maps over its patch grid "
+                                                   "(document_tokens are then its vectors, by grid cell).")
 
 
 class Stats(BaseModel):
@@ -134,8 +151,10 @@ class Stats(BaseModel):
     kind: str
     model: str
     dim: int
+    modality: str = Field("text", description='"text", or "image": a collection of pages.')
     hybrid: bool
     pool_factor: int
+    page_bytes: dict | None = Field(None, description="Pages: bytes of the index files and of the page images.")
     limits: dict = Field(description="The request limits of this service.")
 
 
@@ -143,3 +162,4 @@ class Health(BaseModel):
     status: str
     documents: int
     auth: bool = Field(description="Whether the other routes need an API key.")
+    modality: str = Field("text", description='"text", or "image": a collection of pages (shown as images).')

@@ -157,7 +157,8 @@ def _id_table(source, name: str) -> dict[str, str]:
     for where, raw in _iter_records(source, default_config=name):
         key = next((raw[c] for c in ID_COLUMNS if c in raw), None)
         if key is None or not isinstance(raw.get("text"), str):
-            raise InvalidInputError(f"{where}: a {name} table row needs an id column ({'/'.join(ID_COLUMNS)}) and 'text'.")
+            raise InvalidInputError(f"{where}: a {name} table row needs an id column ({'/'.join(ID_COLUMNS)}) "
+                                    "and 'text'.")
         table[str(key)] = beir_text(raw.get("title") or "", raw["text"])  # BEIR corpus rows: with the title
     return table
 

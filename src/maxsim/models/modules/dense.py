@@ -31,7 +31,8 @@ class Dense(Module):
                 f"Dense activation {activation_function!r} is not supported; only {IDENTITY!r} (identity) is."
             )
         if use_residual and in_features != out_features:
-            raise InvalidInputError(f"Dense use_residual needs in_features == out_features, got {in_features} -> {out_features}.")
+            raise InvalidInputError("Dense use_residual needs in_features == out_features, "
+                                    f"got {in_features} -> {out_features}.")
         self.in_features, self.out_features, self.bias = int(in_features), int(out_features), bool(bias)
         self.activation_function = IDENTITY
         self.use_residual = bool(use_residual)

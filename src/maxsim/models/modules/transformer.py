@@ -26,13 +26,15 @@ def normalize_expansion(expansion: dict | None) -> dict | None:
         raise InvalidInputError(f"query_expansion must be a dict or None, got {type(expansion).__name__}.")
     unknown = set(expansion) - EXPANSION_KEYS
     if unknown:
-        raise InvalidInputError(f"query_expansion has unknown keys {sorted(unknown)}; allowed: {sorted(EXPANSION_KEYS)}.")
+        raise InvalidInputError(f"query_expansion has unknown keys {sorted(unknown)}; "
+                                f"allowed: {sorted(EXPANSION_KEYS)}.")
     strategy = expansion.get("strategy", "fixed")
     if strategy not in ("fixed", "min"):
         raise InvalidInputError(f"query_expansion['strategy'] must be 'fixed' or 'min', got {strategy!r}.")
     length = expansion.get("length")
     if not isinstance(length, int) or length <= 0:
-        raise InvalidInputError(f"query_expansion['length'] must be a positive int (classic ColBERT: 32), got {length!r}.")
+        raise InvalidInputError("query_expansion['length'] must be a positive int (classic ColBERT: 32), "
+                                f"got {length!r}.")
     return {"strategy": strategy, "attend": bool(expansion.get("attend", False)),
             "token": expansion.get("token"), "length": length}
 

@@ -82,6 +82,7 @@ function hitElement(hit, rank, query) {
     });
     item.classList.add("explained");
   }).catch(showError);
+  maxsimPages.decorate(item, hit);
   return item;
 }
 
@@ -137,6 +138,7 @@ async function explain(query, id) {
     });
     $("alignment").tBodies[0].replaceChildren(...rows);
     $("explanation").hidden = false;
+    maxsimPages.explained(e, id);
   } catch (error) {
     showError(error);
   }
