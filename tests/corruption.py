@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -38,6 +39,18 @@ def build(folder: Path, model, model_name: str, n: int = 60) -> Path:
         r.add(texts[n // 2:], ids=[f"d{i}" for i in range(n // 2, n)], metadata=metadata[n // 2:])
         r.upsert(["A rewritten note on shock waves."], ids=["d1"], metadata=[{"year": 1999, "lab": "ames"}])
     return folder
+
+
+def without_checksums(store: Path) -> None:
+    """Turn the ``state.sqlite3`` at ``store`` into one written before row checksums (its next open
+    adds them)."""
+    with sqlite3.connect(store) as db:
+        db.execute("DROP INDEX fields_value")
+        for table in ("documents", "passages", "fields"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN crc")
+        db.execute("ALTER TABLE commits DROP COLUMN digest")
+        db.execute("ALTER TABLE commits DROP COLUMN crc")
+        db.execute("CREATE INDEX fields_value ON fields (key, t, v, doc)")
 
 
 def answers(collection) -> list:

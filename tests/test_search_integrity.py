@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import TINY_MODEL
+from corruption import without_checksums
 from maxsim.cli import app as cli
 from maxsim.errors import CorruptedError
 from maxsim.search import Retriever
@@ -145,13 +146,7 @@ def test_check_names_index_files_and_bm25_and_repairs_bm25(folder, tiny_model):
 
 
 def test_a_store_without_checksums_is_upgraded(folder, tiny_model):
-    with sqlite3.connect(folder / "state.sqlite3") as db:  # the schema of stores written before checksums
-        db.execute("DROP INDEX fields_value")
-        for table in ("documents", "passages", "fields"):
-            db.execute(f"ALTER TABLE {table} DROP COLUMN crc")
-        db.execute("ALTER TABLE commits DROP COLUMN digest")
-        db.execute("ALTER TABLE commits DROP COLUMN crc")
-        db.execute("CREATE INDEX fields_value ON fields (key, t, v, doc)")
+    without_checksums(folder / "state.sqlite3")
     with Retriever.open(folder, model=tiny_model) as r:
         assert len(ames(r)) == 20 and r.get("d3").metadata == {"lab": "ames", "year": 2003}
         r.remove(["d3"])
