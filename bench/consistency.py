@@ -1,15 +1,17 @@
 """Load and consistency of ``maxsim serve`` while it is written to.
 
-    python bench/consistency.py [--clients 16] [--duration 60] [--model default] [--readers 4]
-                                [--output bench/results/consistency.md]
+    python bench/consistency.py [--clients 16] [--duration 60] [--model default] [--readers 2]
+                                [--documents N] [--index FOLDER] [--output bench/results/consistency.md]
 
-Indexes tests/fixtures/data/cranfield (exact, hybrid) into a fresh folder under bench/_work, starts
+Indexes tests/fixtures/data/cranfield (exact, hybrid; its first ``--documents`` documents, default
+all) into a fresh folder under bench/_work — or copies ``--index``, a folder built so before — starts
 ``maxsim serve`` on 127.0.0.1, then runs two phases of ``--duration`` seconds each:
 1. ``--clients`` search clients (half dense, half hybrid, k=10, Cranfield's queries in turn);
 2. the same clients plus one writer that adds (new ids), upserts (new text for an id it added) and
    deletes (an id it added) through the service, one request at a time.
 Prints requests/s, p50/p95 latency and errors by status per phase, the search throughput during
-writes relative to without, and afterwards checks every acknowledged write: each added or upserted
+writes relative to without, the server's resident memory (now and peak, from /proc) after each
+phase, the load average, and afterwards checks every acknowledged write: each added or upserted
 document is gettable with its last text and found (top 10) by that text; each deleted id is 404.
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, WORK, cranfield_texts, load_average, machine_line, markdown_table  # noqa: E402
-from service import HOST, free_port, start_server  # noqa: E402
+from service import HOST, free_port, memory_kib, start_server  # noqa: E402
 
 
 class Tally:
@@ -123,28 +125,48 @@ async def verify(url: str, alive: dict, deleted: set) -> list[str]:
     return problems
 
 
+def build(args, folder: Path) -> None:
+    """The served folder: a copy of ``--index``, or Cranfield (its first ``--documents``) indexed anew."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if args.index:
+        shutil.copytree(args.index, folder)
+        return
+    source = SHARED / "data" / "cranfield" / "corpus.jsonl"
+    if args.documents:
+        part = WORK / f"cranfield-{args.documents}.jsonl"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[: args.documents]),
+                        encoding="utf-8")
+        source = part
+    subprocess.run([sys.executable, "-m", "maxsim.cli", "index", str(source), "--output", str(folder), "--model",
+                    args.model, "--index", "exact", "--hybrid"], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--readers", type=int, default=2, help="maxsim serve --readers (search workers).")
+    parser.add_argument("--documents", type=int, default=None, help="Index only the first N Cranfield documents.")
+    parser.add_argument("--index", type=Path, default=None, help="Serve a copy of this folder instead of indexing.")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     args.load = load_average()
     texts, queries = cranfield_texts()
     folder = WORK / "consistency-index"
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "maxsim.cli", "index", str(SHARED / "data" / "cranfield"), "--output",
-                    str(folder), "--model", args.model, "--index", "exact", "--hybrid"], check=True)
+    build(args, folder)
     port = free_port()
     server = start_server(folder, port, args.readers, None)
-    url, alive, deleted = f"http://{HOST}:{port}", {}, set()
+    url, alive, deleted, memory = f"http://{HOST}:{port}", {}, set(), []
     try:
         quiet, _, quiet_s = asyncio.run(phase(url, queries, texts, args.clients, args.duration, False, alive, deleted))
+        memory.append(memory_kib(server.pid))
         busy, writes, busy_s = asyncio.run(phase(url, queries, texts, args.clients, args.duration, True, alive,
                                                  deleted))
+        memory.append(memory_kib(server.pid))
         problems = asyncio.run(verify(url, alive, deleted))
+        stats = asyncio.run(_stats(url))
     finally:
         server.terminate()
         server.wait(60)
@@ -152,13 +174,16 @@ def main() -> None:
     report = "\n".join([
         f"Command: `python bench/consistency.py {' '.join(sys.argv[1:])}`", "",
         f"{args.clients} search clients (half hybrid) + 1 writer, {args.duration:.0f} s per phase, "
-        f"model {args.model!r}, {args.readers} readers", "", machine_line(args.load),
+        f"model {args.model!r}, {args.readers} readers; {stats['documents']} documents at the end, "
+        f"{stats['tokens']} token vectors", "", machine_line(args.load),
         "",
         markdown_table(["phase", "requests", "requests/s", "p50 ms", "p95 ms", "errors by status"],
                        [quiet.row("searches, no writes", quiet_s), busy.row("searches during writes", busy_s),
                         writes.row("writes (add/upsert/delete)", busy_s)]),
         "",
         f"search throughput during writes: {ratio:.0%} of without",
+        f"server resident memory: {memory[0][0] / 1024:.0f} MiB after the searches, {memory[1][0] / 1024:.0f} MiB "
+        f"after searches and writes, {memory[1][1] / 1024:.0f} MiB at its peak",
         f"verified: {len(alive)} acknowledged documents gettable and found by their text, {len(deleted)} "
         f"acknowledged deletes gone; problems: {len(problems)} {problems[:5]}",
         f"error examples: {(quiet.examples + busy.examples + writes.examples)[:3]}",
@@ -167,6 +192,11 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report + "\n", encoding="utf-8")
+
+
+async def _stats(url: str) -> dict:
+    async with httpx.AsyncClient(base_url=url, timeout=300) as http:
+        return (await http.get("/stats")).json()
 
 
 if __name__ == "__main__":

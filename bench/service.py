@@ -1,7 +1,7 @@
 """Load test of ``maxsim serve`` on loopback: N concurrent clients searching the Cranfield index.
 
     python bench/service.py [--index bench/_work/cranfield-default] [--clients 1 4 16]
-                            [--duration 60] [--max-requests 20000] [--readers 4] [--threads N] [--hybrid]
+                            [--duration 60] [--max-requests 20000] [--readers 2] [--threads N] [--hybrid]
                             [--output bench/results/service.md]
 
 Builds the index (default model, exact, hybrid) from tests/fixtures/data/cranfield if ``--index`` does not
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds per client count.")
     parser.add_argument("--max-requests", type=int, default=20_000, help="Requests per client count, at most.")
-    parser.add_argument("--readers", type=int, default=4, help="Server reader threads (maxsim serve --readers).")
+    parser.add_argument("--readers", type=int, default=2, help="Search workers (maxsim serve --readers).")
     parser.add_argument("--threads", type=int, help="Torch threads per search (maxsim serve --threads; "
                                                      "default: its default, cores / readers).")
     parser.add_argument("--hybrid", action="store_true", help="Hybrid (BM25 + MaxSim) searches.")
@@ -142,7 +142,7 @@ def main() -> None:
     report = "\n".join([
         f"Command: `{command}`", "",
         f"Index: {stats['documents']} documents, {stats['tokens']} token vectors, model {stats['model']!r}, "
-        f"index {stats['index']}, {stats['bytes_on_disk'] / 2**20:.0f} MiB on disk; "
+        f"index {stats['kind']}, {stats['bytes_on_disk'] / 2**20:.0f} MiB on disk; "
         f"{'hybrid' if args.hybrid else 'MaxSim'} search, k=10, one query per request; "
         f"server: {args.readers} readers x {args.threads or 'default'} torch threads; "
         f"server RSS idle after load: {idle_rss / 1024:.0f} MiB.",

@@ -1,6 +1,6 @@
 """Fuzzing every route of a real uvicorn with hypothesis (derandomized, bounded): request bodies
 near the schemas (wrong types, NaN/Infinity, huge numbers, lone surrogates, deep nesting, unknown
-fields, filters of any shape) and odd ids in paths. No answer may be a 500 or other than JSON."""
+fields, filters of any shape) and odd ids in paths. Every answer is JSON with a status below 500."""
 
 import json
 from urllib.parse import quote
@@ -62,7 +62,7 @@ def client(tiny_model, tmp_path_factory):
 
 
 def check(response: httpx.Response) -> None:
-    assert response.status_code != 500 and response.status_code < 600, response.text[:500]
+    assert response.status_code < 500, response.text[:500]  # a client error or success, never a server error
     json.loads(response.content)  # always a JSON answer
 
 

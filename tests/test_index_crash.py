@@ -119,17 +119,22 @@ PLAID_CHILD = textwrap.dedent("""
 
 
 def test_kill9_plaid_add_and_recluster(tmp_path):
-    """A few kills of a PLAID writer (first add trains, later adds may re-cluster and rewrite all)."""
+    """Kills of a PLAID writer (the first add trains, later adds may re-cluster and rewrite all) aimed at a
+    running writer: after a random number of its three adds has committed (read from its output), while it
+    runs; the kills that landed before the writer finished are counted, and each round must land one."""
     folder = tmp_path / "p"
     PlaidIndex.create(folder, 32, nbits=2)
     rng = random.Random(3)
-    committed_batches = set()
+    committed_batches, landed = set(), 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for round_ in range(4):
         proc = subprocess.Popen([sys.executable, "-c", PLAID_CHILD, str(folder), str(round_)],
-                                stdout=subprocess.PIPE, env=env)
-        os.set_blocking(proc.stdout.fileno(), False)
-        time.sleep(rng.uniform(2.0, 6.0))
+                                stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(rng.randint(0, 2)):  # wait for that many committed adds
+            assert proc.stdout.readline().strip() == "ok"
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            landed += 1
         proc.kill()
         proc.wait()
         index = open_index(folder)
@@ -145,6 +150,7 @@ def test_kill9_plaid_add_and_recluster(tmp_path):
         index.verify()
         if ids:
             assert len(index.search([np.ones((3, 32), np.float32)], k=5)[0]) == 5
+    assert landed == 4, f"{4 - landed} of 4 kills hit a writer that had finished"
 
 
 def _two_segment_index(tmp_path, kind=ExactIndex):

@@ -1,10 +1,10 @@
-"""``POST /rerank`` (TestClient over the real app) and ``maxsim rerank`` (the real command) return the
-order ``maxsim.rerank`` gives on the same input."""
+"""``POST /rerank`` (a real server) and ``maxsim rerank`` (the real command) return the order ``maxsim.rerank``
+gives on the same input."""
 
 import json
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import TINY_MODEL
@@ -12,6 +12,7 @@ from maxsim.cli import app as cli
 from maxsim.scoring import rerank
 from maxsim.search import Retriever
 from maxsim.server import Limits, LiveRetriever, create_app
+from test_server import serve_in_thread
 
 TINY = str(TINY_MODEL)
 KEY = "rerank-key"
@@ -31,8 +32,9 @@ def client(tiny_model, tmp_path_factory):
         retriever.add(["one stored document"], ids=["only"])
     live = LiveRetriever(folder, tiny_model, readers=2)
     limits = Limits(max_k=5, max_text_chars=200)
-    with TestClient(create_app(live, api_key=KEY, limits=limits), headers={"Authorization": f"Bearer {KEY}"}) as c:
-        yield c
+    with serve_in_thread(create_app(live, api_key=KEY, limits=limits)) as base:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as c:
+            yield c
     live.close()
 
 

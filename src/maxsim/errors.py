@@ -13,6 +13,7 @@ so ``except ValueError`` keeps working.
 | ``AlreadyExistsError`` | ValueError, FileExistsError | 409 | 4 |
 | ``CorruptedError`` | — | 503 | 5 |
 | ``LockedError`` | — | 503 | 6 |
+| ``BusyError`` | — | 503 | 6 |
 | ``ModelLoadError`` | OSError | 422 | 7 |
 """
 
@@ -70,6 +71,13 @@ class LockedError(MaxsimError):
     exit_code = 6
 
 
+class BusyError(MaxsimError):
+    """The service has as many requests waiting as it queues (or a write waited its whole allowance)."""
+
+    status = 503
+    exit_code = 6
+
+
 class ModelLoadError(MaxsimError, OSError):
     """A model folder or hub id could not be read; the message names the file and the fix."""
 
@@ -77,5 +85,5 @@ class ModelLoadError(MaxsimError, OSError):
     exit_code = 7
 
 
-__all__ = ["AlreadyExistsError", "CorruptedError", "InvalidInputError", "LimitExceededError", "LockedError",
-           "MaxsimError", "ModelLoadError", "NotFoundError"]
+__all__ = ["AlreadyExistsError", "BusyError", "CorruptedError", "InvalidInputError", "LimitExceededError",
+           "LockedError", "MaxsimError", "ModelLoadError", "NotFoundError"]

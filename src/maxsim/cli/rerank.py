@@ -7,8 +7,10 @@ Input, by suffix:
   ``query_id<TAB>document_id<TAB>query<TAB>document``; one candidate per line, lines grouped by
   query (id, else text) in order of first appearance.
 
-Output, one line per query: ``{"query_id"?, "query", "results": [{"rank", "index", "id"?, "score"}, …]}``
-best first; ``index`` is the candidate's position among that query's candidates in the input.
+Output, one line per query: ``{"query_id"?, "query", "results": [{"rank", "index", "id"?, "score",
+"passage"}, …]}`` best first; ``index`` is the candidate's position among that query's candidates in the
+input; ``passage`` (``{"index", "start", "end"}``) the candidate's best passage: a candidate longer than
+the model's document length is split into passages and scores its best one, as in a collection.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def rerank(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     k: int = typer.Option(None, "--k", "-k", min=1, help="Keep the best k candidates per query (default all)."),
     batch_size: int = typer.Option(32, min=1, help="Texts per forward pass."),
+    passages: bool = typer.Option(True, "--passages/--no-passages", help="Split long candidates into passages "
+                                  "and score the best one (--no-passages: cut them at the model's length)."),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="Score only each candidate's first tokens."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: str = typer.Option(None, "--dtype", help=DTYPE_HELP),
     backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
@@ -53,7 +58,7 @@ def rerank(
     groups = read_groups(input)
     encoder = load_model(model, device=device, dtype=dtype)
     ranked = rerank_texts([g.query for g in groups], [g.texts for g in groups], k=k, model=encoder,
-                          batch_size=batch_size, show_progress_bar=True)
+                          batch_size=batch_size, show_progress_bar=True, passages=passages, max_tokens=max_tokens)
     lines = [json.dumps(answer(group, hits), ensure_ascii=False) for group, hits in zip(groups, ranked)]
     if output is None:
         typer.echo("\n".join(lines))
@@ -65,7 +70,7 @@ def rerank(
 
 def answer(group: Group, hits: list[dict]) -> dict:
     results = [{"rank": rank, "index": hit["id"], **({"id": group.ids[hit["id"]]} if group.ids else {}),
-                "score": hit["score"]} for rank, hit in enumerate(hits, start=1)]
+                "score": hit["score"], "passage": hit["passage"]} for rank, hit in enumerate(hits, start=1)]
     head = {"query_id": group.query_id} if group.query_id is not None else {}
     return {**head, "query": group.query, "results": results}
 

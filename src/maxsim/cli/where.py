@@ -53,6 +53,10 @@ def _comparison(clause: str, where: str) -> dict:
     if not match:
         raise InvalidInputError(f"{where}: expected FIELD OP VALUE with OP one of =, !=, >, >=, <, <=, "
                                 f"'FIELD in V1,V2', 'FIELD not in V1,V2', or a JSON object.")
+    if match["value"][:1] in ("=", "!", "<", ">"):  # 'year >> 3', 'a =< 1': not an operator we know
+        op = clause[match.start("op"): match.start("value") + len(re.match(r"[=!<>]*", match["value"])[0])]
+        raise InvalidInputError(f"{where}: unknown operator {op!r}; use one of =, !=, >, >=, <, <= (quote a value "
+                                "that starts with one of =!<>, e.g. \"a = '>3'\").")
     value = _value(match["value"], where)
     return {match["field"]: value if match["op"] in ("=", "==") else {_OPS[match["op"]]: value}}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError
 from maxsim.index.storage import FileWriter, load_json, read_manifest
+from maxsim.search.integrity import seal, unseal
 
 MANIFEST = "collection.json"
 FORMAT = "maxsim-collection"
@@ -52,16 +53,18 @@ def is_collection(folder: str | Path) -> bool:
 
 def read_settings(folder: Path) -> dict:
     """The manifest of ``folder`` (errors name the file); collections of format 1 name the kind ``index``."""
-    body = read_manifest(Path(folder) / MANIFEST, FORMAT, FORMAT_VERSION, "sharded collection", REBUILD)
+    path = Path(folder) / MANIFEST
+    body = unseal(read_manifest(path, FORMAT, FORMAT_VERSION, "sharded collection", REBUILD), path, REBUILD)
     if "kind" not in body:
         body["kind"] = body.pop("index")
     return body
 
 
 def write_json(folder: Path, name: str, obj) -> None:
-    """``folder/name`` as JSON: written to a temporary name, fsynced, renamed, the folder fsynced."""
+    """``folder/name`` as JSON with its checksum (``integrity.seal``): written to a temporary name,
+    fsynced, renamed, the folder fsynced."""
     writer = FileWriter(Path(folder))
-    writer.json(name, obj)
+    writer.json(name, seal(obj))
     writer.sync()
 
 
@@ -98,7 +101,7 @@ def read_state(folder: Path) -> dict | None:
         state = load_json(Path(folder), STATE)
     except FileNotFoundError:
         return None
+    fix = "delete it (the next write rewrites it)"
     if not isinstance(state, dict) or not isinstance(state.get("shard_versions"), list):
-        raise CorruptedError(f"{Path(folder) / STATE}: not a collection state; delete it (the next write "
-                             "rewrites it).")
-    return state
+        raise CorruptedError(f"{Path(folder) / STATE}: not a collection state; {fix}.")
+    return unseal(state, Path(folder) / STATE, fix)

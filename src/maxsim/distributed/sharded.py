@@ -310,7 +310,7 @@ class ShardedRetriever:
             present = self._present(ids)
             unknown = [i for i in ids if i not in present]
             if unknown:
-                raise NotFoundError(f"id {unknown[0]!r} is not in {self.folder} ({len(unknown)} unknown ids); "
+                raise NotFoundError(f"id {unknown[0]!r} is not in the collection ({len(unknown)} unknown ids); "
                                     "nothing was changed.")
             self.shards.call("remove", [(s, ([ids[r] for r in rows],), {}) for s, rows in self._by_shard(ids).items()])
 
@@ -333,7 +333,7 @@ class ShardedRetriever:
         taken = self._present(ids)
         if taken:
             first = next(i for i in ids if i in taken)
-            raise AlreadyExistsError(f"id {first!r} is already in {self.folder} ({len(taken)} of the ids are): "
+            raise AlreadyExistsError(f"id {first!r} is already in the collection ({len(taken)} of the ids are): "
                                      "remove it first, upsert, or pick new ids.")
 
     def _shard_manifest(self) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from maxsim.scoring.similarity import resolve_similarity
 
 TASKS = ("query", "document")
 logger = logging.getLogger(__name__)
+_RUNTIME_LOCK = threading.Lock()  # one "auto" runtime per model, however many threads encode first
 
 
 class MultiVectorEncoder(LateInteractionEncoder):
@@ -125,13 +127,14 @@ class MultiVectorEncoder(LateInteractionEncoder):
         if self.auto_backend is None or self.training or self.device.type != "cpu":
             return self.runtime
         state = tuple((id(p), p._version, p.device) for p in self.transformer.auto_model.parameters())
-        if self._auto_state is None:
-            try:
-                self._auto_runtime = Runtime(self.transformer.auto_model, self.auto_backend, self.precision,
-                                             self.backend_options)
-                self._auto_state = state
-            except ModelLoadError as exc:  # e.g. an unwritable export cache: the float32 path still works
-                logger.warning("backend='auto' falls back to float32 torch: %s", exc)
+        with _RUNTIME_LOCK:
+            if self._auto_state is None:
+                try:
+                    self._auto_runtime = Runtime(self.transformer.auto_model, self.auto_backend, self.precision,
+                                                 self.backend_options)
+                    self._auto_state = state
+                except ModelLoadError as exc:  # e.g. an unwritable export cache: the float32 path still works
+                    logger.warning("backend='auto' falls back to float32 torch: %s", exc)
         if state != self._auto_state:  # trained, or the export failed
             self.auto_backend, self.precision, self._auto_runtime = None, "float32", None
         return self._auto_runtime

@@ -24,6 +24,7 @@ def resolve_model_folder(name_or_path: str | os.PathLike, revision: str | None =
     from huggingface_hub import snapshot_download
 
     try:
+        local_files_only = local_files_only or not _hub_answers(name, revision, token)
         return Path(snapshot_download(name, revision=revision, token=token, cache_dir=cache_folder,
                                       local_files_only=local_files_only, allow_patterns=ALLOW_PATTERNS))
     except Exception as exc:  # huggingface_hub raises many types: offline, 404, gated, ...
@@ -31,3 +32,21 @@ def resolve_model_folder(name_or_path: str | os.PathLike, revision: str | None =
             f"could not fetch {name!r} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
             "Check the id and your connection, or pass a local folder."
         ) from None
+
+
+def _hub_answers(name: str, revision: str | None, token: str | None) -> bool:
+    """Whether the hub answers about ``name`` within ``HF_HUB_ETAG_TIMEOUT`` seconds (huggingface_hub's
+    own calls have no timeout: a hub that accepts connections and never answers would hang them).
+    False (offline, no answer, no connection): the cached copy is used, if there is one."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        HfApi().model_info(name, revision=revision, token=token, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:  # it answered (unknown id, gated ...): the download says so
+        return True
+    except Exception:  # no answer in time, no connection
+        return False
+    return True

@@ -175,11 +175,15 @@ class BM25Versions:
         return name
 
     def get(self, name: str, texts: Callable[[], tuple[list[str], list[str]]]) -> BM25Index:
-        """The copy ``name``; rebuilt from ``texts()`` -> (ids, texts) if it cannot be loaded."""
+        """The copy ``name``; rebuilt from ``texts()`` -> (ids, texts) if it cannot be loaded or holds
+        other ids."""
         with self._lock:
             index = self._memory.get(name)
         if index is None:
-            index = BM25Index.load(self.root / name) or BM25Index.build(*texts())
+            ids, documents = texts()
+            index = BM25Index.load(self.root / name)
+            if index is None or index.ids != ids:  # missing, damaged, or not this version's documents
+                index = BM25Index.build(ids, documents)
             self._remember(name, index)
         return index
 

@@ -22,20 +22,23 @@ CREATE TABLE IF NOT EXISTS fields (
     doc TEXT NOT NULL,
     key TEXT NOT NULL,
     t INTEGER NOT NULL,
-    v
+    v,
+    crc INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS fields_value ON fields (key, t, v, doc);
+CREATE INDEX IF NOT EXISTS fields_value ON fields (key, t, v, doc, crc);
 CREATE INDEX IF NOT EXISTS fields_doc ON fields (doc);
 """
 """DDL of ``fields`` (several statements: run with ``executescript`` or split on ``;``).
 ``doc``: documents.id; ``key``: dotted path; ``t``: type tag; ``v``: number, string, 0/1 for a
-bool, NULL for null, an array marker or an object marker (``v`` has no affinity: stored as given)."""
+bool, NULL for null, an array marker or an object marker (``v`` has no affinity: stored as given);
+``crc``: the row's checksum (``maxsim.search.integrity``), in the value index too so that a filter's
+index entries can be verified."""
 
 FIELDS_INSERT = "INSERT INTO fields (doc, key, t, v) VALUES (?, ?, ?, ?)"
 
 MAX_DEPTH = 32          # nesting of $and / $or / $nor / $not (and of metadata objects indexed)
 MAX_CLAUSES = 256       # operators and combinators in one filter (SQLite caps expression depth at 1000)
-MAX_VALUES = 10_000     # values bound as SQL parameters in one filter (SQLite caps them at 32,766)
+MAX_VALUES = 10_000     # values compared in one filter (SQL parameters; SQLite may cap them at 32,766)
 
 INT64 = 2 ** 63
 COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -113,7 +116,7 @@ class _Compiler:
 
     def __init__(self):
         self.params: list = []
-        self.clauses = 0
+        self.clauses = self.values = 0
 
     def filter(self, obj, path: str, depth: int) -> str:
         if not isinstance(obj, dict):
@@ -191,8 +194,9 @@ class _Compiler:
 
     def _select(self, key: str, cond: str, params: list, path: str) -> str:
         self.params += [key, *params]
-        if len(self.params) > MAX_VALUES:
-            raise LimitExceededError(f"{path}: the filter binds more than {MAX_VALUES} values; split it or "
+        self.values += len(params)
+        if self.values > MAX_VALUES:
+            raise LimitExceededError(f"{path}: the filter holds more than {MAX_VALUES} values; split it or "
                                      f"pass the ids as a subset.")
         return f"d.id IN (SELECT doc FROM fields WHERE key = ? AND ({cond}))"
 

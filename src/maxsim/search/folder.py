@@ -19,6 +19,7 @@ from pathlib import Path
 
 from maxsim.errors import AlreadyExistsError, InvalidInputError
 from maxsim.index.storage import FileWriter, read_manifest
+from maxsim.search.integrity import seal, unseal
 
 MANIFEST = "retriever.json"
 FORMAT = "maxsim-retriever"
@@ -31,9 +32,10 @@ REBUILD = "rebuild the folder with `maxsim index`"
 def read_settings(folder: Path) -> dict:
     """The manifest of the retriever ``folder`` (errors name the file and the fix). Manifests written
     before the index kind was called ``kind`` name it ``index``; before ``modality``, folders held texts."""
-    manifest = read_manifest(folder / MANIFEST, FORMAT, FORMAT_VERSION, "retriever folder",
-                             "open a sharded collection with maxsim.open; if a create was interrupted, delete "
-                             f"the folder and create it again; else {REBUILD}")
+    manifest = unseal(read_manifest(folder / MANIFEST, FORMAT, FORMAT_VERSION, "retriever folder",
+                                    "open a sharded collection with maxsim.open; if a create was interrupted, "
+                                    f"delete the folder and create it again; else {REBUILD}"),
+                      folder / MANIFEST, f"restore it from a backup or {REBUILD}")
     if manifest["format_version"] < OLDEST_VERSION:
         raise InvalidInputError(f"{folder / MANIFEST}: format version {manifest['format_version']}; this maxsim "
                                 f"reads versions {OLDEST_VERSION} to {FORMAT_VERSION}: {REBUILD}.")
@@ -46,7 +48,7 @@ def read_settings(folder: Path) -> dict:
 def write_settings(folder: Path, manifest: dict) -> None:
     """Write the manifest last: a folder without it is an interrupted create."""
     writer = FileWriter(folder)
-    writer.json(MANIFEST, manifest)
+    writer.json(MANIFEST, seal(manifest))
     writer.sync()
 
 

@@ -6,6 +6,7 @@ it deepens the passage search until ``k`` distinct documents are found.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from maxsim.search.explain import explain_alignment
 from maxsim.search.hits import Passage
 
 PassageRef = tuple[int, int, int]  # ordinal, start, end (characters)
+DEPTH_MARGIN = 1.25  # passages searched per expected document passage: one scan suffices almost always
 
 
 @dataclass
@@ -112,11 +114,13 @@ class Encoder:
 def rank_documents(index, snap, queries: list, k: int,
                    keys: list[int] | None) -> list[list[tuple[str, float, PassageRef]]]:
     """Per query the top ``k`` documents ``(id, best passage score, best passage)``: passages are
-    searched ``depth`` deep, and deeper (x4) until ``k`` distinct documents or all passages are seen."""
+    searched deep enough for ``k`` documents at the collection's passages per document (x1.25), and
+    deeper (x4) until ``k`` distinct documents or all passages are seen (each deepening is a new scan)."""
     subset = None if keys is None else [str(key) for key in keys]
     n = len(index) if subset is None else len(subset)
     out: list = [None] * len(queries)
-    todo, depth = list(range(len(queries))), k
+    per_document = snap.digest.count("passages") / max(1, snap.digest.count("documents"))
+    todo, depth = list(range(len(queries))), max(k, math.ceil(k * per_document * DEPTH_MARGIN))
     while todo:
         hits = index.search([queries[i] for i in todo], k=min(depth, n), subset=subset)
         info = snap.passages(int(pid) for h in hits for pid, _ in h)

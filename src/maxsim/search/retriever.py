@@ -54,7 +54,7 @@ class Retriever:
         self._model, self._load, self._model_lock = model, load, threading.Lock()
         self.bm25 = BM25Versions(self.folder / "bm25") if manifest["hybrid"] else None
         self.pages = page_store.PageStore(self.folder) if manifest["modality"] == "image" else None
-        self.versions = Versions(self.folder, KINDS[manifest["kind"]], store, self.bm25, self.pages)
+        self.versions = Versions(self.folder, KINDS[manifest["kind"]], store, self.bm25, self.pages, self.lock_timeout)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -207,7 +207,7 @@ class Retriever:
     def _refuse_taken(self, snap, ids: list[str], replace: bool) -> list[str]:
         present = snap.present(ids)
         if present and not replace:
-            raise AlreadyExistsError(f"id {present[0]!r} is already in {self.folder} ({len(present)} of the ids are): "
+            raise AlreadyExistsError(f"id {present[0]!r} is already in the collection ({len(present)} of the ids are): "
                                      "remove it first, upsert, or pick new ids.")
         return present
 

@@ -13,6 +13,7 @@ any point leaves version N whole. The files of the ``KEEP_VERSIONS`` newest vers
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,8 @@ from maxsim.errors import CorruptedError
 from maxsim.index.storage import MANAGED_PREFIXES, check_sizes, writer_lock
 from maxsim.search.store import StateStore
 
+logger = logging.getLogger(__name__)
+
 KEEP_VERSIONS = 2  # index files and BM25 copies of this many recent versions stay on disk
 
 
@@ -31,11 +34,14 @@ class Versions:
     ``bm25``: its ``BM25Versions`` (None without hybrid); ``pages``: its ``PageStore`` (a folder of
     pages; None for texts)."""
 
-    def __init__(self, folder: Path, kind, store: StateStore, bm25, pages=None):
+    def __init__(self, folder: Path, kind, store: StateStore, bm25, pages=None, lock_timeout: float = 600.0):
         self.folder, self.kind, self.store, self.bm25, self.pages = Path(folder), kind, store, bm25, pages
         self._segments: dict = {}
         self._views: OrderedDict[int, object] = OrderedDict()
         self._lock = threading.Lock()
+        if store.needs_upgrade():  # a folder written before row checksums: add them, once
+            with writer_lock(self.folder, lock_timeout):
+                store.upgrade()
 
     @contextlib.contextmanager
     def reading(self):
@@ -43,16 +49,20 @@ class Versions:
         for attempt in range(3):
             with self.store.read() as snap:
                 try:
-                    view = self._view(snap.version, snap.index_body)
+                    view = self.view(snap.version, snap.index_body)
                     check_sizes(view.folder, view.files)
                 except (FileNotFoundError, CorruptedError):
                     if attempt == 2:  # not a race with a writer's clean-up: the files are damaged
                         raise
                     continue
+                if len(view) != snap.digest.count("passages"):
+                    raise CorruptedError(f"{view.folder} holds {len(view)} passages where {self.store.path} lists "
+                                         f"{snap.digest.count('passages')}: the folder is damaged; run `maxsim "
+                                         "check` on it, or restore it from a backup.")
                 yield snap, view
                 return
 
-    def _view(self, version: int, body: dict):
+    def view(self, version: int, body: dict):
         """The index at ``version`` (cached; views share loaded segments)."""
         with self._lock:
             view = self._views.get(version)
@@ -84,9 +94,14 @@ class Versions:
             self._collect()
 
     def _collect(self) -> None:
-        """Delete index files and BM25 copies that no kept version references (lock held)."""
-        with self.store.read() as snap:
-            kept = snap.recent_commits(KEEP_VERSIONS)
+        """Delete index files and BM25 copies that no kept version references (lock held); nothing
+        while a kept version's commit is unreadable (the next read names the damage)."""
+        try:
+            with self.store.read() as snap:
+                kept = snap.recent_commits(KEEP_VERSIONS)
+        except CorruptedError as error:
+            logger.warning("files of old versions are kept: %s", error)
+            return
         files = {name for _, body, _ in kept for name in body["files"]}
         for entry in os.scandir(self.folder / "index"):
             if entry.name.startswith(MANAGED_PREFIXES) and entry.name not in files:

@@ -61,7 +61,7 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
     app = FastAPIOffline(title="maxsim", description="Multi-vector (MaxSim) search over one collection.",
                          default_response_class=errors.SafeJSON, static_url="/docs-static")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-    errors.install(app)
+    errors.install(app, live.folder)
 
     async def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         given = credentials.credentials if credentials else ""
@@ -85,8 +85,8 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
         check_json(request.filter, "filter", limits)
         options = {key: value for key, value in (("filter", request.filter), ("prf", request.prf),
                                                  ("alpha", request.alpha)) if value is not None}
-        results = await live.read(lambda r: r.search(request.queries, k=request.k, hybrid=request.hybrid,
-                                                     fusion=request.fusion, **options))
+        results = await live.search(request.queries, k=request.k, hybrid=request.hybrid, fusion=request.fusion,
+                                    **options)
         results, omitted = fit_answer(results, limits.max_response_chars)
         return SearchAnswer(results=results, omitted=omitted)
 

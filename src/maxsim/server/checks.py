@@ -54,12 +54,12 @@ def check_json(value, field: str, limits: Limits) -> None:
         raise LimitExceededError(f"{field} is nested more than {limits.max_metadata_depth} levels deep: flatten it.")
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except UnicodeEncodeError:  # a ValueError too: caught first
+        raise InvalidInputError(f"{field} holds a lone surrogate (an unpaired \\ud800-\\udfff), which UTF-8 "
+                                "cannot encode: fix the text.") from None
     except ValueError:
         raise InvalidInputError(f"{field} holds NaN or Infinity, which JSON cannot carry: use a string or null.") \
             from None
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{field} holds a lone surrogate (an unpaired \\ud800-\\udfff), which UTF-8 "
-                                "cannot encode: fix the text.") from None
     if size > limits.max_metadata_bytes:
         raise LimitExceededError(f"{field} is {size} bytes as JSON; the limit is {limits.max_metadata_bytes}: "
                                  "keep large values elsewhere.")

@@ -3,18 +3,22 @@ validation with a 422 that never echoes the input, anything else with a logged, 
 
 Every answer is JSON ``{"detail": ...}``. Answers go through ``SafeJSON``, which escapes a lone
 surrogate instead of failing to encode it, so no stored or sent string can turn an answer into a 500.
+Messages name files relative to the served folder (``state.sqlite3``, ``index/seg-…``): a client never
+sees where the folder lives on the server. A busy service (``LockedError``, ``BusyError``: 503) adds
+``Retry-After``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from maxsim.errors import LockedError, MaxsimError
+from maxsim.errors import BusyError, LockedError, MaxsimError
 
 log = logging.getLogger("maxsim.server")
 
@@ -29,16 +33,24 @@ class SafeJSON(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+RETRY_AFTER = "1"  # seconds a client should wait before retrying a busy service
+
+
+def install(app: FastAPI, folder: Path) -> None:
+    """Register the handlers on ``app``, serving ``folder`` (hidden from messages)."""
+    paths = {str(Path(folder).resolve()), str(Path(folder))}
+    hidden = [(f"{path}/", "") for path in paths] + [(path, Path(folder).name) for path in paths]
+
+    async def library_error(request: Request, error: MaxsimError) -> JSONResponse:
+        detail = str(error)
+        for path, shown in hidden:
+            detail = detail.replace(path, shown)
+        headers = {"Retry-After": RETRY_AFTER} if isinstance(error, (LockedError, BusyError)) else None
+        return SafeJSON({"detail": detail}, status_code=error.status, headers=headers)
+
     app.add_exception_handler(MaxsimError, library_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)
-
-
-async def library_error(request: Request, error: MaxsimError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if isinstance(error, LockedError) else None
-    return SafeJSON({"detail": str(error)}, status_code=error.status, headers=headers)
 
 
 async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
