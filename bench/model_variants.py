@@ -7,7 +7,7 @@ Every system is scored with ``maxsim.evaluation`` (nDCG@10 graded, recall@100), 
 BEIR's "title text" (``--fields title+text``, the evaluator's default) or the "text" field alone
 (``--fields text``; Cranfield's text already starts with its title). Systems:
 - bm25: ``bm25s`` defaults (Lucene BM25, k1=1.5, b=0.75), lower-cased, English stopwords removed,
-  no stemming (the issue's baseline).
+  no stemming (the baseline).
 - bm25stem: ``maxsim.search.bm25`` (the hybrid retriever's BM25): the same plus PyStemmer's English
   Snowball stemmer.
 - dense: all-MiniLM-L6-v2 as published: mean pooling of token vectors over the attention mask,

@@ -110,7 +110,12 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
     with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
         retriever.add(corpus.texts, ids=corpus.ids, metadata=corpus.metadata, batch_size=encode["batch_size"],
                       show_progress_bar=True)
-        return retriever.stats()
+        stats = retriever.stats()
+    from maxsim.cli.search import model_source
+    from maxsim.models.frozen import freeze
+
+    freeze(encoder, model_source(output))  # so that the first `maxsim search` need not build the model
+    return stats
 
 
 def build_on_ray(corpus, output: Path, settings: dict, address: str | None, workers: int | None,

@@ -10,8 +10,7 @@ import typer
 from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
-from maxsim.server.live import WRITER_NICENESS
-from maxsim.server.schemas import Limits
+from maxsim.server.limits import Limits
 
 DEFAULTS = Limits()
 
@@ -27,14 +26,18 @@ def serve(
                                 help="Require 'Authorization: Bearer KEY' on every route but /health and the page "
                                      "(non-empty, no whitespace)."),
     max_batch: int = typer.Option(DEFAULTS.max_batch, min=1, help="Queries per search / documents per add."),
-    max_text_chars: int = typer.Option(DEFAULTS.max_text_chars, min=1, help="Characters per query or document."),
-    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, min=1, help="Bytes per request body."),
+    max_text_chars: int = typer.Option(DEFAULTS.max_text_chars, min=1, help="Characters per query (and per text "
+                                                                             "to rerank)."),
+    max_document_chars: int = typer.Option(DEFAULTS.max_document_chars, min=1,
+                                           help="Characters per document added or replaced (split into passages)."),
+    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, min=1, help="Bytes per request body (bodies over it "
+                                                                             "are refused before they are read)."),
     readers: int = typer.Option(4, min=1, help="Searches run at once (more wait in a queue)."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search (default: CPU cores / readers, "
                                                    "at least 1, so that concurrent searches do not oversubscribe)."),
-    writer_nice: int = typer.Option(WRITER_NICENESS, min=0, max=19,
-                                    help="Niceness added to the writer thread: writes use "
-                                         "the CPU searches leave (0: an equal share)."),
+    writer_nice: int = typer.Option(None, min=0, max=19, help="Niceness added to the writer thread: writes use the CPU "
+                                                              "searches leave (0: an equal share; default: "
+                                                              "maxsim.server.live.WRITER_NICENESS, 10)."),
     ray: bool = typer.Option(False, "--ray", help="A sharded collection: keep its shards in Ray actors (the cluster "
                                                   "at RAY_ADDRESS, else a local one); see docs/scale.md."),
 ):
@@ -46,6 +49,7 @@ def serve(
     from maxsim.models.loading import load_model
     from maxsim.server import LiveRetriever, create_app
     from maxsim.server.app import check_api_key
+    from maxsim.server.live import WRITER_NICENESS
 
     use_backend(backend)
     check_api_key(api_key)  # before the model loads: an empty key must not open the service
@@ -53,8 +57,10 @@ def serve(
     address = (os.environ.get("RAY_ADDRESS") or "local") if ray else None
     with user_errors(index):
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers,
-                             writer_niceness=writer_nice, ray_address=address)
-    limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
+                             writer_niceness=WRITER_NICENESS if writer_nice is None else writer_nice,
+                             ray_address=address)
+    limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_document_chars=max_document_chars,
+                    max_body_bytes=max_body_bytes)
     service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
                f"(API docs: /docs; {'API key required' if api_key is not None else 'no API key'}; "
