@@ -56,6 +56,14 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+def publish(text: str, output: Path | None) -> None:
+    """Print a bench's report, and write it to ``output`` (its folder created) when given."""
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

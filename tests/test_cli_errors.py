@@ -101,3 +101,17 @@ def test_unexpected_errors_are_one_line(folder, monkeypatch):
     monkeypatch.setattr(Retriever, "open", broken)
     result = run("search", folder, "flow")
     assert result.exit_code == 1 and "unexpected RuntimeError: boom" in one_error_line(result)
+
+
+def test_the_documented_exit_statuses_are_the_error_classes():
+    """docs/cli.md's table is the one generated from maxsim.errors; errors.py's own table agrees."""
+    from conftest import ROOT
+    from maxsim import errors
+    from maxsim.cli.common import exit_status_table
+
+    assert exit_status_table() in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = {row.split("|")[1].strip(" `"): row for row in errors.__doc__.splitlines() if row.startswith("| ``")}
+    assert set(rows) == set(errors.__all__) - {"MaxsimError"}
+    for name, row in rows.items():
+        cls = getattr(errors, name)
+        assert row.endswith(f"| {cls.status} | {cls.exit_code} |"), row

@@ -1,5 +1,7 @@
 """``maxsim search --server URL`` and the discovery of a running ``maxsim serve``: the same hits as
-the in-process search (a real server subprocess on 127.0.0.1), ``--where`` filters, ``--device``."""
+the in-process search (a real server subprocess on 127.0.0.1, started with an API key that the
+searches take from ``MAXSIM_API_KEY``), ``--where`` filters, ``--device``; a missing or refused key is
+an error, never a silent search in this process."""
 
 import json
 import signal
@@ -17,14 +19,14 @@ from maxsim.cli.discovery import FILE_NAME, discover
 from maxsim.cli.remote import health
 
 QUERY = "boundary layer heat transfer"
+KEY = "s3cret"
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def build_folder(path):
+    """A retriever folder (tiny model) of 24 Cranfield abstracts, metadata ``kind`` odd/even and ``n``."""
     from maxsim.search import Retriever
 
     rows = [json.loads(line) for line in open(CRANFIELD / "corpus.jsonl", encoding="utf-8")][:24]
-    path = tmp_path_factory.mktemp("search-server") / "index"
     with Retriever.create(path, model_name=str(TINY_MODEL), device="cpu") as retriever:
         retriever.add([f"{r['title']} {r['text']}" for r in rows], ids=[r["_id"] for r in rows],
                       metadata=[{"kind": "odd" if i % 2 else "even", "n": i} for i in range(len(rows))])
@@ -32,13 +34,18 @@ def folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_folder(tmp_path_factory.mktemp("search-server") / "index")
+
+
+@pytest.fixture(scope="module")
 def server(folder):
-    """``maxsim serve`` of ``folder`` in a subprocess on a free loopback port: (url, process)."""
+    """``maxsim serve --api-key KEY`` of ``folder`` in a subprocess on a free loopback port: (url, process)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "serve", str(folder), "--host", "127.0.0.1",
-                                "--port", str(port), "--readers", "1"], stdout=subprocess.PIPE,
+                                "--port", str(port), "--readers", "1", "--api-key", KEY], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
     while not health(url) and process.poll() is None and time.monotonic() < deadline:
@@ -52,8 +59,8 @@ def server(folder):
         process.wait()
 
 
-def run(*args):
-    result = CliRunner().invoke(app, ["search", *map(str, args)])
+def run(*args, key=KEY):
+    result = CliRunner().invoke(app, ["search", *map(str, args)], env={"MAXSIM_API_KEY": key})
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
 
@@ -75,7 +82,7 @@ def local(folder):
 def test_server_answers_the_same_hits_as_in_process(folder, server, local):
     url, _ = server
     remote, log = run(folder, QUERY, "-k", 5, "--json", "--server", url)
-    assert f"searching through {url}" in log
+    assert f"searching through the maxsim server at {url}" in log
     assert_same_hits(local, remote)
 
 
@@ -89,11 +96,20 @@ def test_where_filters_in_process_and_on_the_server(folder, server, local):
     assert [h["id"] for h in local] != [h["id"] for h in mine]  # the filter changed the ranking
 
 
+def test_a_missing_or_refused_key_is_an_error(folder, server):
+    url, _ = server
+    missing = CliRunner().invoke(app, ["search", str(folder), QUERY], env={"MAXSIM_API_KEY": ""})
+    assert missing.exit_code == 2 and "needs an API key: set MAXSIM_API_KEY" in missing.stderr
+    refused = CliRunner().invoke(app, ["search", str(folder), QUERY], env={"MAXSIM_API_KEY": "wrong"})
+    assert refused.exit_code == 2 and "401 missing or wrong API key" in refused.stderr  # no silent local search
+    assert f"searching through the maxsim server at {url}" in refused.stderr
+
+
 def test_a_running_server_is_discovered_and_a_stopped_one_is_not(folder, server, local):
     url, process = server
     assert discover(folder)["url"] == url
     found, log = run(folder, QUERY, "-k", 5, "--json")
-    assert f"searching through {url}" in log
+    assert f"searching through the maxsim server at {url}" in log
     assert_same_hits(local, found)
     process.send_signal(signal.SIGTERM)  # a clean stop (Popen.terminate, docker stop) removes the discovery file
     process.wait(timeout=60)

@@ -66,10 +66,11 @@ def test_card_content(card):
     assert "- PyTorch: " in text and "@inproceedings{khattab-zaharia-2020-colbert" in text
 
 
-def test_usage_snippet_runs(card, capsys):
+def test_usage_snippet_runs(card, capsys, monkeypatch):
     _, folder, text = card
     code = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
-    assert str(folder) in code
+    assert f"MultiVectorEncoder({folder.name!r})" in code  # the model's name, not this machine's path
+    monkeypatch.chdir(folder.parent)  # where the folder is, as beside a downloaded model
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["similarities"].shape == (3, 3)
@@ -104,3 +105,17 @@ def test_card_links_a_training_plot(tmp_path, tiny_model):
     text = write_model_card(tiny_model, tmp_path, training_log=LOG, training_plot="training_curves.png").read_text()
     logs = text.split("### Training Logs")[1]
     assert logs.index("![Training loss and evaluation curves](training_curves.png)") < logs.index("| Epoch |")
+
+
+def test_card_names_datasets_without_machine_paths(tmp_path):
+    """Datasets, base model, output folders and the usage snippet: names, not this machine's paths."""
+    model = MultiVectorEncoder(MODELS / "st6-tiny-bert", device="cpu")
+    data = tmp_path / "data" / "kd-train.jsonl"
+    path = write_model_card(model, tmp_path / "out" / "my-model", training_args={"output_dir": str(tmp_path / "ckpt")},
+                            datasets=[f"{data} + {tmp_path / 'more.jsonl'} (loss: Contrastive())"],
+                            base_model=str(tmp_path / "models" / "base-bert"))
+    text = path.read_text()
+    assert str(tmp_path) not in text and "/data/" not in text
+    assert "- `kd-train.jsonl + more.jsonl (loss: Contrastive())`" in text
+    assert "finetuned from `base-bert`" in text and "- `output_dir`: ckpt" in text
+    assert "MultiVectorEncoder('my-model')" in text

@@ -46,7 +46,7 @@ def test_evaluate_errors_name_the_bad_item(folders, tmp_path):
     runner = CliRunner()
     missing = tmp_path / "nowhere"
     result = runner.invoke(app, ["evaluate", str(MODELS / "st6-tiny-bert"), "--data", str(missing)])
-    assert result.exit_code != 0 and str(missing) in result.output
+    assert result.exit_code == 3 and str(missing) in result.output  # NotFoundError, as in docs/cli.md
     bad_model = tmp_path / "no-model"
     result = runner.invoke(app, ["evaluate", str(bad_model), "--data", str(folders[0])])
     assert result.exit_code != 0 and str(bad_model) in result.output

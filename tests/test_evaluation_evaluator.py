@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MODELS
+from maxsim.errors import NotFoundError
 from maxsim.evaluation import (
     CollectionError,
     InformationRetrievalEvaluator,
@@ -154,7 +155,7 @@ def test_beir_folder_layouts_and_malformed_files(tmp_path):
     (flat / "qrels.tsv").write_text("1\t7\t1\n1\t7\tlots\n")
     with pytest.raises(CollectionError, match=r"qrels\.tsv:2: score 'lots'"):
         load_beir_folder(flat)
-    with pytest.raises(CollectionError, match="does not exist"):
+    with pytest.raises(NotFoundError, match="does not exist"):  # exit 3 on the command line, as every missing folder
         load_beir_folder(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CollectionError, match="corpus.jsonl is missing"):

@@ -25,7 +25,7 @@ TINY = str(MODELS / "st6-tiny-bert")
 SAMPLE = read_corpus(os.path.join(os.path.dirname(__file__), "..", "src", "maxsim", "data", "cranfield"))
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-LIMITS = Limits(max_batch=8, max_text_chars=3000, max_body_bytes=40_000)
+LIMITS = Limits(max_batch=8, max_text_chars=3000, max_document_chars=3000, max_body_bytes=40_000)
 
 
 def url(client, path):

@@ -91,7 +91,8 @@ def test_deep_or_large_metadata_and_long_ids_are_413(live, service):
 
 
 def test_answers_are_bounded(live):
-    small = Limits(max_batch=8, max_text_chars=3000, max_body_bytes=40_000, max_hits=200, max_response_chars=20_000)
+    small = Limits(max_batch=8, max_text_chars=3000, max_document_chars=3000, max_body_bytes=40_000, max_hits=200,
+                   max_response_chars=20_000)
     with serve_in_thread(create_app(live, limits=small)) as base:
         many = httpx.post(f"{base}/search", json={"queries": ["flow"] * 8, "k": 26})
         assert many.status_code == 413 and "more than 200 hits" in many.json()["detail"]

@@ -1,6 +1,6 @@
 """maxsim: multi-vector (late-interaction, ColBERT-style) retrieval."""
 
-import importlib
+from maxsim.lazy import lazy_exports
 
 # Exported names -> (module, attribute), imported on first use (PEP 562), so that `import maxsim.cli`
 # and `maxsim search --server` do not pay for torch and transformers.
@@ -17,15 +17,4 @@ _EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorE
 __version__ = "0.1.0"
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'maxsim' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

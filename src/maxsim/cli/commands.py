@@ -1,3 +1,3 @@
 """Imports every command module so that each registers on ``maxsim.cli.app``."""
 
-from maxsim.cli import add, check, encode, evaluate, index, listing, quickstart, rerank, search, serve, train  # noqa: F401
+from maxsim.cli import add, check, encode, evaluate, index, listing, mcp, quickstart, rerank, search, serve, train  # noqa: F401

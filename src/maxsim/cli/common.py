@@ -27,6 +27,10 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 
 # exit statuses of errors that are not maxsim's own, as their maxsim.errors counterparts; others: 1
 EXIT_CODES = ((FileNotFoundError, 3), (FileExistsError, 4), (sqlite3.Error, 5), (UnicodeDecodeError, 2))
+# what else exits with each status (the exit-status table of docs/cli.md, ``exit_status_table``)
+ALSO = {0: "success", 1: "any other error (`error: … unexpected RuntimeError: …`)",
+        2: "typer's usage errors; a file that is not UTF-8", 3: "a missing file or folder",
+        4: "an existing file where a new one is needed", 5: "SQLite errors", 130: "interrupted (Ctrl-C)"}
 
 
 def use_backend(backend: str | None) -> None:
@@ -70,6 +74,19 @@ def user_errors(subject: str | Path | None = None):
         if os.environ.get(TRACEBACK_ENV) == "1":
             raise
         fail(describe(error, subject), next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1))
+
+
+def exit_status_table() -> str:
+    """The exit-status table of docs/cli.md: each ``maxsim.errors`` class with its ``exit_code`` and
+    HTTP ``status``, and what else (``ALSO``) exits with that status."""
+    from maxsim import errors
+
+    classes = [getattr(errors, name) for name in sorted(errors.__all__)]
+    rows = ["| exit | `maxsim.errors` type (HTTP status) | also |", "|---|---|---|"]
+    for code in sorted({c.exit_code for c in classes} | set(ALSO)):
+        types = ", ".join(f"`{c.__name__}` ({c.status})" for c in classes if c.exit_code == code)
+        rows.append(f"| {code} | {types or '—'} | {ALSO.get(code, '—')} |")
+    return "\n".join(rows)
 
 
 def describe(error: Exception, subject) -> str:

@@ -124,7 +124,12 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
     encoder = load_model(s["model"], encode["device"], encode["dtype"], encode["backend"])
     with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
         write_corpus(retriever.add, corpus, encode["batch_size"])
-        return retriever.stats()
+        stats = retriever.stats()
+    from maxsim.cli.search import model_source
+    from maxsim.models.frozen import freeze
+
+    freeze(encoder, model_source(output))  # so that the first `maxsim search` need not build the model
+    return stats
 
 
 def write_corpus(write, corpus, batch_size: int | None) -> None:

@@ -1,13 +1,17 @@
 """``maxsim search``: ranked hits of one query, each with an excerpt of its best passage and the
 matched query terms.
 
-In this process (loading the model), or through a running ``maxsim serve`` of the folder: the one
-given with ``--server URL`` or the one its discovery file names (``maxsim.cli.discovery``).
+Through a running ``maxsim serve`` of the folder (the one given with ``--server URL``, or the one
+its discovery file names: ``maxsim.cli.discovery``), or in this process: then with the folder's
+model frozen (``maxsim.models.frozen``: no model build, its compiled backbone cached) when an
+earlier search froze it, else loading the model and freezing it for the next search.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -15,6 +19,8 @@ import typer
 from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, printable, use_backend, user_errors
 from maxsim.cli.where import WHERE_HELP
+
+EXPLAIN_THREADS = 4  # /explain requests in flight at once on the server path
 
 
 @app.command()
@@ -44,14 +50,15 @@ def search(
     """Search INDEX for QUERY; each hit shows the passage around the document tokens with the highest
     MaxSim contribution (picked tokens in bold) and the query terms they matched.
 
-    A running `maxsim serve` of INDEX answers instead: milliseconds, no model load.
+    A running `maxsim serve` of INDEX answers instead (said on stderr): milliseconds, no model load;
+    one that needs a key takes it from MAXSIM_API_KEY (a refused key is an error).
     --local, --model, --device, --dtype or --backend search in this process."""
     use_backend(backend)
     with user_errors(index):
         filter = _filter(where)
         url = server or (None if local or model or device or dtype or backend else _discovered(index, api_key))
         if url:
-            typer.echo(f"searching through {url}", err=True)
+            typer.echo(f"searching through the maxsim server at {url}", err=True)
             hits = remote_hits(url, query, k, {"hybrid": hybrid, "fusion": fusion, "alpha": alpha, "prf": prf}, filter,
                                api_key)
         else:
@@ -62,41 +69,113 @@ def search(
             typer.echo(printable(json.dumps({"rank": rank, **hit, "excerpt": hit["excerpt"]["text"]},
                                             ensure_ascii=False)))
         return
-    print_table(query, hits)
+    print_table(query, hits, hybrid)
 
 
 def local_hits(index: Path, query: str, k: int, how: dict, filter: dict | None, model: str | None,
                device: str | None, dtype: str | None) -> list[dict]:
     """Hits of ``query`` searched in this process (``how``: hybrid, fusion, alpha, prf), each with its
-    ``excerpt`` (highlighted) and ``matched``."""
-    from maxsim.io import best_excerpt, matched_terms
-    from maxsim.models.loading import load_model
+    ``excerpt`` (highlighted) and ``matched``; only the printed hits are explained (the alignment reads an
+    exact index's vectors)."""
+    from maxsim.io.excerpt import best_excerpt, matched_terms
     from maxsim.opener import open_collection
 
-    encoder = load_model(model, device=device, dtype=dtype) if model else None
+    encoder, source = _encoder(index, model, device, dtype)
     collection = open_collection(index, model=encoder, device=device, dtype=dtype)
     try:
+        with one_query_scan():
+            hits = collection.search(query, k=k, filter=filter, **how)[0]
         shown = []
-        for hit in collection.search(query, k=k, filter=filter, **how)[0]:
+        for hit in hits:
             e = collection.explain(query, hit.id)
             shown.append(shown_hit(hit.id, hit.score, hit.metadata, vars(e["passage"]), best_excerpt(hit.text, e),
                                    matched_terms(query, hit.text, e)))
+        if encoder is None and source is not None and shown:
+            from maxsim.models.frozen import freeze
+
+            freeze(collection.model, source)  # the next search of this model skips building it
         return shown
     finally:
         collection.close()
 
 
+@contextlib.contextmanager
+def one_query_scan():
+    """An exact index scans in float32 for the block (``MAXSIM_SCAN_DTYPE``, unless set): for one query
+    its bfloat16 copy of the vectors, and the timing that picks it, would cost more than they save;
+    both rank the same (the bfloat16 scan re-scores its candidates in float32)."""
+    given = os.environ.get("MAXSIM_SCAN_DTYPE")
+    os.environ["MAXSIM_SCAN_DTYPE"] = given or "float32"
+    try:
+        yield
+    finally:
+        if given is None:
+            del os.environ["MAXSIM_SCAN_DTYPE"]
+
+
+def _encoder(index: Path, model: str | None, device: str | None, dtype: str | None):
+    """(encoder or None, model source to freeze or None): ``--model`` loaded, else the folder's frozen
+    model when the command asks for nothing else (``frozen_encoder``)."""
+    if model:
+        from maxsim.models.loading import load_model
+
+        return load_model(model, device=device, dtype=dtype), None
+    return (None, None) if device or dtype else frozen_encoder(index)
+
+
+def frozen_encoder(index: Path):
+    """(encoder, source): the folder's model frozen at the precision its default load runs at (a query
+    is encoded once however many hits are explained), or None; and the model source to freeze after
+    a default load, or None where that load does not encode in OpenVINO."""
+    from maxsim.models.frozen import thaw
+    from maxsim.search.querycache import QueryCache
+
+    source, precision = model_source(index), frozen_precision()
+    if precision is None:
+        return None, None
+    frozen = thaw(source, precision)
+    return (QueryCache(frozen) if frozen else None), source
+
+
+def model_source(index: Path) -> str:
+    """What ``load_model`` loads for the folder: its saved copy, else the model name it records."""
+    from maxsim.distributed.collection import is_collection
+    from maxsim.distributed.collection import read_settings as collection_settings
+    from maxsim.search import folder as layout
+
+    manifest = collection_settings(index) if is_collection(index) else layout.read_settings(index)
+    return layout.model_source(index, manifest)
+
+
+def frozen_precision() -> str | None:
+    """The precision a default load (backend and dtype "auto", ``$MAXSIM_BACKEND`` / ``$MAXSIM_DTYPE``
+    honoured) encodes at where it encodes in OpenVINO on the CPU; None where it runs in torch or ONNX."""
+    import torch
+
+    from maxsim.models.precision import auto_backend, resolve_backend, resolve_dtype
+
+    backend, cpu = resolve_backend("auto"), torch.device("cpu")
+    if backend in ("auto", "torch") and torch.cuda.is_available():
+        return None
+    precision = resolve_dtype("auto", cpu, backend)
+    runtime = backend if backend in ("onnx", "openvino") else auto_backend(backend, precision, cpu)
+    return precision if runtime == "openvino" else None
+
+
 def remote_hits(url: str, query: str, k: int, how: dict, filter: dict | None, api_key: str | None) -> list[dict]:
-    """The same hits, from the server at ``url`` (POST /search, then POST /explain per hit)."""
+    """The same hits, from the server at ``url``: POST /search, then POST /explain of each hit
+    (``EXPLAIN_THREADS`` at once: the server explains on its reader threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from maxsim.cli.remote import call
 
     body = {"queries": [query], "k": k, **{key: value for key, value in how.items() if value is not None},
             **({"filter": filter} if filter else {})}
-    shown = []
-    for hit in call(url, "/search", body, api_key)["results"][0]:
-        e = call(url, "/explain", {"query": query, "id": hit["id"]}, api_key)
-        shown.append(shown_hit(hit["id"], hit["score"], hit.get("metadata"), e["passage"], e["excerpt"], e["matched"]))
-    return shown
+    hits = call(url, "/search", body, api_key)["results"][0]
+    with ThreadPoolExecutor(EXPLAIN_THREADS) as pool:
+        explained = list(pool.map(lambda hit: call(url, "/explain", {"query": query, "id": hit["id"]}, api_key), hits))
+    return [shown_hit(hit["id"], hit["score"], hit.get("metadata"), e["passage"], e["excerpt"], e["matched"])
+            for hit, e in zip(hits, explained)]
 
 
 def shown_hit(doc_id: str, score: float, metadata, passage: dict, excerpt: dict, matched: list[str]) -> dict:
@@ -108,22 +187,28 @@ def shown_hit(doc_id: str, score: float, metadata, passage: dict, excerpt: dict,
 def _filter(where: list[str] | None) -> dict | None:
     """The ``--where`` clauses as one filter dict (None without any)."""
     if not where:
-        return None  # without clauses, do not import maxsim.search (torch) on the --server path
+        return None
     from maxsim.cli.where import parse_where
 
     return parse_where(where)
 
 
 def _discovered(index: Path, api_key: str | None) -> str | None:
-    """The URL of a live server of ``index``; not one that needs a key when none is given."""
+    """The URL of a live server of ``index``, or None. One that needs a key when none is given is an
+    error: searching in this process instead would silently take seconds."""
     from maxsim.cli.discovery import discover
+    from maxsim.errors import InvalidInputError
 
     found = discover(index)
-    return found["url"] if found and (api_key or not found.get("auth")) else None
+    if found and found.get("auth") and not api_key:
+        raise InvalidInputError(f"the maxsim server of {index} at {found['url']} needs an API key: set "
+                                "MAXSIM_API_KEY (or --api-key), or search in this process with --local.")
+    return found["url"] if found else None
 
 
-def print_table(query: str, hits: list[dict]) -> None:
-    """A rich table: rank, id, score, excerpt with picked tokens in bold, matched terms."""
+def print_table(query: str, hits: list[dict], hybrid: bool = False) -> None:
+    """A rich table: rank, id, score (fused when ``hybrid``), excerpt with picked tokens in bold,
+    matched terms."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -131,7 +216,7 @@ def print_table(query: str, hits: list[dict]) -> None:
     table = Table(title=printable(f"{query!r}: {len(hits)} hits"), show_lines=True, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("id", overflow="fold", max_width=24)
-    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("fused score" if hybrid else "score", justify="right", no_wrap=True)
     table.add_column("excerpt", ratio=4)
     table.add_column("matched", ratio=1)
     for rank, hit in enumerate(hits, start=1):

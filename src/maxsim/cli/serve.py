@@ -10,8 +10,8 @@ import typer
 from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
+from maxsim.server.limits import Limits
 from maxsim.server.live import BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS
-from maxsim.server.schemas import Limits
 
 DEFAULTS = Limits()
 API_KEY_ENV = "MAXSIM_API_KEY"
@@ -28,8 +28,12 @@ def serve(
                                 help="Require 'Authorization: Bearer KEY' on every route but /health and the page "
                                      "(non-empty, no whitespace)."),
     max_batch: int = typer.Option(DEFAULTS.max_batch, min=1, help="Queries per search / documents per add."),
-    max_text_chars: int = typer.Option(DEFAULTS.max_text_chars, min=1, help="Characters per query or document."),
-    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, min=1, help="Bytes per request body."),
+    max_text_chars: int = typer.Option(DEFAULTS.max_text_chars, min=1, help="Characters per query (and per text "
+                                                                             "to rerank)."),
+    max_document_chars: int = typer.Option(DEFAULTS.max_document_chars, min=1,
+                                           help="Characters per document added or replaced (split into passages)."),
+    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, min=1, help="Bytes per request body (bodies over it "
+                                                                             "are refused before they are read)."),
     readers: int = typer.Option(READERS, min=1, help="Search batches (and other reads) run at once; more wait in "
                                                       "a queue."),
     threads: int = typer.Option(None, min=1, help="Torch threads per search batch (default: CPU cores / readers, "
@@ -66,7 +70,8 @@ def serve(
         live = LiveRetriever(index, load_model(model) if model else None, readers=readers,
                              writer_niceness=writer_nice, ray_address=address, lock_wait=lock_wait,
                              max_queue=max_queue, batch_wait=batch_wait / 1000)
-    limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_body_bytes=max_body_bytes)
+    limits = Limits(max_batch=max_batch, max_text_chars=max_text_chars, max_document_chars=max_document_chars,
+                    max_body_bytes=max_body_bytes)
     service = create_app(live, api_key=api_key, limits=limits)
     typer.echo(f"serving {index} ({live.documents} documents) on http://{host}:{port}/ "
                f"(API docs: /docs; {'API key required' if api_key is not None else 'no API key'}; "

@@ -21,7 +21,7 @@ from pathlib import Path
 from maxsim.distributed import collection as col
 from maxsim.distributed.codec import SharedCodec
 from maxsim.distributed.lexical import Lexical, insertion_order
-from maxsim.distributed.shards import LocalShards, QueryCache
+from maxsim.distributed.shards import LocalShards
 from maxsim.errors import AlreadyExistsError, NotFoundError
 from maxsim.index.storage import writer_lock
 from maxsim.models.loading import load_model
@@ -34,6 +34,7 @@ from maxsim.search.hits import Document, Hit
 from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
 from maxsim.search.prf import expand
+from maxsim.search.querycache import QueryCache
 from maxsim.search.retriever import checked_inputs, encode_inputs
 
 

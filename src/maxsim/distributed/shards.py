@@ -5,8 +5,6 @@ the same shards in Ray actors behind the same ``call``."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from maxsim.distributed.codec import adopt_codec
@@ -99,33 +97,3 @@ class LocalShards:
             r.close()
 
 
-class QueryCache:
-    """A model whose ``encode_query`` remembers its last few answers, so that shards searching the
-    same queries in one fan-out encode them once; everything else is the model's."""
-
-    SIZE = 64
-
-    def __init__(self, model):
-        self._model, self._lock, self._memory = model, threading.Lock(), OrderedDict()
-
-    def encode_query(self, texts, **kwargs):
-        key = (tuple(texts), tuple(sorted(kwargs.items())))
-        with self._lock:
-            if key not in self._memory:
-                vectors = self._model.encode_query(list(texts), **kwargs)
-                for text, v in zip(texts, vectors):  # single queries too (a hybrid's best passages)
-                    self._remember(((text,), key[1]), [v])
-                self._remember(key, vectors)
-            self._memory.move_to_end(key)
-            return self._memory[key]
-
-    def _remember(self, key, vectors) -> None:
-        self._memory[key] = vectors
-        while len(self._memory) > self.SIZE:
-            self._memory.popitem(last=False)
-
-    def __call__(self, *args, **kwargs):
-        return self._model(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)

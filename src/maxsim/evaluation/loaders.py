@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from maxsim.errors import NotFoundError
 from maxsim.evaluation.sources import check_local
 from maxsim.io.documents import CorpusError, beir_text
 from maxsim.io.records import iter_jsonl
@@ -76,7 +77,8 @@ def load_beir_folder(folder: str | os.PathLike, split: str = "test") -> Collecti
     ``qrels.tsv`` (or ``qrels/{split}.tsv``) from ``folder``. Corpus values are {"title", "text"}."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CollectionError(f"collection folder {folder} does not exist.")
+        raise NotFoundError(f"collection folder {folder} does not exist: pass a BEIR folder (corpus.jsonl, "
+                            "queries.jsonl, qrels.tsv).")
     qrels_path = next((p for p in (folder / "qrels.tsv", folder / "qrels" / f"{split}.tsv") if p.is_file()), None)
     for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
         if path is None or not path.is_file():

@@ -1,10 +1,16 @@
-"""Write a model's README.md with the sections of the reference (sentence-transformers) card."""
+"""Write a model's README.md with the sections of the reference (sentence-transformers) card.
+
+A card travels with the model: paths of the machine that trained it (datasets, base model, output
+folders among the hyperparameters) are written as their last component (``portable``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import ntpath
 import os
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +18,8 @@ from pathlib import Path
 from maxsim.errors import InvalidInputError
 from maxsim.evaluation.report import metrics_table, split_results
 
+# an absolute POSIX path (not inside a URL) or a Windows drive path, up to a space, quote, bracket or comma
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])[/~](?:[^\s'\"`(),]*)|\b[A-Za-z]:\\[^\s'\"`(),]*")
 LOG_HEADERS = {"epoch": "Epoch", "step": "Step", "loss": "Training Loss", "eval_loss": "Validation Loss"}
 PACKAGES = [("maxsim", "maxsim"), ("PyTorch", "torch"), ("Transformers", "transformers"),
             ("Tokenizers", "tokenizers"), ("NumPy", "numpy")]
@@ -69,7 +77,9 @@ def write_model_card(model, folder: str | os.PathLike, *, evaluations: Mapping[s
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sections = [_header(model, datasets, base_model), _usage(model, model_id or str(folder))]
+    datasets = [portable(name) for name in datasets or ()]
+    base_model = base_model and portable(base_model)
+    sections = [_header(model, datasets, base_model), _usage(model, portable(model_id or folder.name))]
     if evaluations:
         sections.append(_evaluation(_by_evaluator(evaluations)))
     if training_args is not None or training_log or datasets or training_plot:
@@ -83,6 +93,12 @@ def write_model_card(model, folder: str | os.PathLike, *, evaluations: Mapping[s
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+def portable(text: str) -> str:
+    """``text`` with each absolute path of this machine replaced by its last component
+    (``/data/kd/train.jsonl (loss: ...)`` -> ``train.jsonl (loss: ...)``)."""
+    return ABSOLUTE_PATH.sub(lambda m: ntpath.basename(m.group().rstrip("/\\")) or m.group(), str(text))
 
 
 def _bullets(items: Mapping[str, object]) -> str:
@@ -179,7 +195,7 @@ def _arguments(training_args) -> tuple[dict, dict]:
 
 
 def _plain_bullets(items: Mapping) -> str:
-    return "\n".join(f"- `{key}`: {value}" for key, value in items.items()) or "- (none)"
+    return "\n".join(f"- `{key}`: {portable(value)}" for key, value in items.items()) or "- (none)"
 
 
 def _log_table(rows: Sequence[Mapping], best_metric: str | None) -> str:

@@ -1,7 +1,13 @@
-"""Models: the MultiVectorEncoder, its modules, and layout translation."""
+"""Models: the MultiVectorEncoder, its modules, and layout translation.
 
-from maxsim.models.encoder import MultiVectorEncoder
-from maxsim.models.modules import Dense, HierarchicalTokenPooling, MultiVectorMask, Normalize, Transformer
+Exports are imported on first use, so that ``maxsim.models.frozen`` (a one-off search) does not
+load transformers."""
 
-__all__ = ["Dense", "HierarchicalTokenPooling", "MultiVectorEncoder", "MultiVectorMask",
-           "Normalize", "Transformer"]
+from maxsim.lazy import lazy_exports
+
+_EXPORTS = {"MultiVectorEncoder": "maxsim.models.encoder",
+            **{name: "maxsim.models.modules" for name in ("Dense", "HierarchicalTokenPooling", "MultiVectorMask",
+                                                           "Normalize", "Transformer")}}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

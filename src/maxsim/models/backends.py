@@ -11,12 +11,15 @@ nDCG@10 (docs/models.md, Backends).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -71,11 +74,7 @@ class Runtime:
             session = onnxruntime.InferenceSession(str(self.path), settings, providers=["CPUExecutionProvider"])
             self._run = lambda feeds: session.run(None, feeds)[0]
         else:
-            import openvino
-
-            self._compiled = openvino.Core().compile_model(str(self.path), "CPU", {
-                "INFERENCE_PRECISION_HINT": PRECISIONS[backend][precision], "INFERENCE_NUM_THREADS": threads,
-                "CPU_RUNTIME_CACHE_CAPACITY": SHAPES_CACHED})
+            self._compiled = compile_openvino(self.path, PRECISIONS[backend][precision], threads)
             release_file_pages(self.path.with_name(self.path.name + ".data"))  # read once, converted
             self._requests = threading.local()  # an infer request is not thread-safe: one per thread
             self._run = self._openvino_run
@@ -118,6 +117,26 @@ def release_file_pages(path: Path) -> int:
             start, end = (int(x, 16) for x in fields[0].split("-"))
             released += (end - start) if madvise(start, end - start, MADV_DONTNEED) == 0 else 0
     return released
+
+
+def compile_openvino(path: Path, hint: str, threads: int):
+    """The ONNX file ``path`` (``<cache>/onnx/<key>/model.onnx``) compiled for the CPU at the inference
+    precision ``hint`` ("f32", "bf16"). OpenVINO keeps the compiled model beside the export, in
+    ``<cache>/openvino/<key>/`` (its ``CACHE_DIR``), so later processes load it (a tenth of a second)
+    instead of compiling again (seconds); the export's own folder is left as written."""
+    import openvino
+
+    return openvino.Core().compile_model(str(path), "CPU", {
+        "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+        "CPU_RUNTIME_CACHE_CAPACITY": SHAPES_CACHED,
+        "CACHE_DIR": str(path.parent.parent.parent / "openvino" / path.parent.name)})
+
+
+def announce_export(path: Path) -> None:
+    """One line on stderr when a model is exported (once per weights): what, how big, where."""
+    size = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
+    print(f"maxsim: exported the model's backbone to ONNX for the fast CPU path ({size / 1e6:.1f} MB, once per "
+          f"model) in {path.parent}", file=sys.stderr)
 
 
 def _require(backend: str) -> None:
@@ -179,13 +198,14 @@ def export(auto_model: torch.nn.Module, root: Path) -> Path:
     mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), torch.no_grad(), _quiet("torch.onnx._internal.exporter._registration"):
+            warnings.simplefilter("ignore")  # and the exporter's notes on optional packages (torchvision)
             torch.onnx.export(_Backbone(auto_model).eval(), (example, mask),
                               str(staging / "model.onnx"), input_names=["input_ids", "attention_mask"],
                               output_names=["token_embeddings"], dynamo=True, external_data=True, verbose=False,
                               dynamic_shapes={"input_ids": dims, "attention_mask": dims})
         os.replace(staging, final)  # atomic: readers never see a partial export
+        announce_export(final / "model.onnx")
     except Exception as exc:  # the exporter raises many types
         if not (final / "model.onnx").exists():  # else a concurrent export finished first: use it
             raise ModelLoadError(f"could not export {type(auto_model).__name__} to ONNX in {final.parent} "
@@ -193,3 +213,15 @@ def export(auto_model: torch.nn.Module, root: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final / "model.onnx"
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Only errors from ``logger`` inside the block."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

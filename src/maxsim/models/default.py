@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import string
 
-from maxsim.models.modules import MultiVectorMask, Normalize, Transformer
-
 QUERY_LENGTH = 32
 DOCUMENT_LENGTH = 256
 
@@ -27,6 +25,8 @@ def default_modules() -> list:
     weights only loses information. No markers and no query expansion: MiniLM never saw them in
     training (measured on Cranfield, see bench/RESULTS.md).
     """
+    from maxsim.models.modules import MultiVectorMask, Normalize, Transformer
+
     transformer = Transformer.from_pretrained(minilm_folder(), query_length=QUERY_LENGTH,
                                               document_length=DOCUMENT_LENGTH)
     return [transformer, MultiVectorMask(list(string.punctuation)), Normalize("token_embeddings")]

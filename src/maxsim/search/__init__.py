@@ -3,7 +3,7 @@
 MaxSim fusion. Exports are imported on first use, so ``maxsim.search.filters`` (used by the
 command line) does not load torch."""
 
-import importlib
+from maxsim.lazy import lazy_exports
 
 _EXPORTS = {"Retriever": "maxsim.search.retriever", "explain_alignment": "maxsim.search.explain",
             "Collection": "maxsim.search.collection", "SearchOptions": "maxsim.search.options",
@@ -12,14 +12,4 @@ _EXPORTS = {"Retriever": "maxsim.search.retriever", "explain_alignment": "maxsim
                for name in ("convex_fusion", "fuse", "reciprocal_rank_fusion", "score_fusion")}}
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'maxsim.search' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -20,13 +20,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
-from bm25s.tokenization import Tokenized
 
 from maxsim.index.storage import crc32_file, new_tag
 from maxsim.scoring import topk
+
+if TYPE_CHECKING:
+    from bm25s.tokenization import Tokenized
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def _stemmer():
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Texts -> lists of lower-cased, Snowball-stemmed word tokens, English stopwords removed."""
+    import bm25s  # here and below: imported when BM25 is used, not by every search
+
     return bm25s.tokenize(list(texts), lower=TOKENIZER["lower"], stopwords=TOKENIZER["stopwords"],
                           stemmer=_stemmer(), return_ids=False, show_progress=False)
 
@@ -63,7 +67,9 @@ class BM25Index:
         Texts without a single word (e.g. pages without a text layer) give an index that matches nothing."""
         bm25 = None
         corpus = (cache.corpus(ids, texts) if cache else tokenize(texts)) if len(ids) else []
-        if corpus.vocab if isinstance(corpus, Tokenized) else any(corpus):
+        if any(corpus) if isinstance(corpus, list) else corpus.vocab:  # a list of token lists, or Tokenized
+            import bm25s
+
             bm25 = bm25s.BM25()
             bm25.index(corpus, show_progress=False)
         return cls(list(ids), bm25)
@@ -122,6 +128,8 @@ class BM25Index:
                 logger.warning("BM25 file %s does not match its checksum; rebuilding.", folder / damaged[0])
                 return None
             ids = saved["ids"]
+            import bm25s
+
             bm25 = bm25s.BM25.load(str(folder), show_progress=False) if saved["crc32"] else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -153,6 +161,8 @@ class TokenCache:
         if len(self._words) > 2 * len(used) + 1024:  # words of removed texts pile up: forget them
             self._words, self._docs = {}, {}
         bounds = np.cumsum([len(r) for r in rows])[:-1]
+        from bm25s.tokenization import Tokenized
+
         return Tokenized(ids=[part.tolist() for part in np.split(compact, bounds)], vocab=vocab)
 
 

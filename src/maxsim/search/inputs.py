@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.index.checks import check_ids as check_distinct_ids
-from maxsim.models.encoder import check_texts as list_of_texts
 from maxsim.search.limits import MAX_ID_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 
@@ -47,6 +46,8 @@ def check_doc_id(doc_id) -> str:
 
 def check_texts(texts, what: str = "texts") -> list[str]:
     """A list of encodable strings (one string or a non-string raises, naming the position)."""
+    from maxsim.models.encoder import check_texts as list_of_texts  # here: searches do not load transformers
+
     texts = list_of_texts(texts)
     for i, text in enumerate(texts):
         encodable(text, f"{what}[{i}]")

@@ -146,24 +146,28 @@ def best_passages(index, snap, queries: list, ranked: list, dense: list) -> list
         best = {doc: passage for doc, _, passage in found}
         for doc, _ in hits:
             if doc not in best:
-                best[doc] = _best_passage(index, snap, q, doc)
+                best[doc] = tuple(_best_passage(index, snap, q, doc)[1:])
         out.append(best)
     return out
 
 
-def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> PassageRef:
+def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> tuple[int, int, int, int]:
+    """(passage key, ordinal, start, end) of the passage of ``doc_id`` scoring best for ``query``."""
     rows = snap.doc_passages(doc_id)
     if len(rows) > 1:
         scores = maxsim([query], index.get_embeddings([str(r[0]) for r in rows]))[0]
         rows = [rows[int(np.argmax(scores))]]
-    return tuple(rows[0][1:])
+    return tuple(rows[0])
 
 
-def explain_passage(model, index, snap, query: str, doc_id: str, text: str) -> dict:
+def explain_passage(model, index, snap, query: str, doc_id: str, text: str, stored: bool) -> dict:
     """``explain_alignment`` of ``query`` with the best passage of ``doc_id`` (character spans in
-    ``text``), plus ``passage``: the ``Passage``."""
-    ordinal, start, end = _best_passage(index, snap, model.encode_query([query])[0], doc_id)
-    explanation = explain_alignment(model, query, text[start:end])
+    ``text``), plus ``passage``: the ``Passage``. ``stored``: the index holds each passage's vectors
+    as encoded (exact, not pooled): the alignment reads them instead of encoding the passage again."""
+    q_vectors = model.encode_query([query])[0]
+    key, ordinal, start, end = _best_passage(index, snap, q_vectors, doc_id)
+    d_vectors = index.get_embeddings([str(key)])[0] if stored else None
+    explanation = explain_alignment(model, query, text[start:end], q_vectors, d_vectors)
     explanation["document_spans"] = [None if span is None else (span[0] + start, span[1] + start)
                                      for span in explanation["document_spans"]]
     return {**explanation, "passage": Passage(ordinal, start, end, text[start:end])}

@@ -115,11 +115,14 @@ class Retriever:
 
     @property
     def model(self):
-        """The encoder (loaded on first use when the folder was opened without one)."""
+        """The encoder (loaded on first use when the folder was opened without one; then it remembers its
+        last queries' vectors, so that explaining the hits of a search encodes the query once)."""
         if self._model is None:
             with self._model_lock:
                 if self._model is None:
-                    self._model = self._check_model(self._load())
+                    from maxsim.search.querycache import QueryCache
+
+                    self._model = QueryCache(self._check_model(self._load()))
         return self._model
 
     @property
@@ -308,7 +311,8 @@ class Retriever:
             if self.pages is not None:
                 return {"id": doc_id, "text": text, **explain_page(self.model, index, snap, self.pages, query, doc_id,
                                                                    text)}
-            out = {"id": doc_id, "text": text, **explain_passage(self.model, index, snap, query, doc_id, text)}
+            stored = self.manifest["kind"] == "exact" and self.manifest["pool_factor"] == 1
+            out = {"id": doc_id, "text": text, **explain_passage(self.model, index, snap, query, doc_id, text, stored)}
             if options.prf is not None:
                 first = self.search_vectors([query], self.model.encode_query([query]), options.first_pass())
                 out["expansion"] = explain_expansion(self.model, self.expansions(first, options.prf)[0],

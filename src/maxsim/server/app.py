@@ -76,7 +76,7 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
     async def search(request: SearchRequest) -> SearchAnswer:
         """Top ``k`` documents per query, best first; hits past the answer budget come without text
         and metadata (``omitted`` counts them)."""
-        check_texts(request.queries, "queries", "query", limits)
+        check_texts(request.queries, "queries", "query", limits, limits.max_text_chars)
         if request.k > limits.max_k:
             raise InvalidInputError(f"k={request.k} is above the limit {limits.max_k}.")
         if request.k * len(request.queries) > limits.max_hits:
@@ -141,9 +141,10 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
 
     @router.post("/documents", status_code=201, response_model=Added)
     async def add_documents(request: AddRequest) -> Added:
-        """Encode and add documents (all or nothing; 409 if an id is taken); answers their ids."""
+        """Split into passages, encode and add documents (all or nothing; 409 if an id is taken);
+        answers their ids once committed."""
         documents = request.documents
-        check_texts([d.text for d in documents], "documents", "document", limits)
+        check_texts([d.text for d in documents], "documents", "document", limits, limits.max_document_chars)
         given = [d.id for d in documents if d.id is not None]
         if given and len(given) != len(documents):
             raise InvalidInputError("give every document an id, or none (ids are then generated).")
@@ -163,9 +164,10 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
 
     @router.put("/documents/{doc_id:path}", response_model=Written)
     async def upsert_document(doc_id: str, request: UpsertRequest) -> Written:
-        """Add the document, or replace its text, metadata and vectors (one commit)."""
+        """Add the document, or replace its text, metadata and vectors (one commit; a long text is
+        split into passages); answers once committed."""
         check_id(doc_id, "id", limits)
-        check_text(request.text, "text", limits.max_text_chars)
+        check_text(request.text, "text", limits.max_document_chars)
         check_json(request.metadata, "metadata", limits)
 
         def upsert(collection):

@@ -16,7 +16,8 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     def message(self) -> str:
-        return f"request body over {self.max_bytes} bytes: send fewer or shorter documents per request."
+        return (f"request body over {self.max_bytes} bytes: send fewer or shorter documents per request (the "
+                "limit: `maxsim serve --max-body-bytes`).")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

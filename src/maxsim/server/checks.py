@@ -12,7 +12,7 @@ import re
 
 from maxsim.errors import InvalidInputError, LimitExceededError
 from maxsim.search.hits import Hit
-from maxsim.server.schemas import Limits
+from maxsim.server.limits import Limits
 
 SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -26,13 +26,13 @@ def check_text(text: str, field: str, limit: int) -> None:
     no_surrogates(text, field)
 
 
-def check_texts(texts: list[str], plural: str, singular: str, limits: Limits) -> None:
-    """At most ``max_batch`` texts, each passing ``check_text``."""
+def check_texts(texts: list[str], plural: str, singular: str, limits: Limits, max_chars: int) -> None:
+    """At most ``max_batch`` texts, each passing ``check_text`` with at most ``max_chars`` characters."""
     if len(texts) > limits.max_batch:
         raise LimitExceededError(f"{len(texts)} {plural} in one request; the limit is {limits.max_batch}: "
                                  "split the request.")
     for i, text in enumerate(texts):
-        check_text(text, f"{singular} {i}", limits.max_text_chars)
+        check_text(text, f"{singular} {i}", max_chars)
 
 
 def check_id(doc_id: str, field: str, limits: Limits) -> None:

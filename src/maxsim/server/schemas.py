@@ -1,32 +1,13 @@
-"""Request bodies and answers of the service, and its size limits."""
+"""Request bodies and answers of the service (its size limits: ``maxsim.server.limits``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from maxsim.search.hits import Document, Hit, Passage
-from maxsim.search.limits import MAX_ID_CHARS, MAX_LIST, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-request limits. Over one: 413 naming it (``max_k``: 422). Sizes in characters unless
-    they say bytes; ``max_response_chars`` is the budget of texts, metadata and passages in one
-    search answer (hits past it come without them, see docs/server.md)."""
-
-    max_batch: int = 64               # queries per search, documents per add
-    max_text_chars: int = 20_000      # characters per query or document
-    max_body_bytes: int = 4 << 20     # whole request body
-    max_k: int = 1000
-    max_list: int = MAX_LIST          # documents per page of GET /documents
-    max_hits: int = 10_000            # k x queries in one search
-    max_id_chars: int = MAX_ID_CHARS  # one document id (maxsim.search.limits: one place for all)
-    max_metadata_bytes: int = MAX_METADATA_BYTES  # one document's metadata (or a filter) as UTF-8 JSON
-    max_metadata_depth: int = MAX_METADATA_DEPTH  # nesting of dicts and lists in metadata (or a filter)
-    max_response_chars: int = 8 << 20
+from maxsim.server.limits import Limits  # noqa: F401 - the service's limits, imported from here too
 
 
 class SearchRequest(BaseModel):

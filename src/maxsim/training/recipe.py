@@ -107,7 +107,7 @@ def run_recipe(recipe: dict) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=output_dir))
         evaluations = {ev.name: ev(model) for ev in evaluators}
         model.save(staging)
-        _write_card(model, staging, evaluations, trainer, recipe, rows.name, loss_spec)
+        _write_card(model, staging, evaluations, trainer, recipe, rows.name, loss_spec, output_dir.name)
         for item in staging.iterdir():
             target = output_dir / item.name
             if target.is_dir():
@@ -191,7 +191,8 @@ def build_arguments(training: dict, checkpoints: Path, has_evaluators: bool) -> 
     return transformers.TrainingArguments(output_dir=str(checkpoints), **training)
 
 
-def _write_card(model, folder: Path, evaluations: dict, trainer, recipe: dict, dataset: str, loss_spec: dict) -> None:
+def _write_card(model, folder: Path, evaluations: dict, trainer, recipe: dict, dataset: str, loss_spec: dict,
+                model_id: str) -> None:
     from maxsim.evaluation import write_model_card
 
     loss = ", ".join(f"{k}={v}" for k, v in loss_spec.items() if k != "name")
@@ -200,7 +201,7 @@ def _write_card(model, folder: Path, evaluations: dict, trainer, recipe: dict, d
     plot = plot_training_curves(rows, folder / PLOT_NAME, title=f"{base} ({loss_spec['name']})")
     write_model_card(model, folder, evaluations=evaluations, training_args=trainer.args, training_log=rows,
                      datasets=[f"{dataset} (loss: {loss_spec['name']}({loss}))"], base_model=str(base),
-                     training_plot=plot and plot.name)
+                     training_plot=plot and plot.name, model_id=model_id)
 
 
 def log_rows(log_history: list[dict], metrics: list[str]) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,9 @@ class Transformer(Module):
                              f"{self.query_expansion['length']}: raise query_length or lower the length.")
         self.max_positions = self._max_positions()
         self.expansion_id = self._expansion_token_id()
+        # a fast tokenizer keeps its truncation length as state: calls that truncate hold this lock, or a
+        # query truncated at the query length could be cut at a document's length by another thread
+        self.tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, prefix_tokens: list[str] = (), trust_remote_code: bool = False,
@@ -98,8 +102,9 @@ class Transformer(Module):
 
     def tokenize(self, texts: list[str], task: str | None) -> list[list[int]]:
         """Texts (prompts already prepended) -> unpadded, truncated token id lists."""
-        encoded = self.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self.max_length(task),
-                                 return_attention_mask=False, return_token_type_ids=False)
+        with self.tokenizer_lock:
+            encoded = self.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self.max_length(task),
+                                     return_attention_mask=False, return_token_type_ids=False)
         return encoded["input_ids"]
 
     def collate(self, ids: list[list[int]], task: str | None) -> dict[str, torch.Tensor]:
