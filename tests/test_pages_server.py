@@ -2,6 +2,7 @@
 (the heatmaps of the Python API, NaN as null), GET /documents/{id}/image, removal; text-only routes refused
 clearly, and no page image in a text collection."""
 
+import base64
 import contextlib
 import io
 from urllib.parse import quote
@@ -98,6 +99,57 @@ def test_text_writes_are_refused_and_removal_works(pages_service):
     assert client.delete("/documents/" + quote("scans/c.webp", safe="")).json()["documents"] == 5
     assert client.get(image_path("scans/c.webp")).status_code == 404
     assert client.post("/explain", json={"query": QUERY, "id": "scans/c.webp"}).status_code == 404
+
+
+def png_base64(size, colour) -> str:
+    buffer = io.BytesIO()
+    image = Image.new("RGB", size, colour)
+    image.paste((255, 255, 255), (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))  # some structure
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_pages_are_added_and_replaced_over_http(pages_service):
+    client, collection = pages_service
+    first, second = png_base64((240, 160), (20, 90, 200)), png_base64((160, 240), (200, 40, 40))
+    added = client.post("/documents", json={"documents": [{"id": "upload/x.png", "image": first, "text": "revenue",
+                                                           "metadata": {"file": "upload/x.png"}}]})
+    assert added.status_code == 201, added.text
+    collection.add(pages=[Image.open(io.BytesIO(base64.b64decode(first)))], ids=["python/x.png"])
+    hits = client.post("/search", json={"queries": [QUERY], "k": 20}).json()["results"][0]
+    scores = {h["id"]: h["score"] for h in hits}
+    assert scores["upload/x.png"] == pytest.approx(scores["python/x.png"], abs=1e-5)  # the same vectors
+    only = client.post("/search", json={"queries": [QUERY], "filter": {"file": "upload/x.png"}}).json()
+    assert [h["id"] for h in only["results"][0]] == ["upload/x.png"]
+    assert Image.open(io.BytesIO(client.get(image_path("upload/x.png")).content)).size == (240, 160)
+    replaced = client.put("/documents/" + quote("upload/x.png", safe=""), json={"image": second,
+                                                                              "metadata": {"file": "v2"}})
+    assert replaced.status_code == 200, replaced.text
+    assert Image.open(io.BytesIO(client.get(image_path("upload/x.png")).content)).size == (160, 240)
+    assert client.get("/documents/" + quote("upload/x.png", safe="")).json()["metadata"] == {"file": "v2"}
+    for doc_id in ("upload/x.png", "python/x.png"):
+        assert client.delete("/documents/" + quote(doc_id, safe="")).status_code == 200
+
+
+@pytest.mark.parametrize("document, says", [({"id": "b", "image": "not base64!"}, "document 0 image is not base64"),
+                                            ({"id": "b", "image": "aGVsbG8="}, "document 0 image is not an image"),
+                                            ({"id": "b", "text": "only text"}, "document 0 has no image")])
+def test_bad_page_uploads_are_named_and_change_nothing(pages_service, document, says):
+    client, collection = pages_service
+    before = len(collection)
+    answer = client.post("/documents", json={"documents": [document]})
+    assert answer.status_code == 422 and says in answer.json()["detail"]
+    assert len(collection) == before
+
+
+def test_a_text_collection_refuses_images(tiny_model, tmp_path):
+    live = LiveRetriever(build_index(tmp_path / "text", tiny_model, n=3), tiny_model)
+    with serve_in_thread(create_app(live)) as url:
+        answer = httpx.post(url + "/documents", json={"documents": [{"text": "x", "image": png_base64((8, 8), 0)}]})
+        assert answer.status_code == 422 and "holds texts" in answer.json()["detail"]
+        answer = httpx.put(url + "/documents/a", json={"metadata": {"k": 1}})
+        assert answer.status_code == 422 and "the document has no text" in answer.json()["detail"]
+    live.close()
 
 
 def test_a_text_collection_has_no_page_images(tiny_model, tmp_path):

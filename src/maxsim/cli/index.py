@@ -53,7 +53,9 @@ def index(
     input: Path = typer.Argument(..., help=INPUT_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="The retriever folder to create (new or empty)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
-    kind: str = typer.Option("exact", "--index", help="'exact' (every vector) or 'plaid' (compressed)."),
+    kind: str = typer.Option("auto", "--index", help="'exact' (every vector), 'plaid' (compressed) or 'auto': exact "
+                                                     "below 50M token values (tokens x dims), PLAID above; "
+                                                     "--nbits or --n-centroids mean PLAID."),
     hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search "
                                                                    "(pages: of their PDF text layer)."),
     passages: bool = typer.Option(True, "--passages/--no-passages",
@@ -61,7 +63,8 @@ def index(
                                        "(--no-passages: cut them there, with a warning counting them)."),
     pool_factor: int = typer.Option(None, "--pool-factor", min=1, help="Keep about 1/N of each passage's token "
                                                                         "vectors (token pooling; default 1, pages 3)."),
-    nbits: int = typer.Option(None, "--nbits", min=1, help="PLAID: bits per residual dimension (default 4)."),
+    nbits: int = typer.Option(None, "--nbits", min=1, help="PLAID: bits per residual dimension, 1, 2 or 4 "
+                                                             "(default 2; --index-param nbits=ternary for 1.58)."),
     n_centroids: int = typer.Option(None, "--n-centroids", min=1, help="PLAID: centroids (default: from the size)."),
     index_param: list[str] = typer.Option(None, "--index-param", help="Any other index parameter, KEY=VALUE "
                                                                       "(VALUE read as JSON, else as text), "
@@ -109,6 +112,8 @@ def index(
             else:
                 stats = build_folder(corpus, output, settings)
     print_summary(corpus, None, stats, time.perf_counter() - start, caught)
+    if kind == "auto":
+        typer.echo(f"index: {stats['kind']} ({kind_reason(corpus, pool_factor, stats, params)})")
     where = f"{stats['shards']} shards" if ray else "one folder"
     typer.echo(f"indexed {stats['documents']} documents ({stats['passages']} passages), {stats['tokens']} token "
                f"vectors, {human_bytes(stats['bytes_on_disk'])} on disk, {where} -> {output}")
@@ -119,7 +124,7 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
     from maxsim.models.loading import load_model
     from maxsim.search import Retriever
 
-    s = dict(settings)
+    s = dict(settings, expected_tokens=expected_tokens(corpus, settings["pool_factor"]))
     encode = {key: s.pop(key) for key in ("batch_size", "device", "dtype", "backend")}
     encoder = load_model(s["model"], encode["device"], encode["dtype"], encode["backend"])
     with Retriever.create(output, encoder, model_name=s.pop("model"), **s) as retriever:
@@ -130,6 +135,26 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
 
     freeze(encoder, model_source(output))  # so that the first `maxsim search` need not build the model
     return stats
+
+
+def expected_tokens(corpus, pool_factor: int | None) -> int:
+    """The token vectors ``corpus`` will give (``maxsim.index.estimate_tokens``), for ``--index auto``."""
+    from maxsim.index import estimate_tokens
+    from maxsim.models.pages import PAGE_POOL_FACTOR
+
+    if isinstance(corpus, PageCorpus):
+        return estimate_tokens(pages=len(corpus), pool_factor=pool_factor or PAGE_POOL_FACTOR)
+    return estimate_tokens(corpus.texts, pool_factor=pool_factor or 1)
+
+
+def kind_reason(corpus, pool_factor: int | None, stats: dict, params: dict) -> str:
+    """Why ``--index auto`` chose the kind it did (for one folder or per shard)."""
+    from maxsim.index import choose_kind
+
+    if params:
+        return f"chosen by auto: {stats['kind']} parameters given ({', '.join(sorted(params))})"
+    per_folder = expected_tokens(corpus, pool_factor) // stats.get("shards", 1)
+    return "chosen by auto: about " + choose_kind(0, per_folder, stats["dim"])[1]
 
 
 def write_corpus(write, corpus, batch_size: int | None) -> None:

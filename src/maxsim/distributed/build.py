@@ -27,16 +27,18 @@ from maxsim.distributed.codec import SharedCodec, adopt_codec
 from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
 from maxsim.distributed.lexical import Lexical
 from maxsim.errors import AlreadyExistsError, CorruptedError
+from maxsim.index import estimate_tokens
 from maxsim.io import Corpus, read_corpus
 from maxsim.models.loading import load_model
 from maxsim.search import Retriever
 from maxsim.search.passages import Encoded
+from maxsim.search.retriever import auto_kind
 
 SAMPLE_DOCS = 4096  # documents encoded to train the shared PLAID codec
 COMMIT_DOCS = 1024  # documents per shard commit
 
 
-def build_collection(input, output, model: str = "default", index: str = "exact", hybrid: bool = True,
+def build_collection(input, output, model: str = "default", index: str = "auto", hybrid: bool = True,
                      shards: int | None = None, workers: int | None = None, address: str | None = None,
                      batch_size: int = 32, device: str | None = None, dtype: str | None = None,
                      backend: str | None = None, threads: int = 1,
@@ -45,8 +47,10 @@ def build_collection(input, output, model: str = "default", index: str = "exact"
     """Encode every document of ``input`` on Ray into the sharded collection ``output``.
 
     ``input``: a path ``maxsim.io.read_corpus`` reads, or a ``Corpus`` already read (its ``source``
-    is recorded). ``model``: "default", a model folder or a hub id (loaded by every worker). ``workers``: encoder
-    actors (default: the cluster's GPUs, one each, else its CPUs, ``threads`` torch threads each).
+    is recorded). ``index``: "exact", "plaid" or "auto" (``choose_kind`` for each shard's share of
+    ``maxsim.index.estimate_tokens``). ``model``: "default", a model folder or a hub id (loaded by
+    every worker). ``workers``: encoder actors (default: the cluster's GPUs, one each, else its CPUs,
+    ``threads`` torch threads each).
     ``shards``: retriever folders (default: ``workers``). ``address``: a running Ray cluster (None:
     start a local one, or use the current connection). ``progress(done, total, row)`` is called
     after each encoded row of documents (see ``encode.row_size``). Rerunning with the same
@@ -59,12 +63,16 @@ def build_collection(input, output, model: str = "default", index: str = "exact"
     n_workers, resources = encoder_resources(ray, workers)
     n_shards = col.check_shards(shards or n_workers)
     model = str(Path(model).resolve()) if model != "default" and Path(model).exists() else model
+    encoder = load_model(model, "cpu", dtype, backend)  # the driver's: shard writes, the codec's sample
+    if index == "auto":  # each shard's share of the collection decides
+        index = auto_kind(index, estimate_tokens(corpus.texts, pool_factor=pool_factor) // n_shards, encoder.dim,
+                          index_params)
     settings = {"model": model, "kind": index, "index_params": index_params, "hybrid": bool(hybrid),
                 "shards": n_shards, "input": str(Path(corpus.source).resolve()), "documents": len(corpus),
                 "passages": passages, "pool_factor": pool_factor}
     output = Path(output)
     body = _prepare_folder(output, settings)
-    job = _Job(output, corpus, settings, ray, n_workers, resources,
+    job = _Job(output, corpus, settings, encoder, ray, n_workers, resources,
                {"batch_size": batch_size, "device": device, "dtype": dtype, "backend": backend, "threads": threads},
                progress)
     try:
@@ -95,10 +103,10 @@ def _prepare_folder(output: Path, settings: dict) -> dict:
 class _Job:
     """The driver's state during one build: the corpus, the shard writers, the encoding pool."""
 
-    def __init__(self, output, corpus, settings, ray, workers, resources, encode_options, progress):
+    def __init__(self, output, corpus, settings, model, ray, workers, resources, encode_options, progress):
         self.output, self.corpus, self.settings, self.ray = output, corpus, settings, ray
         self.workers, self.resources, self.options, self.progress = workers, resources, encode_options, progress
-        self.model = load_model(settings["model"], "cpu", encode_options["dtype"], encode_options["backend"])
+        self.model = model
         self.shards = [self._open_shard(i) for i in range(settings["shards"])]
         self.route = [col.shard_of(doc_id, len(self.shards)) for doc_id in corpus.ids]
         self.writers = ThreadPoolExecutor(len(self.shards), thread_name_prefix="maxsim-shard-writer")

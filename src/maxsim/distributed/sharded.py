@@ -35,7 +35,7 @@ from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
 from maxsim.search.prf import expand
 from maxsim.search.querycache import QueryCache
-from maxsim.search.retriever import checked_inputs, encode_inputs
+from maxsim.search.retriever import auto_kind, checked_inputs, encode_inputs
 
 
 class ShardedRetriever:
@@ -56,15 +56,18 @@ class ShardedRetriever:
     @classmethod
     def create(cls, folder: str | Path, shards: int, model=None, index: str = "exact", hybrid: bool = True,
                model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-               passages: bool | dict = True, pool_factor: int | None = None, **index_params) -> ShardedRetriever:
+               passages: bool | dict = True, pool_factor: int | None = None, expected_tokens: int | None = None,
+               **index_params) -> ShardedRetriever:
         """An empty collection of ``shards`` shard folders in ``folder`` (new or empty), with
-        ``Retriever.create``'s arguments; its shards live in this process."""
+        ``Retriever.create``'s arguments (``index="auto"`` chooses for each shard's share of
+        ``expected_tokens``); its shards live in this process."""
         folder, n = Path(folder), col.check_shards(shards)
         if folder.exists() and any(folder.iterdir()):
             raise AlreadyExistsError(f"{folder} is not empty: open it with maxsim.open, or pick a new folder.")
         if model is None:
             model_name = model_name or "default"
             model = load_model(model_name, device, dtype)
+        index = auto_kind(index, None if expected_tokens is None else expected_tokens // n, model.dim, index_params)
         folder.mkdir(parents=True, exist_ok=True)
         if model_name is None:
             model.save(folder / SAVED_MODEL)

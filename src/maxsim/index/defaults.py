@@ -7,6 +7,8 @@ other sizes and noise); docs/index.md gives the numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from maxsim.index.params import SEARCH_KEYS
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4 (see stage2_keep)
@@ -48,3 +50,12 @@ def choose_kind(n_documents: int, n_tokens: int, dim: int) -> tuple[str, str]:
 
 
 EXACT_LIMIT_VALUES = 50_000_000
+CHARS_PER_TOKEN = 4  # English through a WordPiece or BPE vocabulary: about 4 characters a token
+PAGE_TOKENS = 1024  # patch vectors of a page (ColPali's 32 x 32 grid), before pooling
+
+
+def estimate_tokens(texts: Sequence[str] | None = None, pages: int = 0, pool_factor: int = 1) -> int:
+    """Token vectors a collection will hold: its texts' characters / CHARS_PER_TOKEN (passages keep
+    every token) plus PAGE_TOKENS per page, over ``pool_factor`` (token pooling); for ``index="auto"``."""
+    chars = sum(len(text) for text in texts or ())
+    return (chars // CHARS_PER_TOKEN + PAGE_TOKENS * pages) // max(1, pool_factor)

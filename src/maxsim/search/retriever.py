@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
-from maxsim.index import KINDS
+from maxsim.index import KINDS, choose_kind
 from maxsim.models.loading import load_model
 from maxsim.models.pages import PAGE_POOL_FACTOR
 from maxsim.models.pages.encoder import PAGE_BATCH
@@ -60,25 +60,28 @@ class Retriever:
     @classmethod
     def create(cls, folder: str | Path, model=None, index: str = "exact", hybrid: bool = True,
                model_name: str | None = None, device: str | None = None, dtype: str | None = None,
-               passages: bool | dict = True, pool_factor: int | None = None, **index_params) -> Retriever:
+               passages: bool | dict = True, pool_factor: int | None = None, expected_tokens: int | None = None,
+               **index_params) -> Retriever:
         """Create an empty retriever in ``folder`` (new or empty).
 
         ``model``: a ``MultiVectorEncoder`` (a collection of texts) or a ``PageEncoder`` (of pages),
         or None to load ``model_name`` ("default", a folder or a hub id; default "default"). A model
-        given without ``model_name`` is saved into the folder. ``index``: the index kind, "exact" or
-        "plaid"; ``index_params`` go to it. ``hybrid``: keep BM25 too. ``passages`` (texts): split
-        documents longer than the model's document length into passages (True, or ``{"overlap":
-        tokens, "max_tokens": tokens}``); False truncates them (with a warning). ``pool_factor``: keep
-        about 1/pool_factor of each passage's token vectors (default 1 for texts,
-        ``PAGE_POOL_FACTOR`` = 3 for pages).
+        given without ``model_name`` is saved into the folder. ``index``: the index kind, "exact",
+        "plaid", or "auto": ``choose_kind`` for ``expected_tokens`` token vectors (e.g.
+        ``maxsim.index.estimate_tokens(texts)``); ``index_params`` go to it. ``hybrid``: keep BM25
+        too. ``passages`` (texts): split documents longer than the model's document length into
+        passages (True, or ``{"overlap": tokens, "max_tokens": tokens}``); False truncates them (with
+        a warning). ``pool_factor``: keep about 1/pool_factor of each passage's token vectors
+        (default 1 for texts, ``PAGE_POOL_FACTOR`` = 3 for pages).
         ``codec`` (in ``index_params``, PLAID): a trained ``ResidualCodec`` the index adopts.
         """
         folder = Path(folder)
-        if index not in KINDS:
-            raise InvalidInputError(f"index must be one of {sorted(KINDS)}, got {index!r}.")
+        if index not in (*KINDS, "auto"):
+            raise InvalidInputError(f"index must be 'auto' or one of {sorted(KINDS)}, got {index!r}.")
         if model is None:
             model_name = model_name or "default"
             model = load_model(model_name, device, dtype)
+        index = auto_kind(index, expected_tokens, model.dim, index_params)
         codec = index_params.pop("codec", None)
         body = KINDS[index].new_body(model.dim, **index_params)
         modality = getattr(model, "modality", "text")
@@ -350,6 +353,21 @@ class Retriever:
 
     def __repr__(self) -> str:
         return f"Retriever({str(self.folder)!r}, documents={len(self)}, kind={self.manifest['kind']!r})"
+
+
+def auto_kind(index: str, expected_tokens: int | None, dim: int, params: dict | None = None) -> str:
+    """``index``, with "auto" resolved: the kind whose parameters ``params`` name (e.g. ``nbits``:
+    PLAID), else ``choose_kind`` for ``expected_tokens`` token vectors."""
+    if index != "auto":
+        return index
+    fits = [kind for kind, cls in KINDS.items() if set(params or ()) <= set(cls.params_class._names())]
+    if params and len(fits) == 1:
+        return fits[0]
+    if expected_tokens is None or expected_tokens < 0:
+        raise InvalidInputError("index='auto' chooses from the collection's size: pass expected_tokens= (the token "
+                                "vectors it will hold, e.g. maxsim.index.estimate_tokens(texts)), or pick "
+                                "index='exact' or 'plaid'.")
+    return choose_kind(0, int(expected_tokens), dim)[0]
 
 
 def checked_documents(texts, ids, metadata) -> tuple[list[str], list[str], list[dict | None]]:

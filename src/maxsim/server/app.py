@@ -26,6 +26,7 @@ from maxsim.search.hits import Document
 from maxsim.server import errors
 from maxsim.server.body_limit import BodyLimit
 from maxsim.server.checks import check_id, check_json, check_text, check_texts, fit_answer
+from maxsim.server.images import checked_pages
 from maxsim.server.live import LiveRetriever
 from maxsim.server.rerank import rerank_router
 from maxsim.server.schemas import (
@@ -144,7 +145,7 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
         """Split into passages, encode and add documents (all or nothing; 409 if an id is taken);
         answers their ids once committed."""
         documents = request.documents
-        check_texts([d.text for d in documents], "documents", "document", limits, limits.max_document_chars)
+        pages = checked_pages(live.collection.modality, documents, limits)
         given = [d.id for d in documents if d.id is not None]
         if given and len(given) != len(documents):
             raise InvalidInputError("give every document an id, or none (ids are then generated).")
@@ -157,7 +158,7 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
 
         def add(collection):
             ids = collection.add([d.text for d in documents], ids=given or None,
-                                 metadata=[d.metadata for d in documents])
+                                 metadata=[d.metadata for d in documents], pages=pages)
             return Added(ids=ids, documents=len(collection))
 
         return await live.write(add)
@@ -167,11 +168,11 @@ def document_routes(live: LiveRetriever, limits: Limits) -> APIRouter:
         """Add the document, or replace its text, metadata and vectors (one commit; a long text is
         split into passages); answers once committed."""
         check_id(doc_id, "id", limits)
-        check_text(request.text, "text", limits.max_document_chars)
+        pages = checked_pages(live.collection.modality, [request], limits, lambda i: "the document")
         check_json(request.metadata, "metadata", limits)
 
         def upsert(collection):
-            collection.upsert([request.text], ids=[doc_id], metadata=[request.metadata])
+            collection.upsert([request.text], ids=[doc_id], metadata=[request.metadata], pages=pages)
             return Written(id=doc_id, documents=len(collection))
 
         return await live.write(upsert)

@@ -28,11 +28,15 @@ def check_text(text: str, field: str, limit: int) -> None:
 
 def check_texts(texts: list[str], plural: str, singular: str, limits: Limits, max_chars: int) -> None:
     """At most ``max_batch`` texts, each passing ``check_text`` with at most ``max_chars`` characters."""
-    if len(texts) > limits.max_batch:
-        raise LimitExceededError(f"{len(texts)} {plural} in one request; the limit is {limits.max_batch}: "
-                                 "split the request.")
+    check_batch(len(texts), plural, limits)
     for i, text in enumerate(texts):
         check_text(text, f"{singular} {i}", max_chars)
+
+
+def check_batch(n: int, plural: str, limits: Limits) -> None:
+    """At most ``max_batch`` items in one request."""
+    if n > limits.max_batch:
+        raise LimitExceededError(f"{n} {plural} in one request; the limit is {limits.max_batch}: split the request.")
 
 
 def check_id(doc_id: str, field: str, limits: Limits) -> None:

@@ -24,10 +24,16 @@ class SearchRequest(BaseModel):
                                                       '"expansion": 10, "beta": 1.0} (see docs/search.md).')
 
 
+IMAGE = Field(None, description="A page collection: the page, the base64 of a PNG, JPEG or WebP file (then "
+                                "`text` is its text layer, optional).")
+TEXT = Field("", description="The document's text (a page collection: the page's text layer, optional).")
+
+
 class NewDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, min_length=1, description="Omit on every document to get generated ids.")
-    text: str
+    text: str = TEXT
+    image: str | None = IMAGE
     metadata: dict | None = None
 
 
@@ -38,7 +44,8 @@ class AddRequest(BaseModel):
 
 class UpsertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str
+    text: str = TEXT
+    image: str | None = IMAGE
     metadata: dict | None = None
 
 
