@@ -22,8 +22,9 @@ from pathlib import Path
 from maxsim.evaluation.loaders import document_text, load_beir_folder
 from maxsim.evaluation.metrics import ndcg_at_k, recall_at_k
 from maxsim.models import MultiVectorEncoder
-from maxsim.scoring import maxsim, rerank, topk
+from maxsim.scoring import maxsim, topk
 from maxsim.search.bm25 import BM25Index
+from maxsim.search.rerank import rerank
 
 sys.path.append(str(Path(__file__).resolve().parent))  # after maxsim: bench/maxsim.py must not shadow it
 from common import load_average, machine_line  # noqa: E402

@@ -22,8 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 from maxsim.errors import CorruptedError
+from maxsim.opener import check
 from maxsim.search import Retriever
-from maxsim.search.check import check
 
 EXCLUDED = ("LOCK", "state.sqlite3-shm")
 LABS = ["ames", "langley", "glenn"]

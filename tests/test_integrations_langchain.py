@@ -6,7 +6,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from maxsim.integrations.langchain import MaxsimReranker, MaxsimRetriever
-from maxsim.scoring import rerank
+from maxsim.search.rerank import rerank
 from test_integrations_corpus import CORPUS, SHORT, build
 
 

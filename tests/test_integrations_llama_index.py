@@ -7,7 +7,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 
 from maxsim.errors import InvalidInputError
 from maxsim.integrations.llama_index import MaxsimReranker, MaxsimRetriever
-from maxsim.scoring import rerank
+from maxsim.search.rerank import rerank
 from test_integrations_corpus import CORPUS, SHORT, build
 
 

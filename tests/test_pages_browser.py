@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from test_browser import browser_tools, opened  # noqa: F401  (browser_tools is a fixture)
+from test_browser import browser, browser_tools, opened  # noqa: F401  (browser, browser_tools: fixtures)
 from test_pages_server import served_pages
 from test_server import AUTH, KEY
 
@@ -24,8 +24,8 @@ def page_url(page_model, page_checkpoint, tmp_path_factory):
         yield url
 
 
-def test_thumbnails_and_heatmap_of_an_explained_page(browser_tools, page_url):  # noqa: F811
-    with opened(browser_tools, page_url) as page:
+def test_thumbnails_and_heatmap_of_an_explained_page(browser, page_url):  # noqa: F811
+    with opened(browser, page_url) as page:
         page.wait_for_function("document.getElementById('status').textContent.includes('6 documents')")
         page.fill("#api-key", KEY)
         page.fill("#query", QUERY)

@@ -6,7 +6,7 @@ import pytest
 
 import maxsim
 from maxsim.errors import InvalidInputError
-from maxsim.scoring import rerank
+from maxsim.search.rerank import rerank
 
 QUERIES = ["heat transfer in boundary layers", "buckling of thin cylindrical shells"]
 CANDIDATES = [

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from maxsim.cli import app as cli
-from maxsim.scoring import rerank
 from maxsim.search import Retriever
+from maxsim.search.rerank import rerank
 from maxsim.server import LiveRetriever, create_app
 from test_server import serve_in_thread
 

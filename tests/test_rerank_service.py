@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from conftest import TINY_MODEL
 from maxsim.cli import app as cli
-from maxsim.scoring import rerank
 from maxsim.search import Retriever
+from maxsim.search.rerank import rerank
 from maxsim.server import Limits, LiveRetriever, create_app
 from test_server import serve_in_thread
 

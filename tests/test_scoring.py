@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from maxsim.scoring import maxsim, maxsim_pairwise, rerank, topk
+from maxsim.scoring import maxsim, maxsim_pairwise, topk
+from maxsim.search.rerank import rerank
 
 
 def _brute(q, d):

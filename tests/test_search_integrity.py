@@ -12,8 +12,8 @@ from conftest import TINY_MODEL
 from corruption import without_checksums
 from maxsim.cli import app as cli
 from maxsim.errors import CorruptedError
+from maxsim.opener import check, repair
 from maxsim.search import Retriever
-from maxsim.search.check import check, repair
 from maxsim.server import LiveRetriever, create_app
 from test_server import serve_in_thread
 

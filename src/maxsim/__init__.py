@@ -9,7 +9,7 @@ _ERRORS = ("AlreadyExistsError", "CorruptedError", "InvalidInputError", "LimitEx
 _EXPORTS = {**{name: ("maxsim.models", name) for name in ("Dense", "MultiVectorEncoder", "MultiVectorMask",
                                                             "Normalize", "Transformer")},
             "maxsim_scores": ("maxsim.scoring", "maxsim"), "maxsim_pairwise": ("maxsim.scoring", "maxsim_pairwise"),
-            "rerank": ("maxsim.scoring", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
+            "rerank": ("maxsim.search.rerank", "rerank"), "Retriever": ("maxsim.search", "Retriever"),
             "open": ("maxsim.opener", "open_collection"), "Collection": ("maxsim.search.collection", "Collection"),
             **{name: ("maxsim.search.hits", name) for name in ("Document", "Hit", "Passage")},
             **{name: ("maxsim.errors", name) for name in _ERRORS}}

@@ -1,4 +1,5 @@
-"""``maxsim.open``: the one way to open a collection folder, whatever it holds.
+"""``maxsim.open``: the one way to open a collection folder, whatever it holds (and to check and
+repair one: ``check``, ``repair``).
 
 A retriever folder (``retriever.json``) opens as a ``Retriever``, a sharded collection
 (``collection.json``) as a ``ShardedRetriever``; both are a ``maxsim.search.collection.Collection``.
@@ -31,3 +32,23 @@ def open_collection(path: str | Path, model=None, device: str | None = None, dty
     from maxsim.search.retriever import Retriever
 
     return Retriever.open(path, model=model, device=device, dtype=dtype)
+
+
+def check(path: str | Path) -> list:
+    """Every problem (``maxsim.search.check.Finding``) of the collection at ``path``, a retriever
+    folder or a sharded collection."""
+    from maxsim.distributed.check import check_collection
+    from maxsim.search.check import check_folder
+
+    path = Path(path)
+    return check_collection(path) if is_collection(path) else check_folder(path)
+
+
+def repair(path: str | Path) -> list[str]:
+    """Rebuild what can be rebuilt at ``path``; returns what was rebuilt (``CorruptedError`` when the
+    damage is in what a rebuild needs)."""
+    from maxsim.distributed.check import repair_collection
+    from maxsim.search.check import repair_folder
+
+    path = Path(path)
+    return repair_collection(path) if is_collection(path) else repair_folder(path)

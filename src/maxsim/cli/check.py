@@ -22,7 +22,7 @@ def check(
     """Check INDEX in full: its manifest, every row and index of its store, every index file's CRC-32,
     the agreement of store, index and BM25. Prints each problem (naming the file) and exits 5 if any
     remains; 0 when all is intact."""
-    from maxsim.search import check as checking
+    from maxsim import opener as checking
 
     with user_errors(index):
         if not index.is_dir():

@@ -140,7 +140,7 @@ def build_folder(corpus, output: Path, settings: dict) -> dict:
 def expected_tokens(corpus, pool_factor: int | None) -> int:
     """The token vectors ``corpus`` will give (``maxsim.index.estimate_tokens``), for ``--index auto``."""
     from maxsim.index import estimate_tokens
-    from maxsim.models.pages import PAGE_POOL_FACTOR
+    from maxsim.models.pages.defaults import PAGE_POOL_FACTOR
 
     if isinstance(corpus, PageCorpus):
         return estimate_tokens(pages=len(corpus), pool_factor=pool_factor or PAGE_POOL_FACTOR)

@@ -52,7 +52,7 @@ def rerank(
 ):
     """Rerank each query's candidates in INPUT by MaxSim; one JSON line per query, best first."""
     from maxsim.models.loading import load_model
-    from maxsim.scoring import rerank as rerank_texts
+    from maxsim.search.rerank import rerank as rerank_texts
 
     use_backend(backend)
     groups = read_groups(input)

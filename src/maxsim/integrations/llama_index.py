@@ -17,7 +17,7 @@ from pydantic import Field
 
 from maxsim.errors import InvalidInputError
 from maxsim.integrations.hits import check_content, collection_of, content_of, passage_span, search_one
-from maxsim.scoring import rerank
+from maxsim.search.rerank import rerank
 
 
 class MaxsimRetriever(BaseRetriever):

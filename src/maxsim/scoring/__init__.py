@@ -1,6 +1,5 @@
-"""MaxSim scoring: matrix, pairwise, top-k and rerank."""
+"""MaxSim scoring: matrix, pairwise and top-k."""
 
 from maxsim.scoring.maxsim import maxsim, maxsim_pairwise, topk
-from maxsim.scoring.rerank import rerank
 
-__all__ = ["maxsim", "maxsim_pairwise", "rerank", "topk"]
+__all__ = ["maxsim", "maxsim_pairwise", "topk"]

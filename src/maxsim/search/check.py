@@ -66,23 +66,6 @@ class Intact:
     extra: dict[str, list[tuple]]  # their rows, as stored
 
 
-def check(path: str | Path) -> list[Finding]:
-    """Every problem of the collection at ``path`` (a retriever folder or a sharded collection)."""
-    from maxsim.distributed.check import check_collection, is_collection
-
-    path = Path(path)
-    return check_collection(path) if is_collection(path) else check_folder(path)
-
-
-def repair(path: str | Path) -> list[str]:
-    """Rebuild what can be rebuilt at ``path``; returns what was rebuilt (``CorruptedError`` when the
-    damage is in what a rebuild needs)."""
-    from maxsim.distributed.check import is_collection, repair_collection
-
-    path = Path(path)
-    return repair_collection(path) if is_collection(path) else repair_folder(path)
-
-
 def check_folder(folder: Path) -> list[Finding]:
     """The problems of one retriever folder."""
     try:

@@ -19,8 +19,7 @@ from pathlib import Path
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
 from maxsim.index import KINDS, choose_kind
 from maxsim.models.loading import load_model
-from maxsim.models.pages import PAGE_POOL_FACTOR
-from maxsim.models.pages.encoder import PAGE_BATCH
+from maxsim.models.pages.defaults import PAGE_BATCH, PAGE_POOL_FACTOR
 from maxsim.search import folder as layout
 from maxsim.search import pages as page_store
 from maxsim.search.bm25 import BM25Versions

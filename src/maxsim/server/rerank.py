@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from maxsim.errors import LimitExceededError
-from maxsim.scoring import rerank
+from maxsim.search.rerank import rerank
 from maxsim.server.checks import check_text
 from maxsim.server.schemas import Limits
 

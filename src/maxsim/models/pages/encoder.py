@@ -21,16 +21,12 @@ from maxsim.models.encoder import check_texts, pad_embeddings
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import HierarchicalTokenPooling, MultiVectorMask
 from maxsim.models.pages.backbone import RetrievalBackbone
+from maxsim.models.pages.defaults import PAGE_BATCH, PAGE_POOL_FACTOR  # noqa: F401 - exported here too
 from maxsim.models.pages.grid import PatchGrid, patch_positions
 from maxsim.models.pages.layout import read_page_layout
 from maxsim.models.pooling import check_pool_factor, pool_with_assignment
 from maxsim.models.precision import CAST_DTYPES, autocast, resolve_dtype
 from maxsim.scoring.similarity import resolve_similarity
-
-PAGE_BATCH = 8  # pages per forward pass: a page is ~1,000 tokens (ColPali: 1,030)
-# pool factor for collections of pages: a third of the vectors; the ColPali authors report ~97.8 % of
-# retrieval quality kept at 3 (docs/pages.md, Token pooling for pages)
-PAGE_POOL_FACTOR = 3
 
 
 @dataclass(frozen=True)

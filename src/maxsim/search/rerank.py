@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from maxsim.errors import InvalidInputError
 from maxsim.scoring.maxsim import maxsim
+from maxsim.search.passages import Encoder
 
 
 def rerank(queries=None, documents=None, documents_ids=None, k: int | None = None, *, model=None,
@@ -118,7 +119,6 @@ def _check_k(k) -> None:
 def _encode(model, queries: list, documents: list[list], batch_size: int, show: bool, passages, max_tokens):
     """Texts -> (query embeddings, per query per candidate its passages' embeddings, per query per
     candidate its passages' character spans); each distinct candidate split and encoded once."""
-    from maxsim.search.passages import Encoder  # search builds on scoring: imported when used
 
     if model is None:
         raise InvalidInputError("rerank got texts but no model: pass model=MultiVectorEncoder(...), "
