@@ -63,8 +63,8 @@ POOL_FACTORS = (1, 2, 3)
 INDEXES = {"exact float16": (ExactIndex, {"dtype": "float16"}),
            "PLAID nbits 2": (PlaidIndex, {"nbits": 2, "rescore": None}),
            "PLAID nbits 4": (PlaidIndex, {"nbits": 4, "rescore": None}),
-           "PLAID nbits 2 + float16 copy": (PlaidIndex, {"nbits": 2}),
-           "PLAID nbits 4 + float16 copy": (PlaidIndex, {"nbits": 4})}
+           "PLAID nbits 2 + float16 copy": (PlaidIndex, {"nbits": 2, "rescore": "float16"}),
+           "PLAID nbits 4 + float16 copy": (PlaidIndex, {"nbits": 4, "rescore": "float16"})}
 BYTES_INDEXES = ("exact float16", "PLAID nbits 2", "PLAID nbits 4")
 CHUNK_PAGES = 250  # pages generated and added at a time (bounded memory at 10k pages of 1,000 vectors)
 SEARCH_HEADER = ["pages", "vectors / page", "index", "build s", "kB / page on disk", "ms / query (median)",

@@ -124,12 +124,26 @@ def compile_openvino(path: Path, hint: str, threads: int):
     precision ``hint`` ("f32", "bf16"). OpenVINO keeps the compiled model beside the export, in
     ``<cache>/openvino/<key>/`` (its ``CACHE_DIR``), so later processes load it (a tenth of a second)
     instead of compiling again (seconds); the export's own folder is left as written."""
-    import openvino
-
-    return openvino.Core().compile_model(str(path), "CPU", {
+    return openvino_runtime().Core().compile_model(str(path), "CPU", {
         "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
         "CPU_RUNTIME_CACHE_CAPACITY": SHAPES_CACHED,
         "CACHE_DIR": str(path.parent.parent.parent / "openvino" / path.parent.name)})
+
+
+def openvino_runtime():
+    """The ``openvino`` package without its model converter: ``import openvino`` also imports
+    ``openvino.tools.ovc`` (a third of the import's time, and of a one-off search's wait for it),
+    which maxsim never uses: OpenVINO reads the ONNX export itself. The converter stays importable."""
+    if "openvino" not in sys.modules:
+        skipped = "openvino.tools.ovc" not in sys.modules
+        if skipped:
+            sys.modules["openvino.tools.ovc"] = None  # the package's own `try: from ... import` then skips it
+        try:
+            import openvino  # noqa: F401
+        finally:
+            if skipped:
+                del sys.modules["openvino.tools.ovc"]
+    return sys.modules["openvino"]
 
 
 def announce_export(path: Path) -> None:
