@@ -121,7 +121,7 @@ def test_folder_errors(tmp_path, tiny_model, retriever):
         Retriever.create(retriever.folder, tiny_model, model_name=TINY)
     with pytest.raises(FileNotFoundError, match="not a retriever folder"):
         Retriever.open(tmp_path)
-    with pytest.raises(ValueError, match="index must be one of"):
+    with pytest.raises(ValueError, match="index must be 'auto' or one of"):
         Retriever.create(tmp_path / "x", tiny_model, index="hnsw", model_name=TINY)
     backbone_only = MultiVectorEncoder(modules=[tiny_model.transformer], device="cpu")  # 64-dim, not 32
     assert backbone_only.dim != tiny_model.dim
