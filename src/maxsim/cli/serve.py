@@ -10,8 +10,7 @@ import typer
 from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
-from maxsim.server.limits import Limits
-from maxsim.server.live import BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS
+from maxsim.server.limits import BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS, Limits
 
 DEFAULTS = Limits()
 API_KEY_ENV = "MAXSIM_API_KEY"

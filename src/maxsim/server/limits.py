@@ -1,11 +1,18 @@
-"""The service's per-request limits (a module of its own: ``maxsim serve`` reads the defaults
-without loading the service)."""
+"""The service's per-request limits and its defaults (a module of its own: ``maxsim serve`` reads
+them without loading the service)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from maxsim.search.limits import MAX_ID_CHARS, MAX_LIST, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+
+WRITER_NICENESS = 10  # niceness added to the writer thread
+READERS = 2  # search workers and reader threads
+LOCK_WAIT = 10.0  # seconds a write may wait to start (the folder's lock, earlier writes)
+MAX_QUEUE = 256  # requests waiting per queue (searches, other reads, writes) before 503
+BATCH_WAIT = 0.002  # seconds a search batch waits for companions when it is not full
+BATCH_QUERIES = 64  # queries per search batch
 
 
 @dataclass(frozen=True)

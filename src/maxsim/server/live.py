@@ -27,14 +27,9 @@ from pathlib import Path
 
 from maxsim.errors import InvalidInputError, LockedError
 from maxsim.server.batching import BoundedPool, SearchBatcher
+from maxsim.server.limits import BATCH_QUERIES, BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS
 
 logger = logging.getLogger(__name__)
-WRITER_NICENESS = 10
-READERS = 2  # search workers and reader threads
-LOCK_WAIT = 10.0  # seconds a write may wait to start (the folder's lock, earlier writes)
-MAX_QUEUE = 256  # requests waiting per queue (searches, other reads, writes) before 503
-BATCH_WAIT = 0.002  # seconds a search batch waits for companions when it is not full
-BATCH_QUERIES = 64  # queries per search batch
 MALLOC_ARENAS, MMAP_THRESHOLD, ONEDNN_KERNELS = 2, 128 << 10, 32  # a serving process's settings (``tune_memory``)
 
 
