@@ -24,6 +24,12 @@ BACKEND_HELP = ("Where the model's backbone runs: auto (the default: OpenVINO wh
 BACKEND_ENV = "MAXSIM_BACKEND"
 TRACEBACK_ENV = "MAXSIM_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
 SURROGATE = re.compile("[\ud800-\udfff]")
+FUSION = typer.Option("rrf", "--fusion", help="With --hybrid: rrf (reciprocal ranks), convex (normalised scores "
+                                              "weighed by --alpha) or score (docs/search.md, Fusion).")
+ALPHA = typer.Option(None, "--alpha", min=0.0, max=1.0, help="With --fusion convex: the weight of MaxSim "
+                                                             "(default 0.75).")
+PRF = typer.Option(False, "--prf", help="ColBERT-PRF: expand each query from its top 3 documents' token vectors "
+                                        "and search again (docs/search.md).")
 
 # exit statuses of errors that are not maxsim's own, as their maxsim.errors counterparts; others: 1
 EXIT_CODES = ((FileNotFoundError, 3), (FileExistsError, 4), (sqlite3.Error, 5), (UnicodeDecodeError, 2))

@@ -10,7 +10,17 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, use_backend, user_errors
+from maxsim.cli.common import (
+    ALPHA,
+    BACKEND_HELP,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    FUSION,
+    MODEL_HELP,
+    PRF,
+    use_backend,
+    user_errors,
+)
 
 
 @app.command()
@@ -25,12 +35,9 @@ def evaluate(
     backend: str = typer.Option(None, "--backend", help=BACKEND_HELP),
     hybrid: bool = typer.Option(False, "--hybrid", help="Score the BM25 + MaxSim fused ranking instead of exact "
                                                         "MaxSim; metrics named Hybrid_*."),
-    fusion: str = typer.Option("rrf", "--fusion", help="With --hybrid: rrf (reciprocal rank), convex (weights "
-                                                       "--alpha / 1 - alpha on normalised scores) or score."),
-    alpha: float = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Dense weight of --fusion convex "
-                                                                        "(default: the library's)."),
-    prf: bool = typer.Option(False, "--prf", help="ColBERT-PRF: expand each query from its top documents and "
-                                                  "search again (metrics named *PRF_*)."),
+    fusion: str = FUSION,
+    alpha: float = ALPHA,
+    prf: bool = PRF,
     tune_fusion: bool = typer.Option(False, "--tune-fusion", help="Choose --alpha of convex fusion on the judged "
                                                                   "queries of the first --data (best nDCG@10), then "
                                                                   "report hybrid convex fusion with it on every one."),

@@ -17,7 +17,17 @@ from pathlib import Path
 import typer
 
 from maxsim.cli import app
-from maxsim.cli.common import BACKEND_HELP, DEVICE_HELP, DTYPE_HELP, printable, use_backend, user_errors
+from maxsim.cli.common import (
+    ALPHA,
+    BACKEND_HELP,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    FUSION,
+    PRF,
+    printable,
+    use_backend,
+    user_errors,
+)
 from maxsim.cli.where import WHERE_HELP
 
 EXPLAIN_THREADS = 4  # /explain requests in flight at once on the server path
@@ -29,12 +39,9 @@ def search(
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Number of hits."),
     hybrid: bool = typer.Option(False, "--hybrid", help="Fuse BM25 with MaxSim (--fusion)."),
-    fusion: str = typer.Option("rrf", "--fusion", help="With --hybrid: rrf (reciprocal ranks), convex (normalized "
-                                                       "scores weighed by --alpha) or score."),
-    alpha: float = typer.Option(None, "--alpha", min=0.0, max=1.0, help="With --fusion convex: the weight of "
-                                                                        "MaxSim (default 0.75)."),
-    prf: bool = typer.Option(False, "--prf", help="ColBERT-PRF: expand the query from its top 3 documents' token "
-                                                  "vectors and search again (docs/search.md)."),
+    fusion: str = FUSION,
+    alpha: float = ALPHA,
+    prf: bool = PRF,
     where: list[str] = typer.Option(None, "--where", "-w", help=WHERE_HELP),
     model: str = typer.Option(None, "--model", "-m", help="Model to use instead of the one the index names."),
     device: str = typer.Option(None, "--device", help=DEVICE_HELP),

@@ -27,12 +27,11 @@ from maxsim.distributed.codec import SharedCodec, adopt_codec
 from maxsim.distributed.encode import connect, decode, encode_rows, encoder_resources, row_size, to_rows
 from maxsim.distributed.lexical import Lexical
 from maxsim.errors import AlreadyExistsError, CorruptedError
-from maxsim.index import estimate_tokens
+from maxsim.index import auto_kind, estimate_tokens
 from maxsim.io import Corpus, read_corpus
 from maxsim.models.loading import load_model
 from maxsim.search import Retriever
 from maxsim.search.passages import Encoded
-from maxsim.search.retriever import auto_kind
 
 SAMPLE_DOCS = 4096  # documents encoded to train the shared PLAID codec
 COMMIT_DOCS = 1024  # documents per shard commit

@@ -23,6 +23,7 @@ from maxsim.distributed.codec import SharedCodec
 from maxsim.distributed.lexical import Lexical, insertion_order
 from maxsim.distributed.shards import LocalShards
 from maxsim.errors import AlreadyExistsError, NotFoundError
+from maxsim.index import auto_kind
 from maxsim.index.storage import writer_lock
 from maxsim.models.loading import load_model
 from maxsim.search import Retriever
@@ -35,7 +36,7 @@ from maxsim.search.inputs import check_doc_id, check_ids, check_queries
 from maxsim.search.options import SearchOptions, check_filter, check_page
 from maxsim.search.prf import expand
 from maxsim.search.querycache import QueryCache
-from maxsim.search.retriever import auto_kind, checked_inputs, encode_inputs
+from maxsim.search.retriever import checked_inputs, encode_inputs
 
 
 class ShardedRetriever:

@@ -12,7 +12,7 @@ from pathlib import Path
 from maxsim.errors import InvalidInputError
 from maxsim.index.base import Index, Scored
 from maxsim.index.codec import ResidualCodec
-from maxsim.index.defaults import choose_kind, estimate_tokens
+from maxsim.index.defaults import auto_kind, choose_kind, estimate_tokens
 from maxsim.index.exact import ExactIndex
 from maxsim.index.params import ExactParams, IndexParams, PlaidParams
 from maxsim.index.plaid import PlaidIndex
@@ -32,4 +32,4 @@ def open_index(folder: str | Path, **kwargs) -> Index:
 
 
 __all__ = ["KINDS", "ExactIndex", "ExactParams", "Index", "IndexParams", "PlaidIndex", "PlaidParams",
-           "ResidualCodec", "Scored", "choose_kind", "estimate_tokens", "open_index"]
+           "ResidualCodec", "Scored", "auto_kind", "choose_kind", "estimate_tokens", "open_index"]

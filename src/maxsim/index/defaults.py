@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from maxsim.errors import InvalidInputError
 from maxsim.index.params import SEARCH_KEYS
 
 STAGE2_FACTOR = 4  # stage 2 keeps STAGE2_FACTOR * n_full_scores candidates for stage 4 (see stage2_keep)
@@ -35,6 +36,23 @@ def stage2_keep(n_full: int, n_docs: int) -> int:
     """Candidates stage 2 hands to stage 4: STAGE2_FACTOR * n_full, but in a small collection no
     more than max(2 * n_full, n_docs / 8), so stage 4 does not score a third of it from centroids."""
     return min(STAGE2_FACTOR * n_full, max(2 * n_full, n_docs // 8))
+
+
+def auto_kind(index: str, expected_tokens: int | None, dim: int, params: dict | None = None) -> str:
+    """``index``, with "auto" resolved: the kind whose parameters ``params`` name (e.g. ``nbits``:
+    PLAID), else ``choose_kind`` for ``expected_tokens`` token vectors."""
+    if index != "auto":
+        return index
+    from maxsim.index import KINDS
+
+    fits = [kind for kind, cls in KINDS.items() if set(params or ()) <= set(cls.params_class._names())]
+    if params and len(fits) == 1:
+        return fits[0]
+    if expected_tokens is None or expected_tokens < 0:
+        raise InvalidInputError("index='auto' chooses from the collection's size: pass expected_tokens= (the token "
+                                "vectors it will hold, e.g. maxsim.index.estimate_tokens(texts)), or pick "
+                                "index='exact' or 'plaid'.")
+    return choose_kind(0, int(expected_tokens), dim)[0]
 
 
 def choose_kind(n_documents: int, n_tokens: int, dim: int) -> tuple[str, str]:

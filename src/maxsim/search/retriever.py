@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError, NotFoundError
-from maxsim.index import KINDS, choose_kind
+from maxsim.index import KINDS, auto_kind
 from maxsim.models.loading import load_model
 from maxsim.models.pages.defaults import PAGE_BATCH, PAGE_POOL_FACTOR
 from maxsim.search import folder as layout
@@ -352,21 +352,6 @@ class Retriever:
 
     def __repr__(self) -> str:
         return f"Retriever({str(self.folder)!r}, documents={len(self)}, kind={self.manifest['kind']!r})"
-
-
-def auto_kind(index: str, expected_tokens: int | None, dim: int, params: dict | None = None) -> str:
-    """``index``, with "auto" resolved: the kind whose parameters ``params`` name (e.g. ``nbits``:
-    PLAID), else ``choose_kind`` for ``expected_tokens`` token vectors."""
-    if index != "auto":
-        return index
-    fits = [kind for kind, cls in KINDS.items() if set(params or ()) <= set(cls.params_class._names())]
-    if params and len(fits) == 1:
-        return fits[0]
-    if expected_tokens is None or expected_tokens < 0:
-        raise InvalidInputError("index='auto' chooses from the collection's size: pass expected_tokens= (the token "
-                                "vectors it will hold, e.g. maxsim.index.estimate_tokens(texts)), or pick "
-                                "index='exact' or 'plaid'.")
-    return choose_kind(0, int(expected_tokens), dim)[0]
 
 
 def checked_documents(texts, ids, metadata) -> tuple[list[str], list[str], list[dict | None]]:
