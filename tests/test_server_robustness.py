@@ -59,8 +59,11 @@ def test_a_held_lock_is_503_after_lock_wait_and_a_killed_holder_frees_it(index, 
                 assert answer.status_code == 503 and answer.headers["Retry-After"] == "1", answer.text
                 assert str(tmp_path) not in answer.text
             details = sorted(answer.json()["detail"] for answer in answers)
-            assert details[0].startswith(f"LOCK is held by another writer (process {holder.pid})"), details
-            assert all(d.startswith("the write could not start within 1 s") for d in details[1:]), details
+            held = f"LOCK is held by another writer (process {holder.pid})"
+            assert details[0].startswith(held), details  # the first write reached the lock and named its holder
+            # the others timed out in the service's queue, or (when the first gave up just before their own
+            # deadline) reached the lock in turn: either way a 503 saying why
+            assert all(d.startswith(("the write could not start within 1 s", held)) for d in details[1:]), details
             kill(holder)  # the holder dies holding the lock: flock ends with it
             assert put(base, "new0", "A new note on flutter.").status_code == 200
             assert httpx.get(f"{base}/documents/new0").json()["text"] == "A new note on flutter."
