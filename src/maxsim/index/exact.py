@@ -7,11 +7,13 @@ against each block at once (``maxsim.index.packed``: one GEMM + a segment max, t
 
 Where the CPU multiplies bfloat16 fast (``maxsim.index.packed.scan_dtype``: AVX512-BF16, AMX),
 the scan runs on a bfloat16 copy of the vectors kept in memory (built on the first search of a
-segment, the size of the float16 files) and every document whose approximate score comes within
-twice the scan's error allowance (``SCAN_ERROR``, ~6x the largest error measured) of the k-th best
-is re-scored exactly, in float32, from the stored vectors: scores are float32 MaxSim and the
-ranking equals a float32 scan's unless a rounding error exceeds that allowance. Elsewhere blocks are
-converted to float32 one at a time (a block-sized buffer, never a copy of the index).
+segment, the size of the float16 files, whose resident pages are then given back) and every
+document whose approximate score comes within twice the scan's error allowance (``SCAN_ERROR``,
+~6x the largest error measured) of the k-th best is re-scored exactly, in float32, from the stored
+vectors: scores are float32 MaxSim and the ranking equals a float32 scan's unless a rounding error
+exceeds that allowance. Elsewhere blocks are converted to float32 one at a time (a block-sized
+buffer, never a copy of the index). Blocks and query batches are padded to a few shapes
+(``maxsim.index.packed.padded_rows``): memory stays flat whatever batches a service meets.
 """
 
 from __future__ import annotations
@@ -25,19 +27,24 @@ from maxsim.errors import CorruptedError
 from maxsim.index.packed import (
     SCAN_ERROR,
     as_tensor,
-    chunk_ranges,
     maxsim_packed,
     maxsim_scan,
     merge_topk,
+    padded_copy,
+    padded_queries,
+    scan_block,
     scan_dtype,
     token_ranges,
     top_window,
+    window_ranges,
 )
 from maxsim.index.params import ExactParams
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
+from maxsim.memory import release_map
 
-SCAN_BLOCK_ELEMENTS = 1 << 19  # similarities per block: 16,384 document vectors x 32 query vectors
+SCAN_BLOCK_ELEMENTS = 1 << 21  # similarities per block: 8,192 document vectors x 256 query vectors
+BLOCK_ROWS = 8192  # document vectors per block at most (scan and re-score: the scratch buffers' size)
 MAX_GROUP_COLUMNS = 2048  # query vectors scored together
 _CACHE_LOCK = threading.Lock()
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -100,10 +107,11 @@ class ExactIndex(SegmentedIndex):
 
     def _scan(self, qs, k, mask, dtype):
         """Per query the (global positions, approximate scores) that may be in its top ``k``."""
-        q = torch.from_numpy(np.concatenate(qs)).to(dtype)
+        q = padded_queries(torch.from_numpy(np.concatenate(qs)).to(dtype))
         widths = [len(x) for x in qs]
         q_norms = np.array([np.linalg.norm(x, axis=1).sum() for x in qs], dtype=np.float64)
-        budget = max(1, min(self.params.chunk_tokens, SCAN_BLOCK_ELEMENTS // q.shape[0]))
+        columns = 1 << (q.shape[0] - 1).bit_length()  # one block size per power of two: few matrix shapes
+        budget = max(1, min(self.params.chunk_tokens, BLOCK_ROWS, SCAN_BLOCK_ELEMENTS // columns))
         found = [([], []) for _ in qs]
         for si, seg in enumerate(self._segments):
             base = int(self._bases[si])
@@ -124,15 +132,15 @@ class ExactIndex(SegmentedIndex):
         the largest token norm of the segment (what the scan error scales with)."""
         vectors, max_norm = self._scan_vectors(seg, dtype)
         scores = np.zeros((len(widths), seg.n_docs), dtype=np.float32)
-        for a, b in chunk_ranges(seg.doclens, budget):
+        for a, b in window_ranges(seg.doclens, budget):
             sel = np.nonzero(seg_mask[a:b])[0]
             if not len(sel):
                 continue
             if len(sel) * 4 >= b - a:  # dense: score the whole range
-                block = _to(vectors[seg.offsets[a]: seg.offsets[b]], dtype)
+                block = scan_block(vectors, int(seg.offsets[a]), int(seg.offsets[b]), dtype, budget)
                 scores[:, a:b] = maxsim_scan(q, widths, block, seg.doclens[a:b])
             else:
-                block = _to(vectors[token_ranges(seg.offsets, a + sel)], dtype)
+                block = padded_copy(vectors[token_ranges(seg.offsets, a + sel)], dtype)
                 scores[:, a + sel] = maxsim_scan(q, widths, block, seg.doclens[a + sel])
         return scores, max_norm
 
@@ -151,6 +159,7 @@ class ExactIndex(SegmentedIndex):
                     copy[s: s + len(part)] = part
                     max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
                 seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
+                release_map(getattr(v, "raw", v))  # the scan reads the copy from now on
         return seg.arrays["scan"], seg.arrays["scan_max_norm"]
 
     def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int):
@@ -160,16 +169,13 @@ class ExactIndex(SegmentedIndex):
         for si in np.unique(seg_idx):
             sel = np.nonzero(seg_idx == si)[0]
             seg, local = self._segments[si], cand[sel] - self._bases[si]
-            block = as_tensor(seg.arrays["vectors"][token_ranges(seg.offsets, local)], torch.float32)
-            exact[sel] = maxsim_packed([q], block, seg.doclens[local])[0]
+            lengths = seg.doclens[local]
+            for a, b in window_ranges(lengths, BLOCK_ROWS):
+                block = seg.arrays["vectors"][token_ranges(seg.offsets, local[a:b])]
+                exact[sel[a:b]] = maxsim_packed([q], block, lengths[a:b])[0]
+            if "scan" in seg.arrays:  # read for this re-score only: the scan has its copy
+                release_map(getattr(seg.arrays["vectors"], "raw", seg.arrays["vectors"]))
         return merge_topk(None, cand, exact, k)
-
-
-def _to(block, dtype) -> torch.Tensor:
-    """A block of vectors (numpy or torch) as a torch tensor of ``dtype`` (no copy when it is one)."""
-    if isinstance(block, torch.Tensor):
-        return block if block.dtype == dtype else block.to(dtype)
-    return as_tensor(block, dtype)
 
 
 def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:

@@ -61,19 +61,28 @@ def _segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np.ndarray:
-    """MaxSim of each query (Lq_i, dim) with each packed document -> (n_queries, n_docs) float32."""
-    v = vectors if isinstance(vectors, torch.Tensor) else torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+    """MaxSim of each query (Lq_i, dim) with each packed document -> (n_queries, n_docs) float32.
+    ``vectors`` (n_tokens, dim), any float dtype, numpy or torch: converted into this thread's
+    scratch buffer (a re-score allocates no fresh pages)."""
+    shape = tuple(vectors.shape)
+    v = scratch(shape[0] * shape[1], torch.float32, "packed").view(shape)
+    v.copy_(vectors if isinstance(vectors, torch.Tensor) else _from_numpy(vectors))
     q = torch.from_numpy(np.concatenate(queries).astype(np.float32, copy=False))
-    sim = v.float() @ q.T
+    sim = scratch(shape[0] * q.shape[0], torch.float32, "packed_sim").view(shape[0], q.shape[0])
+    torch.mm(v, q.T, out=sim)
     return segment_max_sum(sim, lengths, [len(x) for x in queries])
+
+
+def _from_numpy(array) -> torch.Tensor:
+    with warnings.catch_warnings():  # torch warns about read-only arrays; it only reads this one
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.asarray(array))
 
 
 def as_tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """A (read-only, memory-mapped) numpy array as a new torch tensor of ``dtype``: torch converts
     float16 with F16C, ~10x numpy's ``astype``."""
-    with warnings.catch_warnings():  # torch warns about read-only arrays; it only reads this one
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.asarray(array)).to(dtype, copy=True)
+    return _from_numpy(array).to(dtype, copy=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,12 +110,13 @@ def scan_dtype() -> torch.dtype:
 
 
 _BUFFERS = threading.local()
+ROW_STEP = 64  # scan blocks are padded to a multiple of this many rows at least (padded_rows)
 
 
-def scratch(n_elements: int, dtype: torch.dtype) -> torch.Tensor:
-    """A flat tensor of at least ``n_elements``, reused by this thread's later calls (a scan then
-    allocates nothing of the index's size, and no fresh pages per block)."""
-    key = f"buf_{dtype}"
+def scratch(n_elements: int, dtype: torch.dtype, name: str = "sim") -> torch.Tensor:
+    """A flat tensor of at least ``n_elements``, reused by this thread's later calls with the same
+    ``name`` (a scan then allocates nothing of the index's size, and no fresh pages per block)."""
+    key = f"{name}_{dtype}"
     buf = getattr(_BUFFERS, key, None)
     if buf is None or buf.numel() < n_elements:
         buf = torch.empty(n_elements, dtype=dtype)
@@ -114,14 +124,53 @@ def scratch(n_elements: int, dtype: torch.dtype) -> torch.Tensor:
     return buf[:n_elements]
 
 
+def padded_queries(q: torch.Tensor) -> torch.Tensor:
+    """Query vectors (n, dim) with zero rows added up to a multiple of 16, or of a sixteenth of ``n``
+    (at most 1/16 more): oneDNN keeps a compiled kernel per matrix shape (~0.65 MB each, never
+    freed), so a service meeting every batch size and block size would otherwise grow by hundreds of
+    MB. Few column counts, and few row counts per column count (``padded_rows``), keep it bounded."""
+    n = q.shape[0]
+    step = max(16, 1 << max(0, n.bit_length() - 5))
+    size = -(-n // step) * step
+    return torch.cat([q, q.new_zeros(size - n, q.shape[1])]) if size > n else q
+
+
+def padded_rows(n: int) -> int:
+    """``n`` rounded up to a multiple of ROW_STEP, or of a sixteenth of ``n`` (at most 1/16 more rows,
+    16-32 shapes per doubling: see ``padded_queries``)."""
+    step = max(ROW_STEP, 1 << max(0, n.bit_length() - 5))
+    return -(-n // step) * step
+
+
+def scan_block(vectors, start: int, stop: int, dtype: torch.dtype, rows: int) -> torch.Tensor:
+    """Rows [start, stop) of ``vectors`` (torch, or numpy converted to ``dtype``) followed by more, up
+    to ``rows`` in all when ``vectors`` is a tensor holding them (a view: no copy, and one matrix shape
+    for every block of a scan), else up to ``padded_rows`` (zeros: a scratch copy)."""
+    if isinstance(vectors, torch.Tensor) and vectors.dtype == dtype and stop - start <= rows <= len(vectors) - start:
+        return vectors[start: start + rows]
+    return padded_copy(vectors[start:stop], dtype)
+
+
+def padded_copy(block, dtype: torch.dtype) -> torch.Tensor:
+    """``block`` (n, dim), numpy or torch, in this thread's scratch buffer as ``dtype``, with zero rows
+    up to ``padded_rows(n)``."""
+    n, dim = block.shape
+    rows = padded_rows(n)
+    out = scratch(rows * dim, dtype, "block").view(rows, dim)
+    out[:n] = block if isinstance(block, torch.Tensor) else _from_numpy(block)
+    out[n:] = 0
+    return out
+
+
 @torch.inference_mode()
 def maxsim_scan(q: torch.Tensor, widths: list[int], block: torch.Tensor, lengths: np.ndarray) -> np.ndarray:
-    """Approximate MaxSim for an index scan: ``q`` (sum widths, dim) and ``block`` (n_tokens, dim)
-    in the scan dtype -> (n_queries, n_docs) float32, off by about SCAN_ERROR * |q_i| * max |d| per
-    query vector at most (0 in float32). The similarities go to this thread's scratch buffer."""
+    """Approximate MaxSim for an index scan: ``q`` (>= sum widths, dim; rows past the widths are
+    padding) and ``block`` (>= sum lengths, dim; rows past them are ignored: ``scan_block``) in the
+    scan dtype -> (n_queries, n_docs) float32, off by about SCAN_ERROR * |q_i| * max |d| per query
+    vector at most (0 in float32). The similarities go to this thread's scratch buffer."""
     sim = scratch(block.shape[0] * q.shape[0], q.dtype).view(block.shape[0], q.shape[0])
     torch.mm(block, q.T, out=sim)
-    return segment_max_sum(sim, lengths, widths)
+    return segment_max_sum(sim[: int(np.sum(lengths))], lengths, widths)
 
 
 def token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
@@ -157,11 +206,12 @@ def top_window(docs: np.ndarray, scores: np.ndarray, k: int, margin: float):
     return docs[keep], scores[keep]
 
 
-def chunk_ranges(doclens: np.ndarray, budget_tokens: int) -> list[tuple[int, int]]:
-    """Contiguous document ranges, a new one at the first document starting at or after each
-    multiple of ``budget_tokens`` tokens (a range exceeds the budget by less than one document)."""
-    starts = np.concatenate([[0], np.cumsum(doclens)[:-1]]).astype(np.int64) if len(doclens) else np.zeros(0, np.int64)
-    total = int(np.sum(doclens))
-    cuts = np.unique(np.searchsorted(starts, np.arange(0, max(total, 1), max(int(budget_tokens), 1)), side="left"))
-    cuts = np.concatenate([cuts[cuts < len(doclens)], [len(doclens)]])
-    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+def window_ranges(doclens: np.ndarray, rows: int) -> list[tuple[int, int]]:
+    """Contiguous document ranges of at most ``rows`` tokens each (a longer document alone)."""
+    ends = np.cumsum(doclens, dtype=np.int64)
+    out, a, base = [], 0, 0
+    while a < len(ends):
+        b = max(a + 1, int(np.searchsorted(ends, base + rows, side="right")))
+        out.append((a, b))
+        a, base = b, int(ends[b - 1])
+    return out

@@ -12,7 +12,6 @@ nDCG@10 (docs/models.md, Backends).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import importlib.util
 import json
@@ -29,13 +28,13 @@ import numpy as np
 import torch
 
 from maxsim.errors import InvalidInputError, ModelLoadError
+from maxsim.memory import release_file_pages, release_mappings
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 OPTIONS = {"cache_dir", "num_threads"}
 EXPORT_VERSION = "1"  # part of the cache key: bump when the exported graph changes
 PRECISIONS = {"onnx": {"float32": None},  # encoder precision name -> runtime setting
               "openvino": {"float32": "f32", "mixed": "bf16"}}
-MADV_DONTNEED = 4
 KEEP_BUFFER_TOKENS = 4096  # OpenVINO keeps a request's buffers for the largest batch seen: freed above this
 # input shapes whose prepared kernels OpenVINO keeps (its default, 5000, grows ~1.3 MB per new (batch, length):
 # 666 MB after 300 shapes of query batches; 32 shapes: 420 MB, no slower per inference)
@@ -76,6 +75,7 @@ class Runtime:
         else:
             self._compiled = compile_openvino(self.path, PRECISIONS[backend][precision], threads)
             release_file_pages(self.path.with_name(self.path.name + ".data"))  # read once, converted
+            release_mappings(lambda name: name.endswith(".safetensors"))  # the torch weights: OpenVINO runs it
             self._requests = threading.local()  # an infer request is not thread-safe: one per thread
             self._run = self._openvino_run
 
@@ -97,26 +97,6 @@ class Runtime:
                  for name in ("input_ids", "attention_mask")}
         features["token_embeddings"] = torch.from_numpy(np.asarray(self._run(feeds), dtype=np.float32))
         return features
-
-
-def release_file_pages(path: Path) -> int:
-    """Drop this process's resident pages of read-only mappings of ``path`` (Linux ``madvise``
-    MADV_DONTNEED; elsewhere a no-op): OpenVINO maps the float32 weights, converts them when it
-    compiles, and keeps the mapping (86 MB resident for MiniLM). The pages come back from the file
-    if read again, so nothing changes but memory. Returns the bytes released."""
-    try:
-        maps = open("/proc/self/maps").read().splitlines()
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return 0
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    released = 0
-    for line in maps:
-        fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5] == str(path) and "w" not in fields[1]:
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            released += (end - start) if madvise(start, end - start, MADV_DONTNEED) == 0 else 0
-    return released
 
 
 def compile_openvino(path: Path, hint: str, threads: int):
