@@ -85,8 +85,11 @@ class ExactIndex(SegmentedIndex):
         return {"vectors": flat}
 
     def _merge_arrays(self, body, parts, doclens):
-        return {"vectors": np.concatenate([np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, keep)])
-                                           for seg, keep in parts])}
+        merged = np.concatenate([np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, keep)])
+                                 for seg, keep in parts])
+        for seg, _ in parts:  # read once: the merged copy is written next
+            release_map(getattr(seg.arrays["vectors"], "raw", seg.arrays["vectors"]))
+        return {"vectors": merged}
 
     def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
         v = seg.arrays["vectors"]
