@@ -1,5 +1,7 @@
 """Memory a served index holds: mapped pages given back, and scans that meet few matrix shapes."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,19 @@ def test_a_private_writable_map_is_released_only_while_unwritten(tmp_path):
     np.asarray(array).sum()
     assert release_file_pages(path) == 0
     assert array[0, 0] == 123.0 and resident_kib(path) >= 4000
+
+
+def test_maxsim_packed_in_bounded_blocks_equals_maxsim(monkeypatch):
+    """Re-scores convert BLOCK_ROWS vectors at a time into a scratch buffer: the scores are those of
+    maxsim.scoring.maxsim over whole documents, and the buffer stays at the block's size."""
+    from maxsim.scoring import maxsim
+
+    monkeypatch.setattr(packed, "BLOCK_ROWS", 50)
+    monkeypatch.setattr(packed, "_BUFFERS", threading.local())  # this thread's buffers, anew
+    rng = np.random.default_rng(3)
+    docs = [rng.standard_normal((int(n), 16)).astype(np.float16) for n in rng.integers(0, 40, 60)]
+    queries = [rng.standard_normal((n, 16)).astype(np.float32) for n in (5, 9)]
+    got = packed.maxsim_packed(queries, np.concatenate(docs), np.array([len(d) for d in docs]))
+    want = maxsim(queries, [d.astype(np.float32) for d in docs])
+    np.testing.assert_allclose(got, np.asarray(want), atol=1e-5)
+    assert 0 < getattr(packed._BUFFERS, f"packed_{torch.float32}").numel() <= 50 * 16

@@ -10,6 +10,7 @@ scan reads a bfloat16 copy, re-scores read a few documents' rows and give them b
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def release_map(array) -> int:
     return length if _madvise()(start, length, MADV_DONTNEED) == 0 else 0
 
 
+@functools.lru_cache(maxsize=1)
 def _madvise():
     madvise = ctypes.CDLL(None, use_errno=True).madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

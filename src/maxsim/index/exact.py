@@ -25,6 +25,7 @@ import torch
 
 from maxsim.errors import CorruptedError
 from maxsim.index.packed import (
+    BLOCK_ROWS,
     SCAN_ERROR,
     as_tensor,
     maxsim_packed,
@@ -44,7 +45,6 @@ from maxsim.index.segmented import SegmentedIndex
 from maxsim.memory import release_map
 
 SCAN_BLOCK_ELEMENTS = 1 << 21  # similarities per block: 8,192 document vectors x 256 query vectors
-BLOCK_ROWS = 8192  # document vectors per block at most (scan and re-score: the scratch buffers' size)
 MAX_GROUP_COLUMNS = 2048  # query vectors scored together
 _CACHE_LOCK = threading.Lock()
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -88,7 +88,7 @@ class ExactIndex(SegmentedIndex):
         merged = np.concatenate([np.asarray(seg.arrays["vectors"][token_ranges(seg.offsets, keep)])
                                  for seg, keep in parts])
         for seg, _ in parts:  # read once: the merged copy is written next
-            release_map(getattr(seg.arrays["vectors"], "raw", seg.arrays["vectors"]))
+            _give_back(seg)
         return {"vectors": merged}
 
     def _doc_vectors(self, seg: Segment, locals_: np.ndarray) -> list[np.ndarray]:
@@ -162,7 +162,7 @@ class ExactIndex(SegmentedIndex):
                     copy[s: s + len(part)] = part
                     max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
                 seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
-                release_map(getattr(v, "raw", v))  # the scan reads the copy from now on
+                _give_back(seg)  # the scan reads the copy from now on
         return seg.arrays["scan"], seg.arrays["scan_max_norm"]
 
     def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int):
@@ -177,8 +177,14 @@ class ExactIndex(SegmentedIndex):
                 block = seg.arrays["vectors"][token_ranges(seg.offsets, local[a:b])]
                 exact[sel[a:b]] = maxsim_packed([q], block, lengths[a:b])[0]
             if "scan" in seg.arrays:  # read for this re-score only: the scan has its copy
-                release_map(getattr(seg.arrays["vectors"], "raw", seg.arrays["vectors"]))
+                _give_back(seg)
         return merge_topk(None, cand, exact, k)
+
+
+def _give_back(seg: Segment) -> None:
+    """The resident pages of the segment's float16 file back to the system (read again on use)."""
+    vectors = seg.arrays["vectors"]
+    release_map(getattr(vectors, "raw", vectors))  # a CheckedArray's map, or a plain memmap
 
 
 def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:

@@ -62,15 +62,21 @@ def _segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np.ndarray:
     """MaxSim of each query (Lq_i, dim) with each packed document -> (n_queries, n_docs) float32.
-    ``vectors`` (n_tokens, dim), any float dtype, numpy or torch: converted into this thread's
-    scratch buffer (a re-score allocates no fresh pages)."""
-    shape = tuple(vectors.shape)
-    v = scratch(shape[0] * shape[1], torch.float32, "packed").view(shape)
-    v.copy_(vectors if isinstance(vectors, torch.Tensor) else _from_numpy(vectors))
+    ``vectors`` (n_tokens, dim), any float dtype, numpy or torch: converted, BLOCK_ROWS vectors at a
+    time, into this thread's scratch buffers (a re-score allocates no fresh pages, and at most
+    BLOCK_ROWS rows of buffer whatever its size)."""
     q = torch.from_numpy(np.concatenate(queries).astype(np.float32, copy=False))
-    sim = scratch(shape[0] * q.shape[0], torch.float32, "packed_sim").view(shape[0], q.shape[0])
-    torch.mm(v, q.T, out=sim)
-    return segment_max_sum(sim, lengths, [len(x) for x in queries])
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.zeros((len(queries), len(lengths)), dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    for a, b in window_ranges(lengths, BLOCK_ROWS):
+        part = vectors[int(starts[a]): int(starts[b])]
+        v = scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
+        v.copy_(part if isinstance(part, torch.Tensor) else _from_numpy(part))
+        sim = scratch(v.shape[0] * q.shape[0], torch.float32, "packed_sim").view(v.shape[0], q.shape[0])
+        torch.mm(v, q.T, out=sim)
+        out[:, a:b] = segment_max_sum(sim, lengths[a:b], [len(x) for x in queries])
+    return out
 
 
 def _from_numpy(array) -> torch.Tensor:
@@ -111,6 +117,7 @@ def scan_dtype() -> torch.dtype:
 
 _BUFFERS = threading.local()
 ROW_STEP = 64  # scan blocks are padded to a multiple of this many rows at least (padded_rows)
+BLOCK_ROWS = 8192  # document vectors per block at most (scans, re-scores: the scratch buffers' size)
 
 
 def scratch(n_elements: int, dtype: torch.dtype, name: str = "sim") -> torch.Tensor:
