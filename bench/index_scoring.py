@@ -19,7 +19,8 @@ import torch
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import top
 from maxsim.index.lut import maxsim_codes, score_table, table_rows
-from maxsim.index.packed import maxsim_packed, merge_topk, token_ranges
+from maxsim.index.packed import maxsim_packed
+from maxsim.index.packed_numpy import merge_topk, token_ranges
 from maxsim.index.plaid import FIRST_STAGES
 
 

@@ -1,6 +1,11 @@
-"""The package layering: no import circle among maxsim's packages (read from the source, not run)."""
+"""The package layering: no import circle among maxsim's packages (read from the source, not run);
+and what a one-off search imports (run)."""
 
 import ast
+import subprocess
+import sys
+
+import pytest
 
 from conftest import ROOT
 
@@ -48,3 +53,26 @@ def test_no_import_circle_among_packages():
     assert cycles(edges) == []
     assert "cli" not in edges["distributed"] and "distributed" not in edges["search"]
     assert not edges["index"] - {"errors", "memory"}  # the index stores arrays: it knows no model, no search
+
+
+def test_a_one_off_search_loads_neither_torch_nor_the_other_commands_and_kinds():
+    """What ``maxsim search`` imports before it encodes (a frozen model runs in OpenVINO) and scans an
+    exact index (numpy): not torch (~1 s), not the PLAID kind, nor the other commands. (With GPU
+    drivers installed, ``frozen_precision`` asks torch whether it sees a GPU.)"""
+    from maxsim.models.precision import GPU_DRIVERS
+
+    if any(path.exists() for path in GPU_DRIVERS):
+        pytest.skip("GPU drivers installed: torch is asked whether it sees a GPU")
+    script = ("import sys\n"
+              "from maxsim.cli.registry import load_commands\n"
+              "load_commands('search')\n"
+              "import maxsim.opener, maxsim.models.frozen, maxsim.models.precision, maxsim.search.retriever\n"
+              "from maxsim.index import KINDS\n"
+              "KINDS['exact']\n"
+              "from maxsim.cli.search import frozen_precision\n"
+              "frozen_precision()\n"
+              "print(sorted(m for m in sys.modules if m in ('torch', 'maxsim.index.plaid', 'maxsim.index.exact_scan',"
+              " 'maxsim.cli.train', 'maxsim.cli.serve', 'maxsim.scoring.maxsim', 'transformers')))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={"MAXSIM_CPU_FLAGS": "", "PATH": ""})
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -115,3 +115,33 @@ def test_the_documented_exit_statuses_are_the_error_classes():
     for name, row in rows.items():
         cls = getattr(errors, name)
         assert row.endswith(f"| {cls.status} | {cls.exit_code} |"), row
+
+
+def test_each_command_is_registered_by_the_module_the_registry_names():
+    """``maxsim CMD`` loads only CMD's module (``COMMANDS``): that map names every command's module."""
+    from maxsim.cli.registry import COMMANDS
+
+    registered = {command.name or command.callback.__name__: command.callback.__module__
+                  for command in app.registered_commands}
+    assert registered == {name: f"maxsim.cli.{module}" for name, module in COMMANDS.items()}
+
+
+def test_the_console_script_exits_with_the_status_after_the_exit_handlers(tmp_path):
+    """``maxsim.cli.main`` (the quick exit): atexit handlers run, output is flushed, the status is the
+    command's; ``maxsim search`` loads the search command alone."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('handler ran', sorted(m for m in sys.modules"
+              " if m.startswith('maxsim.cli.') and m.count('.') == 2)))\n"
+              "sys.argv = ['maxsim', *sys.argv[1:]]\n"
+              "from maxsim.cli import main\n"
+              "main()\n")
+
+    def console(*args):
+        return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True)
+
+    helped, failed, listed = console("search", "--help"), console("search", tmp_path / "nowhere", "q"), console()
+    assert helped.returncode == 0 and "Usage" in helped.stdout and "handler ran" in helped.stdout
+    assert "maxsim.cli.train" not in helped.stdout and "maxsim.cli.search" in helped.stdout
+    assert failed.returncode == 3 and "nowhere" in failed.stderr and "handler ran" in failed.stdout
+    assert "Traceback" not in failed.stderr
+    assert listed.returncode == 2 and all(name in listed.stdout for name in ("search", "train", "serve", "mcp"))

@@ -1,5 +1,10 @@
 """ExactIndex: exact MaxSim against maxsim.scoring, storage, updates, readers during writes."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,21 +123,63 @@ def test_two_handles_writing_in_turn(tmp_path):
         b.add(["z"], [np.ones((2, 4))])
 
 
-def test_packed_maxsim_equals_scoring_maxsim():
-    from maxsim.index.packed import maxsim_packed
+@pytest.mark.parametrize("kernel", ["maxsim_packed", "maxsim_numpy"])
+def test_packed_maxsim_equals_scoring_maxsim(kernel, monkeypatch):
+    """Both packed kernels (torch, numpy) against ``maxsim.scoring``, windows of 64 vectors included;
+    a document or a query without vectors scores 0."""
+    from maxsim.index import packed, packed_numpy
 
-    docs = make_docs(40, seed=5) + [np.zeros((0, 16), np.float32)]
+    monkeypatch.setattr(packed_numpy, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(packed, "BLOCK_ROWS", 64)
+    score = getattr(packed if kernel == "maxsim_packed" else packed_numpy, kernel)
+    docs = make_docs(40, seed=5) + [np.zeros((0, 16), np.float32)] + make_docs(3, seed=8)
     queries = make_docs(4, seed=6)
-    got = maxsim_packed(queries, np.concatenate(docs), np.array([len(d) for d in docs]))
-    np.testing.assert_allclose(got, maxsim(queries, docs), rtol=1e-5, atol=1e-4)
-    assert (got[:, -1] == 0).all()
+    got = score(queries, np.concatenate(docs).astype(np.float16), np.array([len(d) for d in docs]))
+    want = maxsim(queries, [d.astype(np.float16).astype(np.float32) for d in docs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert got.dtype == np.float32 and (got[:, 40] == 0).all()
+    if kernel == "maxsim_numpy":
+        empty = score([queries[0], np.zeros((0, 16), np.float32), queries[1]], np.concatenate(docs),
+                      np.array([len(d) for d in docs]))
+        np.testing.assert_allclose(empty[[0, 2]], maxsim([queries[0], queries[1]], docs), rtol=1e-5, atol=1e-4)
+        assert (empty[1] == 0).all()
 
 
-@pytest.mark.parametrize("scan", ["float32", "bfloat16"])
+def test_a_process_without_torch_scans_in_numpy(tmp_path):
+    """float32 asked for and torch never imported: an exact index is searched (filtered too) without
+    importing torch, with the torch scan's ranking and scores."""
+    docs, ids = make_docs(120, seed=11), [f"d{i}" for i in range(120)]
+    index = ExactIndex.create(tmp_path / "ix", 16)
+    index.add(ids[:70], docs[:70])
+    index.add(ids[70:], docs[70:])
+    queries = np.random.default_rng(12).standard_normal((3, 5, 16)).astype(np.float32)
+    np.save(tmp_path / "q.npy", queries)
+    script = ("import json, sys, numpy as np\n"
+              "from maxsim.index import open_index\n"
+              "index, q = open_index(sys.argv[1]), list(np.load(sys.argv[2]))\n"
+              "keep = [f'd{i}' for i in range(120) if i % 3]\n"
+              "hits = index.search(q, k=7) + index.search(q, k=7, subset=keep)\n"
+              "print(json.dumps({'torch': 'torch' in sys.modules, 'hits': hits}))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ix"), str(tmp_path / "q.npy")],
+                          capture_output=True, text=True, env={**os.environ, "MAXSIM_SCAN_DTYPE": "float32"})
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["torch"] is False
+    keep = [f"d{i}" for i in range(120) if i % 3]
+    want = index.search(list(queries), k=7) + index.search(list(queries), k=7, subset=keep)
+    assert [[i for i, _ in h] for h in answer["hits"]] == [[i for i, _ in h] for h in want]
+    np.testing.assert_allclose([[s for _, s in h] for h in answer["hits"]], [[s for _, s in h] for h in want],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("scan", ["float32", "bfloat16", "numpy"])
 def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
-    """Both scan dtypes, one query per call and all in one call: the float32 brute-force top-k."""
+    """Every scan (torch float32 and bfloat16, numpy float32), one query per call and all in one call:
+    the float32 brute-force top-k."""
+    from maxsim.index import exact
     from maxsim.index.packed import scan_dtype
-    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", scan)
+    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan)
+    monkeypatch.setattr(exact, "numpy_scan", lambda: scan == "numpy")
     scan_dtype.cache_clear()
     try:
         rng = np.random.default_rng(7)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from maxsim.index import ExactIndex, packed
-from maxsim.index import exact as exact_module
+from maxsim.index import ExactIndex, exact_scan, packed
 from maxsim.memory import release_file_pages, release_map
 
 
@@ -85,7 +84,7 @@ def test_a_scan_over_every_batch_size_meets_few_matrix_shapes(tmp_path, monkeypa
         shapes.add((block.shape[0], q.shape[0]))
         return scan(q, widths, block, lengths)
 
-    monkeypatch.setattr(exact_module, "maxsim_scan", counted)
+    monkeypatch.setattr(exact_scan, "maxsim_scan", counted)
     queries = [rng.standard_normal((int(rng.integers(8, 33)), 32)).astype(np.float32) for _ in range(64)]
     for n in range(1, 65):
         index.search(queries[:n], k=10)

@@ -24,13 +24,11 @@ def cache(tmp_path_factory):
 
 
 SEARCH = """
-import sys
+import atexit, sys
 from maxsim.cli import main
 sys.argv = ["maxsim", "search", sys.argv[1], "boundary layer heat transfer", "-k", "5", "--json"]
-try:
-    main()
-finally:
-    print("transformers loaded:", "transformers" in sys.modules, file=sys.stderr)
+atexit.register(lambda: print("transformers loaded:", "transformers" in sys.modules, file=sys.stderr))
+main()
 """
 
 

@@ -122,6 +122,23 @@ def test_hybrid_search_and_explain(service):
     assert "slab" not in other["text"] and not {"slabs", "composite", "conduction"} & set(other["matched"])
 
 
+def test_search_with_excerpts_answers_what_explain_shows(service):
+    """``excerpts``: per hit the passage, excerpt and matched terms /explain gives, in one request;
+    without it no ``excerpts`` at all."""
+    query = "heat conduction in composite slabs"
+    body = {"queries": [query, "wing flutter"], "k": 4, "hybrid": True}
+    plain = service.post("/search", json=body).json()
+    answer = service.post("/search", json={**body, "excerpts": True}).json()
+    assert plain["excerpts"] is None and answer["results"] == plain["results"]
+    assert [len(x) for x in answer["excerpts"]] == [4, 4]
+    for q, hits, shown in zip(body["queries"], answer["results"], answer["excerpts"]):
+        for hit, entry in zip(hits, shown):
+            explanation = service.post("/explain", json={"query": q, "id": hit["id"]}).json()
+            assert entry["excerpt"] == explanation["excerpt"] and entry["matched"] == explanation["matched"]
+            assert entry["passage"] == {key: explanation["passage"][key] for key in ("index", "start", "end")}
+    assert service.post("/search", json={**body, "excerpts": "yes"}).status_code == 422
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}])
 def test_missing_or_wrong_key_is_401(service, headers):
     for method, path, body in [("POST", "/search", {"queries": ["x"]}), ("GET", "/stats", None),

@@ -1,41 +1,45 @@
-"""The ``maxsim`` command line (typer). Each command lives in its own module of this package.
+"""The ``maxsim`` command line (typer). Each command lives in its own module of this package
+(``maxsim.cli.registry``); ``maxsim.cli.app`` is the application with every command.
 
 Every command runs inside ``common.user_errors``: whatever escapes it is printed as one
 ``error: …`` line with a documented exit status (docs/cli.md), never as a traceback.
 """
 
-import functools
-
-import typer
-
-
-class _Commands(typer.Typer):
-    """A ``typer.Typer`` whose ``command()`` runs each command inside ``user_errors``."""
-
-    def command(self, *args, **kwargs):
-        register = super().command(*args, **kwargs)
-
-        def decorator(function):
-            @functools.wraps(function)
-            def guarded(*call_args, **call_kwargs):
-                from maxsim.cli.common import user_errors
-
-                with user_errors():
-                    return function(*call_args, **call_kwargs)
-
-            register(guarded)
-            return function
-
-        return decorator
-
-
-app = _Commands(help="maxsim: multi-vector (ColBERT-style) retrieval from the command line.",
-                no_args_is_help=True, add_completion=False)
+import atexit
+import os
+import sys
+import threading
 
 
 def main() -> None:
-    app()
+    """The ``maxsim`` console script: the command line's command alone loaded, run, then ``quick_exit``
+    with its status."""
+    from maxsim.cli.registry import load_commands
+
+    try:
+        load_commands(sys.argv[1] if len(sys.argv) > 1 else None)()
+    except SystemExit as exc:
+        quick_exit(exc.code)
 
 
-# Command modules register themselves on ``app`` when imported.
-from maxsim.cli import commands  # noqa: E402,F401
+def quick_exit(code) -> None:
+    """Exit with ``code`` (a ``SystemExit`` code) once the atexit handlers ran and the output is
+    flushed, without the interpreter's teardown of every loaded module (torch's and OpenVINO's take
+    ~0.4 s): a normal exit while another non-daemon thread still runs."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    if not isinstance(code, int) and code is not None:
+        print(code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def __getattr__(name: str):
+    """``app``: the typer application with every command registered."""
+    if name != "app":
+        raise AttributeError(f"module 'maxsim.cli' has no attribute {name!r}")
+    from maxsim.cli.registry import load_commands
+
+    return load_commands()

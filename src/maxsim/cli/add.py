@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import use_backend, user_errors
 from maxsim.cli.index import (
     BACKEND,
@@ -27,6 +26,7 @@ from maxsim.cli.index import (
     reported_warnings,
     write_corpus,
 )
+from maxsim.cli.registry import app
 
 INDEX_HELP = "A collection made by `maxsim index` (a folder, or a sharded collection)."
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import fail, user_errors
+from maxsim.cli.registry import app
 from maxsim.errors import CorruptedError
 
 

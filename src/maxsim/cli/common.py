@@ -44,7 +44,7 @@ def use_backend(backend: str | None) -> None:
     ($MAXSIM_BACKEND; "auto" unsets it); an unknown name fails, naming the choices."""
     if backend is None:
         return
-    from maxsim.models.backends import BACKENDS
+    from maxsim.models.runtimes import BACKENDS
 
     if backend not in BACKENDS:
         fail(f"--backend {backend!r} is not known; use one of {', '.join(BACKENDS)}.", 2)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import (
     BACKEND_HELP,
     DEFAULT_MODEL,
@@ -21,6 +20,7 @@ from maxsim.cli.common import (
     use_backend,
     user_errors,
 )
+from maxsim.cli.registry import app
 
 FORMAT = "maxsim-token-vectors-1"
 

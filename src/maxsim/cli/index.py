@@ -14,7 +14,6 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import (
     BACKEND_HELP,
     DEFAULT_MODEL,
@@ -25,6 +24,7 @@ from maxsim.cli.common import (
     use_backend,
     user_errors,
 )
+from maxsim.cli.registry import app
 from maxsim.errors import InvalidInputError
 from maxsim.io.pages import DPI as DEFAULT_DPI
 from maxsim.io.pages import PageCorpus, read_pages

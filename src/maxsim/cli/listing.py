@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import printable, user_errors
+from maxsim.cli.registry import app
 from maxsim.cli.where import WHERE_HELP, parse_where
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import DEFAULT_MODEL, MODEL_HELP, human_bytes, user_errors
+from maxsim.cli.registry import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "cranfield"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, DEFAULT_MODEL, DEVICE_HELP, DTYPE_HELP, MODEL_HELP, use_backend
+from maxsim.cli.registry import app
 from maxsim.errors import InvalidInputError, NotFoundError
 
 

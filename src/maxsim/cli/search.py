@@ -16,7 +16,6 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import (
     ALPHA,
     BACKEND_HELP,
@@ -28,9 +27,8 @@ from maxsim.cli.common import (
     use_backend,
     user_errors,
 )
+from maxsim.cli.registry import app
 from maxsim.cli.where import WHERE_HELP
-
-EXPLAIN_THREADS = 4  # /explain requests in flight at once on the server path
 
 
 @app.command()
@@ -84,7 +82,7 @@ def local_hits(index: Path, query: str, k: int, how: dict, filter: dict | None, 
     """Hits of ``query`` searched in this process (``how``: hybrid, fusion, alpha, prf), each with its
     ``excerpt`` (highlighted) and ``matched``; only the printed hits are explained (the alignment reads an
     exact index's vectors)."""
-    from maxsim.io.excerpt import best_excerpt, matched_terms
+    from maxsim.io.excerpt import shown
     from maxsim.opener import open_collection
 
     encoder, source = _encoder(index, model, device, dtype)
@@ -92,16 +90,13 @@ def local_hits(index: Path, query: str, k: int, how: dict, filter: dict | None, 
     try:
         with one_query_scan():
             hits = collection.search(query, k=k, filter=filter, **how)[0]
-        shown = []
-        for hit in hits:
-            e = collection.explain(query, hit.id)
-            shown.append(shown_hit(hit.id, hit.score, hit.metadata, vars(e["passage"]), best_excerpt(hit.text, e),
-                                   matched_terms(query, hit.text, e)))
-        if encoder is None and source is not None and shown:
+        listed = [{"id": hit.id, "score": hit.score, "metadata": hit.metadata,
+                   **shown(query, hit.text, collection.explain(query, hit.id))} for hit in hits]
+        if encoder is None and source is not None and listed:
             from maxsim.models.frozen import freeze
 
             freeze(collection.model, source)  # the next search of this model skips building it
-        return shown
+        return listed
     finally:
         collection.close()
 
@@ -157,38 +152,25 @@ def model_source(index: Path) -> str:
 def frozen_precision() -> str | None:
     """The precision a default load (backend and dtype "auto", ``$MAXSIM_BACKEND`` / ``$MAXSIM_DTYPE``
     honoured) encodes at where it encodes in OpenVINO on the CPU; None where it runs in torch or ONNX."""
-    import torch
+    from maxsim.models.precision import auto_backend, cuda_available, resolve_backend, resolve_dtype
 
-    from maxsim.models.precision import auto_backend, resolve_backend, resolve_dtype
-
-    backend, cpu = resolve_backend("auto"), torch.device("cpu")
-    if backend in ("auto", "torch") and torch.cuda.is_available():
+    backend = resolve_backend("auto")
+    if backend in ("auto", "torch") and cuda_available():
         return None
-    precision = resolve_dtype("auto", cpu, backend)
-    runtime = backend if backend in ("onnx", "openvino") else auto_backend(backend, precision, cpu)
+    precision = resolve_dtype("auto", "cpu", backend)
+    runtime = backend if backend in ("onnx", "openvino") else auto_backend(backend, precision, "cpu")
     return precision if runtime == "openvino" else None
 
 
 def remote_hits(url: str, query: str, k: int, how: dict, filter: dict | None, api_key: str | None) -> list[dict]:
-    """The same hits, from the server at ``url``: POST /search, then POST /explain of each hit
-    (``EXPLAIN_THREADS`` at once: the server explains on its reader threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The same hits, from the server at ``url``: one POST /search with ``excerpts``."""
     from maxsim.cli.remote import call
 
-    body = {"queries": [query], "k": k, **{key: value for key, value in how.items() if value is not None},
-            **({"filter": filter} if filter else {})}
-    hits = call(url, "/search", body, api_key)["results"][0]
-    with ThreadPoolExecutor(EXPLAIN_THREADS) as pool:
-        explained = list(pool.map(lambda hit: call(url, "/explain", {"query": query, "id": hit["id"]}, api_key), hits))
-    return [shown_hit(hit["id"], hit["score"], hit.get("metadata"), e["passage"], e["excerpt"], e["matched"])
-            for hit, e in zip(hits, explained)]
-
-
-def shown_hit(doc_id: str, score: float, metadata, passage: dict, excerpt: dict, matched: list[str]) -> dict:
-    """What ``maxsim search`` prints of a hit; ``passage``: the indexed passage's ordinal and span."""
-    return {"id": doc_id, "score": score, "metadata": metadata, "excerpt": excerpt, "matched": matched,
-            "passage": {key: passage[key] for key in ("index", "start", "end")}}
+    body = {"queries": [query], "k": k, "excerpts": True, **({"filter": filter} if filter else {}),
+            **{key: value for key, value in how.items() if value is not None}}
+    answer = call(url, "/search", body, api_key)
+    return [{"id": hit["id"], "score": hit["score"], "metadata": hit.get("metadata"), **shown}
+            for hit, shown in zip(answer["results"][0], answer["excerpts"][0]) if shown is not None]
 
 
 def _filter(where: list[str] | None) -> dict | None:

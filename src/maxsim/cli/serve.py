@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import BACKEND_HELP, use_backend, user_errors
 from maxsim.cli.discovery import announced, server_url
+from maxsim.cli.registry import app
 from maxsim.server.limits import BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS, Limits
 
 DEFAULTS = Limits()

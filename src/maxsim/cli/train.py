@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from maxsim.cli import app
 from maxsim.cli.common import user_errors
+from maxsim.cli.registry import app
 
 
 @app.command()

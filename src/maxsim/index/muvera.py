@@ -40,7 +40,8 @@ from maxsim.errors import AlreadyExistsError, CorruptedError, InvalidInputError,
 from maxsim.index.base import Index, Scored
 from maxsim.index.checks import check_embeddings, check_ids, check_k, check_queries
 from maxsim.index.fde import FDEncoder
-from maxsim.index.packed import maxsim_packed, merge_topk
+from maxsim.index.packed import maxsim_packed
+from maxsim.index.packed_numpy import merge_topk
 from maxsim.index.storage import (
     FORMAT,
     FORMAT_VERSION,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from maxsim.errors import InvalidInputError
+from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
 
 # Allowance per query vector for a bfloat16 scan's error, times |q_i| * max |d|: 2^-9. The worst
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
@@ -117,7 +118,6 @@ def scan_dtype() -> torch.dtype:
 
 _BUFFERS = threading.local()
 ROW_STEP = 64  # scan blocks are padded to a multiple of this many rows at least (padded_rows)
-BLOCK_ROWS = 8192  # document vectors per block at most (scans, re-scores: the scratch buffers' size)
 
 
 def scratch(n_elements: int, dtype: torch.dtype, name: str = "sim") -> torch.Tensor:
@@ -178,47 +178,3 @@ def maxsim_scan(q: torch.Tensor, widths: list[int], block: torch.Tensor, lengths
     sim = scratch(block.shape[0] * q.shape[0], q.dtype).view(block.shape[0], q.shape[0])
     torch.mm(block, q.T, out=sim)
     return segment_max_sum(sim[: int(np.sum(lengths))], lengths, widths)
-
-
-def token_ranges(offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Token positions of the documents ``docs`` (local), concatenated in order."""
-    starts, stops = offsets[docs], offsets[docs + 1]
-    lens = stops - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    rep = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return rep + np.arange(total, dtype=np.int64)
-
-
-def merge_topk(best: tuple[np.ndarray, np.ndarray] | None, docs: np.ndarray, scores: np.ndarray, k: int):
-    """Merge (docs, scores) into the running top-k ``best``: score desc, then doc position asc."""
-    if best is not None:
-        docs = np.concatenate([best[0], docs])
-        scores = np.concatenate([best[1], scores])
-    if len(docs) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        docs, scores = docs[part], scores[part]
-    order = np.lexsort((docs, -scores))
-    return docs[order], scores[order]
-
-
-def top_window(docs: np.ndarray, scores: np.ndarray, k: int, margin: float):
-    """The ``(docs, scores)`` that may be in the top ``k`` when every score is off by at most
-    ``margin / 2``: the best ``k`` and every one within ``margin`` of the k-th (unordered)."""
-    if len(docs) <= k:
-        return docs, scores
-    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-    keep = scores >= kth - margin
-    return docs[keep], scores[keep]
-
-
-def window_ranges(doclens: np.ndarray, rows: int) -> list[tuple[int, int]]:
-    """Contiguous document ranges of at most ``rows`` tokens each (a longer document alone)."""
-    ends = np.cumsum(doclens, dtype=np.int64)
-    out, a, base = [], 0, 0
-    while a < len(ends):
-        b = max(a + 1, int(np.searchsorted(ends, base + rows, side="right")))
-        out.append((a, b))
-        a, base = b, int(ends[b - 1])
-    return out

@@ -35,7 +35,8 @@ from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import inverted_lists, ivf_candidates, top
 from maxsim.index.lut import maxsim_codes, score_table, table_rows, warm_up
-from maxsim.index.packed import maxsim_packed, merge_topk, segment_max_sum, token_ranges
+from maxsim.index.packed import maxsim_packed, segment_max_sum
+from maxsim.index.packed_numpy import merge_topk, token_ranges
 from maxsim.index.params import PlaidParams, check_search_settings
 from maxsim.index.segment import Segment, write_segment
 from maxsim.index.segmented import SegmentedIndex

@@ -9,7 +9,7 @@ _EXPORTS = {**{name: "maxsim.io.chunking" for name in ("split_documents", "split
             **{name: "maxsim.io.corpus" for name in ("Columns", "Corpus", "CorpusError", "read_beir_corpus",
                                                       "read_corpus")},
             **{name: "maxsim.io.documents" for name in ("Skipped", "beir_text")},
-            **{name: "maxsim.io.excerpt" for name in ("best_excerpt", "matched_terms")},
+            **{name: "maxsim.io.excerpt" for name in ("best_excerpt", "matched_terms", "shown")},
             **{name: "maxsim.io.pages" for name in ("PageCorpus", "PageRef", "read_pages")},
             **{name: "maxsim.io.records" for name in ("iter_jsonl", "iter_records")}}
 __all__ = sorted(_EXPORTS)

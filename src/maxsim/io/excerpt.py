@@ -11,6 +11,14 @@ from __future__ import annotations
 EXCERPT_CHARS = 240
 
 
+def shown(query: str, text: str, explanation: dict) -> dict:
+    """What a hit list shows of a hit: its ``passage`` (without text), ``excerpt`` and the query terms
+    ``matched``, from ``explanation`` of ``query`` with the document of ``text``."""
+    passage = explanation["passage"]
+    return {"passage": {"index": passage.index, "start": passage.start, "end": passage.end},
+            "excerpt": best_excerpt(text, explanation), "matched": matched_terms(query, text, explanation)}
+
+
 def best_excerpt(text: str, explanation: dict, width: int = EXCERPT_CHARS) -> dict:
     """The ``width``-character window of ``text`` holding the largest summed MaxSim contribution.
 

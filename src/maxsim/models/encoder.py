@@ -14,12 +14,13 @@ from tqdm.auto import tqdm
 
 from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.models import formats
-from maxsim.models.backends import Runtime, check_backend
+from maxsim.models.backends import Runtime
 from maxsim.models.base import LateInteractionEncoder
 from maxsim.models.builder import build_modules
 from maxsim.models.hub import resolve_model_folder
 from maxsim.models.modules import MultiVectorMask, Transformer
-from maxsim.models.precision import CAST_DTYPES, auto_backend, autocast, resolve_backend, resolve_dtype
+from maxsim.models.precision import auto_backend, autocast, resolve_backend, resolve_dtype, weights_dtype
+from maxsim.models.runtimes import check_backend
 from maxsim.scoring.similarity import resolve_similarity
 
 TASKS = ("query", "document")
@@ -108,7 +109,7 @@ class MultiVectorEncoder(LateInteractionEncoder):
         self.auto_backend = auto_backend(self.backend, precision, self.device)
         self._auto_runtime, self._auto_state = None, None
         if self.backend in ("auto", "torch"):
-            self.to(CAST_DTYPES.get("float32" if self.auto_backend else precision, torch.float32))
+            self.to(weights_dtype("float32" if self.auto_backend else precision))
         else:
             self.runtime = Runtime(self.transformer.auto_model, self.backend, precision, self.backend_options)
         self.precision = precision

@@ -37,7 +37,7 @@ class FrozenEncoder:
     def __init__(self, folder: Path):
         from tokenizers import Tokenizer
 
-        from maxsim.models.backends import PRECISIONS, compile_openvino
+        from maxsim.models.runtimes import PRECISIONS, compile_openvino
 
         self.folder = Path(folder)
         self.spec = json.loads((self.folder / "pipeline.json").read_text(encoding="utf-8"))
@@ -143,10 +143,9 @@ def _maybe(path: Path) -> np.ndarray | None:
 
 
 def _threads() -> int:
-    """The OpenVINO threads the model's runtime uses: torch's count (torch is loaded for the index anyway)."""
-    import torch
-
-    return torch.get_num_threads()
+    """The OpenVINO threads the model's runtime uses: ``$OMP_NUM_THREADS`` (torch's count) when set, else
+    0 (OpenVINO's default: one per physical core, as torch's)."""
+    return int(os.environ.get("OMP_NUM_THREADS") or 0)
 
 
 # -- writing and finding snapshots -----------------------------------------------------------------
@@ -170,7 +169,7 @@ def source_key(source: str) -> str | None:
 
 def snapshot_folder(source: str, precision: str) -> Path | None:
     """Where the snapshot of ``source`` at ``precision`` lives (None for a hub id)."""
-    from maxsim.models.backends import cache_root
+    from maxsim.models.runtimes import cache_root
 
     key = source_key(source)
     return None if key is None else cache_root() / "frozen" / f"{key}-{precision}"
@@ -214,7 +213,8 @@ def freeze(encoder, source: str) -> Path | None:
 
 def _spec(encoder) -> dict | None:
     """What ``pipeline.json`` holds for ``encoder``, or None when it cannot be frozen."""
-    from maxsim.models.backends import PRECISIONS, cache_root, export
+    from maxsim.models.backends import export
+    from maxsim.models.runtimes import PRECISIONS, cache_root
 
     if getattr(encoder, "modality", "text") != "text":
         return None

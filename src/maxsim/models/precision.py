@@ -30,34 +30,33 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
-
-import torch
 
 from maxsim.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-CAST_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_NAMES = ("auto", "mixed", *CAST_DTYPES)
+CAST_NAMES = ("float32", "bfloat16", "float16")  # precisions that hold the weights in that torch dtype
+DTYPE_NAMES = ("auto", "mixed", *CAST_NAMES)
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bfloat16 dot products
 CPUINFO = Path("/proc/cpuinfo")
+GPU_DRIVERS = (Path("/proc/driver/nvidia/version"), Path("/dev/dxg"), Path("/dev/kfd"))  # NVIDIA, WSL2, ROCm
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device, backend: str = "torch") -> str:
+def resolve_dtype(dtype, device, backend: str = "torch") -> str:
     """A dtype name or torch dtype -> one of "mixed", "float32", "bfloat16", "float16" for ``backend``
     ("auto" -> ``$MAXSIM_DTYPE``, else "mixed" where ``fast_path`` holds, else "float32"); "mixed" on a
     device without bfloat16 units warns."""
-    if isinstance(dtype, torch.dtype):
-        names = {v: k for k, v in CAST_DTYPES.items()}
-        if dtype not in names:
+    if not isinstance(dtype, str):  # a torch dtype
+        if str(dtype).removeprefix("torch.") not in CAST_NAMES:
             raise InvalidInputError(f"dtype {dtype} is not supported; use one of {list(DTYPE_NAMES)}.")
-        return names[dtype]
+        return str(dtype).removeprefix("torch.")
     if dtype not in DTYPE_NAMES:
         raise InvalidInputError(f"dtype {dtype!r} is not supported; use one of {list(DTYPE_NAMES)}.")
     if dtype == "auto":
         dtype = pinned("MAXSIM_DTYPE", DTYPE_NAMES[1:]) or ("mixed" if fast_path(backend, device) else "float32")
-    if dtype == "mixed" and not fast_bfloat16(torch.device(device)):
+    if dtype == "mixed" and not fast_bfloat16(device):
         logger.warning("dtype='mixed' on %s: this device has no bfloat16 matrix units (AMX, AVX512-BF16, "
                        "CUDA bf16), so bfloat16 is emulated and slower than float32.", device)
     return dtype
@@ -65,7 +64,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device, backend: str =
 
 def resolve_backend(backend: str) -> str:
     """The backend a model runs: ``backend``, or ``$MAXSIM_BACKEND`` for "auto" when set (checked)."""
-    from maxsim.models.backends import BACKENDS
+    from maxsim.models.runtimes import BACKENDS
 
     if backend not in BACKENDS:
         raise InvalidInputError(f"backend {backend!r} is not known; use one of {list(BACKENDS)}.")
@@ -80,27 +79,52 @@ def pinned(variable: str, allowed) -> str | None:
     return value
 
 
-def fast_path(backend: str, device: torch.device) -> bool:
+def fast_path(backend: str, device) -> bool:
     """Whether OpenVINO's bfloat16 hint is the fast path that keeps quality for ``backend`` ("auto" or
     "openvino") on ``device``: a CPU with bfloat16 dot products, OpenVINO installed."""
-    from maxsim.models.backends import missing_packages
+    from maxsim.models.runtimes import missing_packages
 
-    if backend not in ("auto", "openvino") or torch.device(device).type != "cpu":
+    if backend not in ("auto", "openvino") or device_type(device) != "cpu":
         return False
-    return fast_bfloat16(torch.device(device)) and not missing_packages("openvino")
+    return fast_bfloat16(device) and not missing_packages("openvino")
 
 
-def auto_backend(backend: str, precision: str, device: torch.device) -> str | None:
+def auto_backend(backend: str, precision: str, device) -> str | None:
     """The runtime ``backend="auto"`` runs ``encode`` in: "openvino" at precision "mixed" where
     ``fast_path`` holds, else None (torch)."""
     return "openvino" if backend == "auto" and precision == "mixed" and fast_path(backend, device) else None
 
 
-def fast_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware (tensor cores, AMX, AVX512-BF16)."""
-    if device.type == "cuda":
+def fast_bfloat16(device) -> bool:
+    """Whether ``device`` (a torch device or its name) multiplies bfloat16 matrices in hardware (tensor
+    cores, AMX, AVX512-BF16)."""
+    if device_type(device) == "cuda":
+        import torch
+
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "cpu" and bool(set(cpu_flags()) & set(BF16_CPU_FLAGS))
+    return device_type(device) == "cpu" and bool(set(cpu_flags()) & set(BF16_CPU_FLAGS))
+
+
+def cuda_available() -> bool:
+    """``torch.cuda.is_available()``, answered without importing torch on a Linux machine without GPU
+    drivers (``GPU_DRIVERS``): a one-off search need not load torch to learn it runs on the CPU."""
+    if sys.platform.startswith("linux") and not any(path.exists() for path in GPU_DRIVERS):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def device_type(device) -> str:
+    """"cpu", "cuda", ... of a torch device or a device name ("cuda:1"), without importing torch."""
+    return str(device).partition(":")[0]
+
+
+def weights_dtype(precision: str):
+    """The torch dtype a model's weights are held in at ``precision``: float32 for "mixed" (autocast)."""
+    import torch
+
+    return getattr(torch, precision if precision in CAST_NAMES else "float32")
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,8 +142,10 @@ def cpu_flags() -> tuple[str, ...]:
     return tuple(line.partition(":")[2].split())
 
 
-def autocast(precision: str, device: torch.device):
+def autocast(precision: str, device):
     """The context the encoding forward pass runs in: bfloat16 autocast for "mixed", else nothing."""
     if precision != "mixed":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    import torch
+
+    return torch.autocast(device_type(device), dtype=torch.bfloat16)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maxsim.index.storage import crc32_file, new_tag
-from maxsim.scoring import topk
 
 if TYPE_CHECKING:
     from bm25s.tokenization import Tokenized
@@ -92,8 +91,8 @@ class BM25Index:
             scores = np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
             if mask is not None:
                 scores = np.where(mask, scores, 0.0)
-            idx, best = topk(scores[None, :], k)
-            results.append([(self.ids[i], float(s)) for i, s in zip(idx[0], best[0]) if s > 0])
+            best = np.argsort(-scores, kind="stable")[:k]  # equal scores: insertion order
+            results.append([(self.ids[i], float(scores[i])) for i in best if scores[i] > 0])
         return results
 
     def idf(self, terms: Sequence[str | None]) -> np.ndarray:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from maxsim.errors import InvalidInputError
+from maxsim.index.packed_numpy import maxsim_numpy
 from maxsim.io.chunking import LOOKBACK, OVERLAP, count_tokens, split_documents
-from maxsim.scoring import maxsim
 from maxsim.search.explain import explain_alignment
 from maxsim.search.hits import Passage
 
@@ -155,7 +155,8 @@ def _best_passage(index, snap, query: np.ndarray, doc_id: str) -> tuple[int, int
     """(passage key, ordinal, start, end) of the passage of ``doc_id`` scoring best for ``query``."""
     rows = snap.doc_passages(doc_id)
     if len(rows) > 1:
-        scores = maxsim([query], index.get_embeddings([str(r[0]) for r in rows]))[0]
+        vectors = index.get_embeddings([str(r[0]) for r in rows])
+        scores = maxsim_numpy([query], np.concatenate(vectors), np.array([len(v) for v in vectors]))[0]
         rows = [rows[int(np.argmax(scores))]]
     return tuple(rows[0])
 

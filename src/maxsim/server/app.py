@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from maxsim.errors import InvalidInputError, LimitExceededError, NotFoundError
-from maxsim.io import best_excerpt, matched_terms
+from maxsim.io import shown
 from maxsim.search.heatmaps import json_ready
 from maxsim.search.hits import Document
 from maxsim.server import errors
@@ -56,6 +56,21 @@ def check_api_key(api_key: str | None) -> None:
                                 "(or none, to leave the service open).")
 
 
+def hits_shown(collection, queries: list[str], results: list[list]) -> list[list[dict | None]]:
+    """``shown`` of each hit with its text (None past the answer budget, or for a document removed
+    since the search)."""
+    return [[_shown(collection, query, hit.id) if hit.text is not None else None for hit in hits]
+            for query, hits in zip(queries, results)]
+
+
+def _shown(collection, query: str, doc_id: str) -> dict | None:
+    try:
+        explanation = collection.explain(query, doc_id)
+    except NotFoundError:
+        return None
+    return shown(query, explanation["text"], explanation)
+
+
 def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits = Limits()):
     """The service over ``live`` (a ``LiveRetriever``); ``api_key`` None leaves every route open."""
     check_api_key(api_key)
@@ -89,7 +104,10 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
         results = await live.search(request.queries, k=request.k, hybrid=request.hybrid, fusion=request.fusion,
                                     **options)
         results, omitted = fit_answer(results, limits.max_response_chars)
-        return SearchAnswer(results=results, omitted=omitted)
+        if not request.excerpts:
+            return SearchAnswer(results=results, omitted=omitted)
+        return SearchAnswer(results=results, omitted=omitted,
+                            excerpts=await live.read(lambda r: hits_shown(r, request.queries, results)))
 
     @api.post("/explain", response_model=Explanation)
     async def explain(request: ExplainRequest) -> dict:
@@ -99,9 +117,8 @@ def create_app(live: LiveRetriever, api_key: str | None = None, limits: Limits =
         check_text(request.query, "query", limits.max_text_chars)
         check_id(request.id, "id", limits)
         explanation = await live.read(lambda r: r.explain(request.query, request.id))
-        text = explanation["text"]
-        answer = {**explanation, "excerpt": best_excerpt(text, explanation),
-                  "matched": matched_terms(request.query, text, explanation)}
+        answer = {**explanation, **shown(request.query, explanation["text"], explanation), "passage":
+                  explanation["passage"]}
         return {**answer, "page": json_ready(explanation["page"])} if "page" in explanation else answer
 
     @api.get("/stats", response_model=Stats)

@@ -22,6 +22,8 @@ class SearchRequest(BaseModel):
     alpha: float | None = Field(None, ge=0, le=1, description="Convex fusion: the weight of MaxSim (default 0.75).")
     prf: bool | dict | None = Field(None, description='ColBERT-PRF: true (defaults) or {"fb_docs": 3, "clusters": 24, '
                                                       '"expansion": 10, "beta": 1.0} (see docs/search.md).')
+    excerpts: bool = Field(False, strict=True, description="Also answer `excerpts`: per hit what a hit list shows "
+                                                           "(as /explain gives it), in this one request.")
 
 
 IMAGE = Field(None, description="A page collection: the page, the base64 of a PNG, JPEG or WebP file (then "
@@ -59,6 +61,14 @@ class ExplainRequest(BaseModel):
 class SearchAnswer(BaseModel):
     results: list[list[Hit]] = Field(description="Per query, its hits best first.")
     omitted: int = Field(description="Hits past the answer budget, sent without text, metadata and passage text.")
+    excerpts: list[list[Shown | None]] | None = Field(None, description="With excerpts=true, per hit of `results`: "
+                                                      "null for a hit past the answer budget or removed since.")
+
+
+class Shown(BaseModel):
+    passage: dict[str, int] = Field(description="The passage the alignment is over: index, start, end.")
+    excerpt: Excerpt = Field(description="The window of the text to show, with its highlights.")
+    matched: list[str] = Field(description="Query words with the document word each picked.")
 
 
 class Added(BaseModel):

@@ -25,7 +25,7 @@ from maxsim.models.pages.defaults import PAGE_BATCH, PAGE_POOL_FACTOR  # noqa: F
 from maxsim.models.pages.grid import PatchGrid, patch_positions
 from maxsim.models.pages.layout import read_page_layout
 from maxsim.models.pooling import check_pool_factor, pool_with_assignment
-from maxsim.models.precision import CAST_DTYPES, autocast, resolve_dtype
+from maxsim.models.precision import autocast, resolve_dtype, weights_dtype
 from maxsim.scoring.similarity import resolve_similarity
 
 
@@ -88,7 +88,7 @@ class PageEncoder(LateInteractionEncoder):
     def set_dtype(self, dtype: str | torch.dtype) -> None:
         """Choose the encoding precision; ``self.precision`` is the resolved name."""
         self.precision = resolve_dtype(dtype, self.device)
-        self.to(CAST_DTYPES.get(self.precision, torch.float32))
+        self.to(weights_dtype(self.precision))
 
     # -- encoding --------------------------------------------------------------------------
     def forward(self, features: dict, task: str | None = None) -> dict:
