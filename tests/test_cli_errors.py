@@ -145,3 +145,11 @@ def test_the_console_script_exits_with_the_status_after_the_exit_handlers(tmp_pa
     assert failed.returncode == 3 and "nowhere" in failed.stderr and "handler ran" in failed.stdout
     assert "Traceback" not in failed.stderr
     assert listed.returncode == 2 and all(name in listed.stdout for name in ("search", "train", "serve", "mcp"))
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(folder):
+    """``maxsim list DIR | head -1``: the status a shell gives a writer whose pipe closed, no message."""
+    process = subprocess.Popen([sys.executable, "-m", "maxsim.cli", "list", str(folder)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line
+    assert process.wait(timeout=120) == 141 and process.stderr.read() == b""

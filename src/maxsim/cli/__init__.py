@@ -6,6 +6,7 @@ Every command runs inside ``common.user_errors``: whatever escapes it is printed
 """
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -32,7 +33,8 @@ def quick_exit(code) -> None:
         print(code, file=sys.stderr)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`maxsim list DIR | head -1`)
+            stream.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 

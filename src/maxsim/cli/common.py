@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 import click
@@ -36,7 +37,9 @@ EXIT_CODES = ((FileNotFoundError, 3), (FileExistsError, 4), (sqlite3.Error, 5), 
 # what else exits with each status (the exit-status table of docs/cli.md, ``exit_status_table``)
 ALSO = {0: "success", 1: "any other error (`error: … unexpected RuntimeError: …`)",
         2: "typer's usage errors; a file that is not UTF-8", 3: "a missing file or folder",
-        4: "an existing file where a new one is needed", 5: "SQLite errors", 130: "interrupted (Ctrl-C)"}
+        4: "an existing file where a new one is needed", 5: "SQLite errors", 130: "interrupted (Ctrl-C)",
+        141: "the output's reader stopped reading (`maxsim list DIR` piped into `head`): no message"}
+PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
 
 
 def use_backend(backend: str | None) -> None:
@@ -74,6 +77,9 @@ def user_errors(subject: str | Path | None = None):
         raise  # already reported (fail) or typer's own usage error
     except KeyboardInterrupt:
         fail("interrupted.", 130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere
+        raise typer.Exit(PIPE_CLOSED) from None
     except MaxsimError as error:
         fail(str(error), error.exit_code)
     except Exception as error:
