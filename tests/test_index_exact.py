@@ -172,10 +172,10 @@ def test_a_process_without_torch_scans_in_numpy(tmp_path):
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("scan", ["float32", "bfloat16", "numpy"])
+@pytest.mark.parametrize("scan", ["float32", "bfloat16", "int8", "numpy"])
 def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
-    """Every scan (torch float32 and bfloat16, numpy float32), one query per call and all in one call:
-    the float32 brute-force top-k."""
+    """Every scan (torch float32, bfloat16 and int8, numpy float32), one query per call and all in one
+    call: the float32 brute-force top-k."""
     from maxsim.index import exact
     from maxsim.index.packed import scan_dtype
     monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan)
@@ -216,3 +216,36 @@ def test_segment_max_sum_is_the_per_document_max(lengths):
     for d, n in enumerate(lengths):
         best = sim[starts[d]: starts[d] + n].max(0) if n else np.zeros(6, np.float32)
         np.testing.assert_allclose(got[:, d], [best[:2].sum(), best[2:].sum()], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dim,norms", [(16, "varied"), (128, "varied"), (384, "unit"), (384, "varied")])
+def test_approximate_scans_stay_within_their_allowance(tmp_path, dim, norms):
+    """The int8 and bfloat16 scans' MaxSim scores against float32 brute force, on vectors with an
+    outlier dimension, unit or widely varying norms: every error within half of ``scan_allowance``
+    (measured: at most 0.18 of it), so re-scoring within twice the allowance keeps the exact top k."""
+    import torch
+
+    from maxsim.index import exact_scan
+    from maxsim.index.packed import scan_allowance
+
+    rng = np.random.default_rng(dim)
+    docs = []
+    for _ in range(200):
+        d = rng.standard_normal((int(rng.integers(1, 50)), dim)).astype(np.float32)
+        d = d / np.linalg.norm(d, axis=1, keepdims=True) if norms == "unit" else \
+            d * np.exp(rng.standard_normal((len(d), 1))).astype(np.float32)
+        d[:, 0] *= 4  # an outlier dimension
+        docs.append(d.astype(np.float16).astype(np.float32))
+    index = ExactIndex.create(tmp_path / "ix", dim)
+    index.add([str(i) for i in range(200)], docs)
+    queries = [rng.standard_normal((int(rng.integers(4, 33)), dim)).astype(np.float32) for _ in range(12)]
+    want = maxsim(queries, docs)
+    for dtype in (torch.int8, torch.bfloat16):
+        with torch.inference_mode():  # as ``exact_scan.search`` runs it
+            scanned = exact_scan.scan(index, queries, 200, np.ones(200, bool), dtype)
+        copy = index._segments[0].arrays["scan"]
+        for q, w, (found, scores) in zip(queries, want, scanned):
+            q_scale = float((np.abs(q).max(1) / 127).sum())
+            allowance = scan_allowance(dtype, copy.max_norm, copy.max_scale, float(np.linalg.norm(q, axis=1).sum()),
+                                       q_scale)
+            assert len(found) == 200 and np.abs(scores - w[found]).max() <= 0.5 * allowance, dtype

@@ -80,9 +80,9 @@ def test_a_scan_over_every_batch_size_meets_few_matrix_shapes(tmp_path, monkeypa
     index.add([str(i) for i in range(len(docs))], docs)
     shapes, scan = set(), packed.maxsim_scan
 
-    def counted(q, widths, block, lengths):
+    def counted(q, widths, block, lengths, scales=None):
         shapes.add((block.shape[0], q.shape[0]))
-        return scan(q, widths, block, lengths)
+        return scan(q, widths, block, lengths, scales)
 
     monkeypatch.setattr(exact_scan, "maxsim_scan", counted)
     queries = [rng.standard_normal((int(rng.integers(8, 33)), 32)).astype(np.float32) for _ in range(64)]

@@ -1,24 +1,27 @@
 """The torch scan of an ExactIndex (``maxsim.index.exact``): query groups of at most
 MAX_GROUP_COLUMNS vectors against blocks of at most SCAN_BLOCK_ELEMENTS similarities, in the scan
-dtype (``maxsim.index.packed.scan_dtype``); a bfloat16 scan keeps a copy of each segment's vectors
-and re-scores its candidates in float32 (``ExactIndex._exact``).
+dtype (``maxsim.index.packed.scan_dtype``). A bfloat16 or int8 scan reads a copy of each segment's
+vectors in that dtype (``ScanCopy``) and re-scores in float32 every document within twice its
+allowance (``scan_allowance``) of the k-th best (``ExactIndex._exact``).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from maxsim.index.exact import give_back
 from maxsim.index.packed import (
-    SCAN_ERROR,
     as_tensor,
     maxsim_packed,
     maxsim_scan,
     padded_copy,
     padded_queries,
+    quantized,
+    scan_allowance,
     scan_block,
     scan_dtype,
 )
@@ -26,12 +29,26 @@ from maxsim.index.packed_numpy import BLOCK_ROWS, merge_topk, token_ranges, top_
 
 SCAN_BLOCK_ELEMENTS = 1 << 21  # similarities per block: 8,192 document vectors x 256 query vectors
 MAX_GROUP_COLUMNS = 2048  # query vectors scored together
+# rows of a block viewed in a scan copy: one query on nq-kd / Cranfield (int8), 8,192 -> 16,384 rows:
+# 9.8 -> 9.1 / 22.4 -> 19.0 ms; 32,768: 9.5 / 19.5
+VIEW_ROWS = 16384
+COPY_ROWS = 1 << 16  # vectors converted at a time when a scan copy is built
 _CACHE_LOCK = threading.Lock()
 
 
+@dataclass
+class ScanCopy:
+    """A segment's vectors as a scan reads them: ``vectors`` (n_tokens, dim) in the scan dtype (the
+    stored array for a float32 scan), ``scales`` (n_tokens, 1) for int8 (vector ~ scale * row), and
+    the largest token norm and int8 scale (what the scan's error scales with)."""
+
+    vectors: object
+    scales: torch.Tensor | None = None
+    max_norm: float = 0.0
+    max_scale: float = 0.0
+
+
 @torch.inference_mode()
-
-
 def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query its top ``k`` (global positions, float32 scores) among the ``mask``ed documents of
     ``index``: a scan, then where it is approximate an exact re-score of every document within its
@@ -40,69 +57,97 @@ def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[t
     for group in _query_groups(queries):
         qs = [queries[j] for j in group]
         for q, (docs, scores) in zip(qs, scan(index, qs, k, mask, dtype)):
-            exact = index._exact([q], docs, maxsim_packed)[0] if SCAN_ERROR[dtype] else scores
+            exact = scores if dtype == torch.float32 else index._exact([q], docs, maxsim_packed)[0]
             out.append(merge_topk(None, docs, exact, k))
     return out
 
 
 def scan(index, qs: list[np.ndarray], k: int, mask: np.ndarray, dtype) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query the (global positions, approximate scores) that may be in its top ``k``."""
-    q = padded_queries(torch.from_numpy(np.concatenate(qs)).to(dtype))
+    q, q_scales = _scan_queries(qs, dtype)
     widths = [len(x) for x in qs]
-    q_norms = np.array([np.linalg.norm(x, axis=1).sum() for x in qs], dtype=np.float64)
+    q_norms = [float(np.linalg.norm(x, axis=1).sum()) for x in qs]
+    q_scale_sums = [0.0] * len(qs) if q_scales is None else \
+        [float(s.sum()) for s in torch.split(q_scales[: sum(widths)], widths)]
     columns = 1 << (q.shape[0] - 1).bit_length()  # one block size per power of two: few matrix shapes
-    budget = max(1, min(index.params.chunk_tokens, BLOCK_ROWS, SCAN_BLOCK_ELEMENTS // columns))
+    copied = BLOCK_ROWS if dtype == torch.float32 else VIEW_ROWS  # a float32 block is a copy, others views
+    budget = max(1, min(index.params.chunk_tokens, copied, SCAN_BLOCK_ELEMENTS // columns))
     found = [([], []) for _ in qs]
     for si, seg in enumerate(index._segments):
         base = int(index._bases[si])
         seg_mask = mask[base: base + seg.n_docs]
         if not seg_mask.any():
             continue
-        scores, max_norm = _scan_segment(seg, q, widths, seg_mask, budget, dtype)
+        copy = _scan_copy(seg, dtype)
+        scores = _scan_segment(seg, copy, q, q_scales, widths, seg_mask, budget, dtype)
         live = np.nonzero(seg_mask)[0]
         for row, (docs, vals) in enumerate(found):
-            d, v = top_window(live + base, scores[row, live], k, 2 * SCAN_ERROR[dtype] * max_norm * q_norms[row])
+            allowance = scan_allowance(dtype, copy.max_norm, copy.max_scale, q_norms[row], q_scale_sums[row])
+            d, v = top_window(live + base, scores[row, live], k, 2 * allowance)
             docs.append(d)
             vals.append(v)
     return [(np.concatenate(d), np.concatenate(v)) if d else (np.zeros(0, np.int64), np.zeros(0, np.float32))
             for d, v in found]
 
 
-def _scan_segment(seg, q, widths, seg_mask, budget, dtype):
-    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined), and
-    the largest token norm of the segment (what the scan error scales with)."""
-    vectors, max_norm = _scan_vectors(seg, dtype)
+def _scan_queries(qs: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The query vectors of a group in the scan dtype, padded (``padded_queries``), and their int8
+    scales (None for another dtype)."""
+    q = torch.from_numpy(np.concatenate(qs).astype(np.float32, copy=False))
+    if dtype != torch.int8:
+        return padded_queries(q.to(dtype)), None
+    rows, scales = quantized(padded_queries(q))
+    return rows, scales[:, 0]
+
+
+def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dtype) -> np.ndarray:
+    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined)."""
     scores = np.zeros((len(widths), seg.n_docs), dtype=np.float32)
     for a, b in window_ranges(seg.doclens, budget):
         sel = np.nonzero(seg_mask[a:b])[0]
         if not len(sel):
             continue
         if len(sel) * 4 >= b - a:  # dense: score the whole range
-            block = scan_block(vectors, int(seg.offsets[a]), int(seg.offsets[b]), dtype, budget)
-            scores[:, a:b] = maxsim_scan(q, widths, block, seg.doclens[a:b])
+            start, stop = int(seg.offsets[a]), int(seg.offsets[b])
+            block = scan_block(copy.vectors, start, stop, dtype, budget)
+            rows = None if copy.scales is None else scan_block(copy.scales, start, stop, torch.float32, budget)
+            docs = slice(a, b)
         else:
-            block = padded_copy(vectors[token_ranges(seg.offsets, a + sel)], dtype)
-            scores[:, a + sel] = maxsim_scan(q, widths, block, seg.doclens[a + sel])
-    return scores, max_norm
+            positions = token_ranges(seg.offsets, a + sel)
+            block = padded_copy(copy.vectors[positions], dtype)
+            rows = None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
+            docs = a + sel
+        scores[:, docs] = maxsim_scan(q, widths, block, seg.doclens[docs], None if rows is None else (rows, q_scales))
+    return scores
 
 
-def _scan_vectors(seg, dtype):
-    """The vectors the scan reads: the stored ones (float32 scan) or the segment's cached
-    bfloat16 copy, built on first use; and the largest token norm (0 when not needed)."""
-    if not SCAN_ERROR[dtype]:
-        return seg.arrays["vectors"], 0.0
+def _scan_copy(seg, dtype) -> ScanCopy:
+    """What the scan reads of a segment: its stored vectors (float32 scan), or its copy in the scan
+    dtype, built on first use (the float16 file's pages are then given back)."""
+    if dtype == torch.float32:
+        return ScanCopy(seg.arrays["vectors"])
     with _CACHE_LOCK:
-        if "scan" not in seg.arrays:
-            v = seg.arrays["vectors"]
-            copy = torch.empty((len(v), v.shape[1]), dtype=dtype)
-            max_norm = 0.0
-            for s in range(0, len(v), 1 << 16):
-                part = as_tensor(v[s: s + (1 << 16)], torch.float32)
-                copy[s: s + len(part)] = part
-                max_norm = max(max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
-            seg.arrays["scan"], seg.arrays["scan_max_norm"] = copy, max_norm
+        copy = seg.arrays.get("scan")
+        if copy is None or copy.vectors.dtype != dtype:
+            seg.arrays["scan"] = copy = _build_copy(seg.arrays["vectors"], dtype)
             give_back(seg)  # the scan reads the copy from now on
-    return seg.arrays["scan"], seg.arrays["scan_max_norm"]
+    return copy
+
+
+def _build_copy(v, dtype) -> ScanCopy:
+    """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8)."""
+    copy = ScanCopy(torch.empty((len(v), v.shape[1]), dtype=dtype))
+    scales = torch.ones((len(v), 1)) if dtype == torch.int8 else None
+    for s in range(0, len(v), COPY_ROWS):
+        part = as_tensor(v[s: s + COPY_ROWS], torch.float32)
+        if scales is None:
+            copy.vectors[s: s + len(part)] = part
+        else:
+            copy.vectors[s: s + len(part)], scales[s: s + len(part)] = quantized(part)
+        copy.max_norm = max(copy.max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
+    if scales is not None:
+        copy.scales, copy.max_scale = scales, float(scales.max()) if len(v) else 0.0
+    return copy
 
 
 def _query_groups(queries: list[np.ndarray]) -> list[list[int]]:

@@ -25,14 +25,37 @@ from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
 # 384-term dot product goes the same way; measured on unit vectors (384 dims, 32-vector queries):
 # error std 0.002 and max 0.011 per MaxSim score, against this allowance's 0.0625 (32 * 2^-9).
-SCAN_ERROR = {torch.bfloat16: 2.0 ** -9, torch.float32: 0.0}
+BFLOAT16_ERROR = 2.0 ** -9
+SCAN_DTYPES = ("float32", "bfloat16", "int8")
+
+
+def scan_allowance(dtype: torch.dtype, max_norm: float, max_scale: float, q_norm: float, q_scale: float) -> float:
+    """How far a scan's MaxSim score of a query may be from the float32 one (0: the scan is exact).
+    ``max_norm``, ``max_scale``: the largest token norm and int8 scale of the documents; ``q_norm``,
+    ``q_scale``: the sums of the query vectors' norms and int8 scales (``quantized``). bfloat16:
+    BFLOAT16_ERROR * max_norm * q_norm. int8: max_scale * q_norm + max_norm * q_scale, the sum of the
+    two rounding terms' scales (the worst case is ~10x more: sqrt(dim) / 2 each): 5x the largest
+    error measured on three collections of 384-dim vectors (0.057 on Cranfield)."""
+    if dtype == torch.bfloat16:
+        return BFLOAT16_ERROR * max_norm * q_norm
+    return max_scale * q_norm + max_norm * q_scale if dtype == torch.int8 else 0.0
+
+
+def quantized(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, dim) float32 -> (int8 (n, dim), float32 scales (n, 1)): ``x ~ scales * rows``, each row's
+    largest |component| at 127 (a row of zeros: scale 1)."""
+    scale = x.abs().amax(1, keepdim=True) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.round(x / scale).to(torch.int8), scale
 
 
 @torch.inference_mode()
-def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | None = None) -> np.ndarray:
+def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | None = None,
+                    column_scale: torch.Tensor | None = None) -> np.ndarray:
     """``sim``: (n_tokens, n_cols) similarities of packed documents of ``lengths`` tokens.
     Returns (n_docs,) sums over columns of per-document maxima, or (n_queries, n_docs) when
-    ``widths`` splits the columns into queries. A document without tokens scores 0."""
+    ``widths`` splits the columns into queries; maxima times ``column_scale`` (n_cols,) when given.
+    A document without tokens scores 0."""
     lengths = np.asarray(lengths, dtype=np.int64)
     n_docs = len(lengths)
     n_q = 1 if widths is None else len(widths)
@@ -40,6 +63,8 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
     nz = lengths > 0
     if n_docs and nz.any():
         maxima = _segment_max(sim, torch.from_numpy(lengths[nz])).float()
+        if column_scale is not None:
+            maxima *= column_scale
         if widths is None:
             out[0, nz] = maxima.sum(1).numpy()
         else:
@@ -94,26 +119,36 @@ def as_tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def scan_dtype() -> torch.dtype:
-    """The dtype the index scans score in: bfloat16 where this CPU multiplies it at least 1.5x
-    faster than float32 (AVX512-BF16 / AMX: 2-4x), else float32. ``MAXSIM_SCAN_DTYPE=float32``
-    (or ``bfloat16``) overrides the one-off timing."""
+    """The dtype the index scans score in: the fastest of bfloat16 (AVX512-BF16 / AMX: 2-4x float32)
+    and int8 (``torch._int_mm``; AVX512-VNNI / AMX: 2x bfloat16 for one query) where it multiplies
+    at least 1.5x faster than float32 (a 2048 x 384 block by 32 query vectors), else float32.
+    ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the one-off timing."""
     forced = os.environ.get("MAXSIM_SCAN_DTYPE", "")
     if forced:
-        if forced not in ("float32", "bfloat16"):
-            raise InvalidInputError(f"MAXSIM_SCAN_DTYPE must be float32 or bfloat16, got {forced!r}.")
+        if forced not in SCAN_DTYPES:
+            raise InvalidInputError(f"MAXSIM_SCAN_DTYPE must be one of {', '.join(SCAN_DTYPES)}, got {forced!r}.")
         return getattr(torch, forced)
-    pairs = {dtype: (torch.randn(2048, 384).to(dtype), torch.randn(384, 32).to(dtype))
-             for dtype in (torch.bfloat16, torch.float32)}
+    x, y = torch.randn(2048, 384), torch.randn(32, 384)
+    pairs = {dtype: (x.to(dtype), y.to(dtype)) for dtype in (torch.bfloat16, torch.float32)}
+    pairs[torch.int8] = (quantized(x)[0], quantized(y)[0])
     best = dict.fromkeys(pairs, float("inf"))
     with torch.inference_mode():
         for round_ in range(6):  # interleaved rounds, best of each; round 0 warms up (oneDNN compiles)
-            for dtype, (x, y) in pairs.items():
+            for dtype, (a, b) in pairs.items():
                 start = time.perf_counter()
                 for _ in range(8):
-                    torch.mm(x, y)
+                    product(a, b.T)
                 if round_:
                     best[dtype] = min(best[dtype], time.perf_counter() - start)
-    return torch.bfloat16 if best[torch.bfloat16] * 1.5 < best[torch.float32] else torch.float32
+    fastest = min(pairs, key=best.get)
+    return fastest if best[fastest] * 1.5 < best[torch.float32] else torch.float32
+
+
+def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` (int8 operands: the exact int32 product, ``torch._int_mm``)."""
+    if a.dtype == torch.int8:
+        return torch._int_mm(a, b, out=out)
+    return torch.mm(a, b, out=out)
 
 
 _BUFFERS = threading.local()
@@ -170,11 +205,18 @@ def padded_copy(block, dtype: torch.dtype) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def maxsim_scan(q: torch.Tensor, widths: list[int], block: torch.Tensor, lengths: np.ndarray) -> np.ndarray:
+def maxsim_scan(q: torch.Tensor, widths: list[int], block: torch.Tensor, lengths: np.ndarray,
+                scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
     """Approximate MaxSim for an index scan: ``q`` (>= sum widths, dim; rows past the widths are
     padding) and ``block`` (>= sum lengths, dim; rows past them are ignored: ``scan_block``) in the
-    scan dtype -> (n_queries, n_docs) float32, off by about SCAN_ERROR * |q_i| * max |d| per query
-    vector at most (0 in float32). The similarities go to this thread's scratch buffer."""
-    sim = scratch(block.shape[0] * q.shape[0], q.dtype).view(block.shape[0], q.shape[0])
-    torch.mm(block, q.T, out=sim)
-    return segment_max_sum(sim[: int(np.sum(lengths))], lengths, widths)
+    scan dtype -> (n_queries, n_docs) float32, within ``scan_allowance`` of float32's. int8:
+    ``scales`` = (the block's row scales (rows, 1), the query's column scales (columns,)). The
+    similarities go to this thread's scratch buffers."""
+    shape = (block.shape[0], q.shape[0])
+    if scales is None:
+        sim = product(block, q.T, out=scratch(shape[0] * shape[1], q.dtype).view(shape))
+    else:
+        raw = product(block, q.T, out=scratch(shape[0] * shape[1], torch.int32).view(shape))
+        sim = torch.mul(raw, scales[0], out=scratch(shape[0] * shape[1], torch.float32).view(shape))
+    n = int(np.sum(lengths))
+    return segment_max_sum(sim[:n], lengths, widths, None if scales is None else scales[1])
