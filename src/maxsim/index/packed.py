@@ -133,10 +133,10 @@ def scan_dtype() -> torch.dtype:
     pairs[torch.int8] = (quantized(x)[0], quantized(y)[0])
     best = dict.fromkeys(pairs, float("inf"))
     with torch.inference_mode():
-        for round_ in range(6):  # interleaved rounds, best of each; round 0 warms up (oneDNN compiles)
+        for round_ in range(4):  # interleaved rounds, best of each; round 0 warms up (oneDNN compiles)
             for dtype, (a, b) in pairs.items():
                 start = time.perf_counter()
-                for _ in range(8):
+                for _ in range(4):
                     product(a, b.T)
                 if round_:
                     best[dtype] = min(best[dtype], time.perf_counter() - start)
