@@ -26,6 +26,7 @@ from maxsim.cli.common import (
 )
 from maxsim.cli.registry import app
 from maxsim.errors import InvalidInputError
+from maxsim.index.defaults import EXACT_LIMIT_VALUES
 from maxsim.io.pages import DPI as DEFAULT_DPI
 from maxsim.io.pages import PageCorpus, read_pages
 
@@ -54,7 +55,8 @@ def index(
     output: Path = typer.Option(..., "--output", "-o", help="The retriever folder to create (new or empty)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     kind: str = typer.Option("auto", "--index", help="'exact' (every vector), 'plaid' (compressed) or 'auto': exact "
-                                                     "below 50M token values (tokens x dims), PLAID above; "
+                                                     f"below {EXACT_LIMIT_VALUES // 10**6}M token values (tokens x "
+                                                     "dims), PLAID above; "
                                                      "--nbits or --n-centroids mean PLAID."),
     hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Also keep a BM25 index for hybrid search "
                                                                    "(pages: of their PDF text layer)."),

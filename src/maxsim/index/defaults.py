@@ -62,12 +62,16 @@ def choose_kind(n_documents: int, n_tokens: int, dim: int) -> tuple[str, str]:
     values = n_tokens * dim
     if values < limit:
         return "exact", (f"{n_tokens:,} token vectors x {dim} dims = {values / 1e6:.0f}M values: below "
-                         f"{limit / 1e6:.0f}M, an exact scan is as fast as PLAID and exact")
+                         f"{limit / 1e6:.0f}M, PLAID is not faster than an exact scan in every case, and exact "
+                         "ranks exactly")
     return "plaid", (f"{n_tokens:,} token vectors x {dim} dims = {values / 1e6:.0f}M values: from "
                      f"{limit / 1e6:.0f}M on, PLAID is faster than an exact scan and ~8x smaller")
 
 
-EXACT_LIMIT_VALUES = 50_000_000
+# The size from which PLAID (defaults) is faster than the exact (int8) scan at k = 10 and 100, one
+# query per call and many (bench/index_defaults.py "crossover", AMD EPYC 2 cores: at 152M values
+# exact still wins k = 100 in batches, at 227M they tie, at 303M PLAID wins everywhere)
+EXACT_LIMIT_VALUES = 250_000_000
 CHARS_PER_TOKEN = 4  # English through a WordPiece or BPE vocabulary: about 4 characters a token
 PAGE_TOKENS = 1024  # patch vectors of a page (ColPali's 32 x 32 grid), before pooling
 
