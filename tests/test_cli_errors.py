@@ -127,8 +127,8 @@ def test_each_command_is_registered_by_the_module_the_registry_names():
 
 
 def test_the_console_script_exits_with_the_status_after_the_exit_handlers(tmp_path):
-    """``maxsim.cli.main`` (the quick exit): atexit handlers run, output is flushed, the status is the
-    command's; ``maxsim search`` loads the search command alone."""
+    """``maxsim.cli.main`` (the quick exit of ``search``): atexit handlers run, output is flushed, the
+    status is the command's; ``maxsim search`` loads the search command alone."""
     script = ("import atexit, sys\n"
               "atexit.register(lambda: print('handler ran', sorted(m for m in sys.modules"
               " if m.startswith('maxsim.cli.') and m.count('.') == 2)))\n"

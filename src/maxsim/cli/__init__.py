@@ -11,15 +11,21 @@ import os
 import sys
 import threading
 
+QUICK_EXIT = ("search", "list")  # short reads whose wait is mostly the process's start and end
+
 
 def main() -> None:
-    """The ``maxsim`` console script: the command line's command alone loaded, run, then ``quick_exit``
-    with its status."""
+    """The ``maxsim`` console script: the command line's command alone loaded and run; ``QUICK_EXIT``
+    commands then end with ``quick_exit`` (others may leave native threads, e.g. torch.distributed's,
+    that only a normal exit ends cleanly)."""
     from maxsim.cli.registry import load_commands
 
+    command = sys.argv[1] if len(sys.argv) > 1 else None
     try:
-        load_commands(sys.argv[1] if len(sys.argv) > 1 else None)()
+        load_commands(command)()
     except SystemExit as exc:
+        if command not in QUICK_EXIT:
+            raise
         quick_exit(exc.code)
 
 
