@@ -96,13 +96,29 @@ def test_answers_are_bounded(live):
     with serve_in_thread(create_app(live, limits=small)) as base:
         many = httpx.post(f"{base}/search", json={"queries": ["flow"] * 8, "k": 26})
         assert many.status_code == 413 and "more than 200 hits" in many.json()["detail"]
-        answer = httpx.post(f"{base}/search", json={"queries": ["flow"] * 8, "k": N}, timeout=60).json()
+        answer = httpx.post(f"{base}/search", json={"queries": ["flow"] * 8, "k": N, "excerpts": True},
+                            timeout=60).json()
     hits = [hit for hits in answer["results"] for hit in hits]
+    excerpts = [entry for entries in answer["excerpts"] for entry in entries]
+    assert [e is None for e in excerpts] == [h["text"] is None for h in hits]  # no excerpt past the budget
     assert len(hits) == 8 * N and 0 < answer["omitted"] < len(hits)
     cut = hits[len(hits) - answer["omitted"]:]
     assert all(h["text"] is None and h["metadata"] is None and h["passage"]["text"] is None for h in cut)
     assert all(h["text"] for h in hits[:len(hits) - answer["omitted"]])
     assert sum(len(h["text"] or "") + len(h["passage"]["text"] or "") for h in hits) <= 20_000
+
+
+def test_a_listing_past_the_answer_budget_keeps_every_hit(live, capsys):
+    """``maxsim search`` through a server whose answer budget cuts the later hits' texts: every hit
+    is listed, in order, those without an excerpt with an empty one, and stderr says how many."""
+    from maxsim.cli.search import remote_hits
+
+    with serve_in_thread(create_app(live, limits=Limits(max_response_chars=3_000))) as base:
+        listed = remote_hits(base, "flow", N, {}, None, None)
+    assert [h["id"] for h in listed] == [h.id for h in live.collection.search("flow", k=N)[0]]
+    empty = sum(h["excerpt"]["text"] == "" for h in listed)
+    assert listed[0]["excerpt"]["text"] and listed[0]["matched"] and 0 < empty < N
+    assert f"warning: {empty} of {N} hits came without an excerpt" in capsys.readouterr().err
 
 
 def test_library_errors_keep_their_status(live, service):

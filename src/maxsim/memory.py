@@ -4,7 +4,7 @@ given back without unmapping.
 
 Who calls it: ``maxsim.models.backends`` (the ONNX export's weights after OpenVINO compiles them,
 the torch weights while OpenVINO runs the model) and ``maxsim.index.exact`` (float16 vectors: the
-scan reads a bfloat16 copy, re-scores read a few documents' rows and give them back).
+scan reads its int8 or bfloat16 copy, re-scores read a few documents' rows and give them back).
 """
 
 from __future__ import annotations

@@ -163,14 +163,28 @@ def frozen_precision() -> str | None:
 
 
 def remote_hits(url: str, query: str, k: int, how: dict, filter: dict | None, api_key: str | None) -> list[dict]:
-    """The same hits, from the server at ``url``: one POST /search with ``excerpts``."""
+    """The same hits, from the server at ``url``: one POST /search with ``excerpts``. A hit sent
+    without one (past the server's answer budget, or removed since the search) is listed with an
+    empty excerpt, and stderr says how many."""
     from maxsim.cli.remote import call
 
     body = {"queries": [query], "k": k, "excerpts": True, **({"filter": filter} if filter else {}),
             **{key: value for key, value in how.items() if value is not None}}
     answer = call(url, "/search", body, api_key)
-    return [{"id": hit["id"], "score": hit["score"], "metadata": hit.get("metadata"), **shown}
-            for hit, shown in zip(answer["results"][0], answer["excerpts"][0]) if shown is not None]
+    hits, excerpts = answer["results"][0], answer["excerpts"][0]
+    missing = sum(shown is None for shown in excerpts)
+    if missing:
+        typer.echo(f"warning: {missing} of {len(hits)} hits came without an excerpt (past the server's answer "
+                   "budget, or removed since the search)", err=True)
+    return [{"id": hit["id"], "score": hit["score"], "metadata": hit.get("metadata"), **(shown or _bare(hit))}
+            for hit, shown in zip(hits, excerpts)]
+
+
+def _bare(hit: dict) -> dict:
+    """A hit's listing without an excerpt: its passage span, nothing highlighted, nothing matched."""
+    passage = hit.get("passage") or {}
+    return {"passage": {key: passage.get(key) for key in ("index", "start", "end")},
+            "excerpt": {"start": 0, "end": 0, "text": "", "highlights": []}, "matched": []}
 
 
 def _filter(where: list[str] | None) -> dict | None:
