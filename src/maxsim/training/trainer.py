@@ -9,6 +9,7 @@ sentence-transformers 6 layout written by ``model.save`` (safetensors, no pickle
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class MaxSimTrainer(transformers.Trainer):
         # ``evaluate`` runs the evaluators instead of an evaluation loop.
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=Collator(model),
                          eval_dataset=[] if self.evaluators else None, callbacks=callbacks)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.register(_end_process_group)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss.model is not model:  # route the forward through the DDP wrapper so gradients sync
@@ -92,3 +95,11 @@ def _checkpoint_backbone(backbone) -> None:
     """Recompute the backbone's layer activations in backward (transformers 5 name, else the older one)."""
     enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
     enable()
+
+
+def _end_process_group() -> None:
+    """Destroy the process group of a torchrun run before the interpreter's teardown: left to it,
+    gloo's threads end the process with "terminate called without an active exception" (status -6)
+    after a finished training."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
