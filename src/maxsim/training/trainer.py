@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -98,8 +99,13 @@ def _checkpoint_backbone(backbone) -> None:
 
 
 def _end_process_group() -> None:
-    """Destroy the process group of a torchrun run before the interpreter's teardown: left to it,
-    gloo's threads end the process with "terminate called without an active exception" (status -6)
-    after a finished training."""
+    """End a torchrun run's process group while the interpreter is still whole.
+
+    Gloo's worker threads free a finished collective (and the tensors it holds, which may own Python
+    objects) just after the caller resumes; one still freeing when the interpreter's teardown begins
+    kills the process ("terminate called without an active exception", status -6) after a finished
+    training. So: wait for every rank, give the workers a moment without the GIL, then destroy."""
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        time.sleep(0.1)
         torch.distributed.destroy_process_group()
