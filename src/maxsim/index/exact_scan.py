@@ -15,7 +15,7 @@ import torch
 
 from maxsim.index.exact import give_back
 from maxsim.index.packed import (
-    as_tensor,
+    from_numpy,
     maxsim_packed,
     maxsim_scan,
     padded_copy,
@@ -24,6 +24,7 @@ from maxsim.index.packed import (
     scan_allowance,
     scan_block,
     scan_dtype,
+    scratch,
 )
 from maxsim.index.packed_numpy import BLOCK_ROWS, merge_topk, token_ranges, top_window, window_ranges
 
@@ -135,16 +136,19 @@ def _scan_copy(seg, dtype) -> ScanCopy:
 
 
 def _build_copy(v, dtype) -> ScanCopy:
-    """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8)."""
+    """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8), COPY_ROWS rows
+    at a time through one scratch buffer."""
     copy = ScanCopy(torch.empty((len(v), v.shape[1]), dtype=dtype))
     scales = torch.ones((len(v), 1)) if dtype == torch.int8 else None
     for s in range(0, len(v), COPY_ROWS):
-        part = as_tensor(v[s: s + COPY_ROWS], torch.float32)
+        block = v[s: s + COPY_ROWS]
+        part = scratch(block.shape[0] * block.shape[1], torch.float32, "copy").view(block.shape)
+        part.copy_(block if isinstance(block, torch.Tensor) else from_numpy(block))
+        copy.max_norm = max(copy.max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
         if scales is None:
             copy.vectors[s: s + len(part)] = part
         else:
-            copy.vectors[s: s + len(part)], scales[s: s + len(part)] = quantized(part)
-        copy.max_norm = max(copy.max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
+            scales[s: s + len(part)] = quantized(part, out=copy.vectors[s: s + len(part)])[1]
     if scales is not None:
         copy.scales, copy.max_scale = scales, float(scales.max()) if len(v) else 0.0
     return copy

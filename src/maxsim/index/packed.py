@@ -10,7 +10,10 @@ tensors (~10x faster for single queries here). ``tests/test_index_exact.py`` che
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
+import platform
 import threading
 import time
 import warnings
@@ -20,6 +23,7 @@ import torch
 
 from maxsim.errors import InvalidInputError
 from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
+from maxsim.models.runtimes import cache_root
 
 # Allowance per query vector for a bfloat16 scan's error, times |q_i| * max |d|: 2^-9. The worst
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
@@ -27,6 +31,7 @@ from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
 # error std 0.002 and max 0.011 per MaxSim score, against this allowance's 0.0625 (32 * 2^-9).
 BFLOAT16_ERROR = 2.0 ** -9
 SCAN_DTYPES = ("float32", "bfloat16", "int8")
+SCAN_DTYPE_FILE = "scan-dtype.json"  # {machine key: dtype name}: the timing's answers
 
 
 def scan_allowance(dtype: torch.dtype, max_norm: float, max_scale: float, q_norm: float, q_scale: float) -> float:
@@ -41,12 +46,15 @@ def scan_allowance(dtype: torch.dtype, max_norm: float, max_scale: float, q_norm
     return max_scale * q_norm + max_norm * q_scale if dtype == torch.int8 else 0.0
 
 
-def quantized(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantized(x: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, dim) float32 -> (int8 (n, dim), float32 scales (n, 1)): ``x ~ scales * rows``, each row's
-    largest |component| at 127 (a row of zeros: scale 1)."""
-    scale = x.abs().amax(1, keepdim=True) / 127
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.round(x / scale).to(torch.int8), scale
+    largest |component| at 127 (a row of zeros: scale 1). With ``out`` (int8 (n, dim)) the rows go
+    there and ``x`` is overwritten: nothing of its size is allocated (what a scan copy's build needs:
+    fresh pages cost more than the arithmetic)."""
+    scale = torch.maximum(x.amax(1, keepdim=True), x.amin(1, keepdim=True).neg_()).div_(127)
+    scale.masked_fill_(scale == 0, 1.0)
+    scaled = (x.mul_ if out is not None else x.mul)(scale.reciprocal()).round_()  # 4x faster than x / scale
+    return (scaled.to(torch.int8) if out is None else out.copy_(scaled)), scale
 
 
 @torch.inference_mode()
@@ -98,23 +106,18 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
     for a, b in window_ranges(lengths, BLOCK_ROWS):
         part = vectors[int(starts[a]): int(starts[b])]
         v = scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
-        v.copy_(part if isinstance(part, torch.Tensor) else _from_numpy(part))
+        v.copy_(part if isinstance(part, torch.Tensor) else from_numpy(part))
         sim = scratch(v.shape[0] * q.shape[0], torch.float32, "packed_sim").view(v.shape[0], q.shape[0])
         torch.mm(v, q.T, out=sim)
         out[:, a:b] = segment_max_sum(sim, lengths[a:b], [len(x) for x in queries])
     return out
 
 
-def _from_numpy(array) -> torch.Tensor:
+def from_numpy(array) -> torch.Tensor:
+    """A numpy array (memory-mapped, read-only ones too) as a tensor sharing its memory."""
     with warnings.catch_warnings():  # torch warns about read-only arrays; it only reads this one
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(np.asarray(array))
-
-
-def as_tensor(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    """A (read-only, memory-mapped) numpy array as a new torch tensor of ``dtype``: torch converts
-    float16 with F16C, ~10x numpy's ``astype``."""
-    return _from_numpy(array).to(dtype, copy=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,12 +125,50 @@ def scan_dtype() -> torch.dtype:
     """The dtype the index scans score in: the fastest of bfloat16 (AVX512-BF16 / AMX: 2-4x float32)
     and int8 (``torch._int_mm``; AVX512-VNNI / AMX: 2x bfloat16 for one query) where it multiplies
     at least 1.5x faster than float32 (a 2048 x 384 block by 32 query vectors), else float32.
-    ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the one-off timing."""
+    ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the choice. The timing (~30 ms) runs once
+    per machine, torch version and thread count: its answer is kept in the cache folder
+    (``maxsim.models.runtimes.cache_root``, file SCAN_DTYPE_FILE)."""
     forced = os.environ.get("MAXSIM_SCAN_DTYPE", "")
     if forced:
         if forced not in SCAN_DTYPES:
             raise InvalidInputError(f"MAXSIM_SCAN_DTYPE must be one of {', '.join(SCAN_DTYPES)}, got {forced!r}.")
         return getattr(torch, forced)
+    path, key = cache_root() / SCAN_DTYPE_FILE, _machine_key()
+    known = _read_choices(path)
+    if known.get(key) in SCAN_DTYPES:
+        return getattr(torch, known[key])
+    dtype = _timed_scan_dtype()
+    _write_choices(path, {**known, key: str(dtype).removeprefix("torch.")})
+    return dtype
+
+
+def _machine_key() -> str:
+    """What the scan dtype's timing depends on: CPU architecture and flags, torch, threads."""
+    from maxsim.models.precision import cpu_flags
+    facts = [platform.machine(), torch.__version__, torch.get_num_threads(), sorted(cpu_flags())]
+    return hashlib.sha1(json.dumps(facts).encode()).hexdigest()[:16]
+
+
+def _read_choices(path) -> dict:
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, unreadable or damaged: timed again and rewritten
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_choices(path, choices: dict) -> None:
+    """Replace the cache file whole (a reader never sees half of it); a read-only cache is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(choices), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _timed_scan_dtype() -> torch.dtype:
     x, y = torch.randn(2048, 384), torch.randn(32, 384)
     pairs = {dtype: (x.to(dtype), y.to(dtype)) for dtype in (torch.bfloat16, torch.float32)}
     pairs[torch.int8] = (quantized(x)[0], quantized(y)[0])
@@ -199,7 +240,7 @@ def padded_copy(block, dtype: torch.dtype) -> torch.Tensor:
     n, dim = block.shape
     rows = padded_rows(n)
     out = scratch(rows * dim, dtype, "block").view(rows, dim)
-    out[:n] = block if isinstance(block, torch.Tensor) else _from_numpy(block)
+    out[:n] = block if isinstance(block, torch.Tensor) else from_numpy(block)
     out[n:] = 0
     return out
 
