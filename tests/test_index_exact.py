@@ -249,3 +249,31 @@ def test_approximate_scans_stay_within_their_allowance(tmp_path, dim, norms):
             allowance = scan_allowance(dtype, copy.max_norm, copy.max_scale, float(np.linalg.norm(q, axis=1).sum()),
                                        q_scale)
             assert len(found) == 200 and np.abs(scores - w[found]).max() <= 0.5 * allowance, dtype
+
+
+def test_the_scan_dtype_is_timed_once_per_machine(tmp_path, monkeypatch):
+    """The timing's answer goes to the cache folder; a later process reads it instead of timing; a
+    damaged cache file is timed again and rewritten; MAXSIM_SCAN_DTYPE still wins."""
+    from maxsim.index import packed
+
+    monkeypatch.setenv("MAXSIM_CACHE", str(tmp_path))
+    monkeypatch.delenv("MAXSIM_SCAN_DTYPE", raising=False)
+    path = tmp_path / packed.SCAN_DTYPE_FILE
+    packed.scan_dtype.cache_clear()
+    try:
+        timed = packed.scan_dtype()
+        saved = json.loads(path.read_text())
+        assert list(saved.values()) == [str(timed).removeprefix("torch.")]
+        other = "float32" if saved[next(iter(saved))] != "float32" else "int8"
+        path.write_text(json.dumps({next(iter(saved)): other, "another-machine": "bfloat16"}))
+        packed.scan_dtype.cache_clear()
+        assert str(packed.scan_dtype()) == f"torch.{other}"  # read, not timed
+        path.write_text('{"truncated')
+        packed.scan_dtype.cache_clear()
+        again = packed.scan_dtype()  # timed again: the same answer unless the timing is a near tie
+        assert json.loads(path.read_text()) == {next(iter(saved)): str(again).removeprefix("torch.")}
+        monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "bfloat16")
+        packed.scan_dtype.cache_clear()
+        assert str(packed.scan_dtype()) == "torch.bfloat16"
+    finally:
+        packed.scan_dtype.cache_clear()
