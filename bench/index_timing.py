@@ -10,6 +10,7 @@ the times (ms) and the hits of the warm pass (ids, best first).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# The timed process imports from compiled bytecode, as an installed package does (a shell that sets
+# PYTHONDONTWRITEBYTECODE would otherwise make every first pass compile the modules it imports).
+INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def measure(folders: dict[str, Path], queries: list[np.ndarray], ks=(10,), threads: int = 2,
@@ -29,7 +33,7 @@ def measure(folders: dict[str, Path], queries: list[np.ndarray], ks=(10,), threa
         np.savez(path, *queries)
         job = {"folders": {k: str(v) for k, v in folders.items()}, "queries": str(path), "ks": list(ks),
                "threads": threads, "settings": settings or {}, "batched": batched}
-        proc = subprocess.run([sys.executable, __file__, json.dumps(job)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, json.dumps(job)], capture_output=True, text=True, env=INSTALLED)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"timing process failed: {proc.stderr[-3000:]}")
