@@ -33,7 +33,8 @@ def measure(folders: dict[str, Path], queries: list[np.ndarray], ks=(10,), threa
         np.savez(path, *queries)
         job = {"folders": {k: str(v) for k, v in folders.items()}, "queries": str(path), "ks": list(ks),
                "threads": threads, "settings": settings or {}, "batched": batched}
-        proc = subprocess.run([sys.executable, __file__, json.dumps(job)], capture_output=True, text=True, env=INSTALLED)
+        proc = subprocess.run([sys.executable, __file__, json.dumps(job)], capture_output=True, text=True,
+                              env=INSTALLED)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"timing process failed: {proc.stderr[-3000:]}")

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from maxsim import MultiVectorEncoder
+from maxsim.cache import cache_root
 from maxsim.models.backends import export
 from maxsim.models.precision import cpu_flags
-from maxsim.models.runtimes import cache_root
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after maxsim: bench/maxsim.py must not shadow it
 from common import cranfield_texts, markdown_table  # noqa: E402

@@ -267,7 +267,7 @@ def test_the_scan_dtype_is_timed_once_per_machine(tmp_path, monkeypatch):
         other = "float32" if saved[next(iter(saved))] != "float32" else "int8"
         path.write_text(json.dumps({next(iter(saved)): other, "another-machine": "bfloat16"}))
         packed.scan_dtype.cache_clear()
-        assert str(packed.scan_dtype()) == f"torch.{other}"  # read, not timed
+        assert str(packed.scan_dtype()) == f"torch.{other}"  # the file's answer
         path.write_text('{"truncated')
         packed.scan_dtype.cache_clear()
         again = packed.scan_dtype()  # timed again: the same answer unless the timing is a near tie

@@ -21,9 +21,9 @@ import warnings
 import numpy as np
 import torch
 
+from maxsim.cache import cache_root
 from maxsim.errors import InvalidInputError
 from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
-from maxsim.models.runtimes import cache_root
 
 # Allowance per query vector for a bfloat16 scan's error, times |q_i| * max |d|: 2^-9. The worst
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
@@ -127,7 +127,7 @@ def scan_dtype() -> torch.dtype:
     at least 1.5x faster than float32 (a 2048 x 384 block by 32 query vectors), else float32.
     ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the choice. The timing (~30 ms) runs once
     per machine, torch version and thread count: its answer is kept in the cache folder
-    (``maxsim.models.runtimes.cache_root``, file SCAN_DTYPE_FILE)."""
+    (``maxsim.cache.cache_root``, file SCAN_DTYPE_FILE)."""
     forced = os.environ.get("MAXSIM_SCAN_DTYPE", "")
     if forced:
         if forced not in SCAN_DTYPES:
@@ -143,9 +143,10 @@ def scan_dtype() -> torch.dtype:
 
 
 def _machine_key() -> str:
-    """What the scan dtype's timing depends on: CPU architecture and flags, torch, threads."""
-    from maxsim.models.precision import cpu_flags
-    facts = [platform.machine(), torch.__version__, torch.get_num_threads(), sorted(cpu_flags())]
+    """What the scan dtype's timing depends on: the CPU (architecture, the instruction set torch
+    dispatches to, cores), torch's version and threads."""
+    facts = [platform.machine(), torch.backends.cpu.get_cpu_capability(), os.cpu_count(), torch.__version__,
+             torch.get_num_threads()]
     return hashlib.sha1(json.dumps(facts).encode()).hexdigest()[:16]
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maxsim.cache import cache_root
 from maxsim.errors import InvalidInputError, ModelLoadError
 from maxsim.memory import release_file_pages, release_mappings
-from maxsim.models.runtimes import PRECISIONS, announce_export, cache_root, compile_openvino, require
+from maxsim.models.runtimes import PRECISIONS, announce_export, compile_openvino, require
 
 EXPORT_VERSION = "1"  # part of the cache key: bump when the exported graph changes
 KEEP_BUFFER_TOKENS = 4096  # OpenVINO keeps a request's buffers for the largest batch seen: freed above this

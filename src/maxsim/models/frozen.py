@@ -169,7 +169,7 @@ def source_key(source: str) -> str | None:
 
 def snapshot_folder(source: str, precision: str) -> Path | None:
     """Where the snapshot of ``source`` at ``precision`` lives (None for a hub id)."""
-    from maxsim.models.runtimes import cache_root
+    from maxsim.cache import cache_root
 
     key = source_key(source)
     return None if key is None else cache_root() / "frozen" / f"{key}-{precision}"
@@ -213,8 +213,9 @@ def freeze(encoder, source: str) -> Path | None:
 
 def _spec(encoder) -> dict | None:
     """What ``pipeline.json`` holds for ``encoder``, or None when it cannot be frozen."""
+    from maxsim.cache import cache_root
     from maxsim.models.backends import export
-    from maxsim.models.runtimes import PRECISIONS, cache_root
+    from maxsim.models.runtimes import PRECISIONS
 
     if getattr(encoder, "modality", "text") != "text":
         return None

@@ -6,7 +6,6 @@ exported backbone (``maxsim.models.frozen``) needs of the backends, without impo
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -76,11 +75,3 @@ def require(backend: str) -> None:
 def missing_packages(backend: str) -> list[str]:
     """The packages ``backend`` needs that cannot be found (not imported)."""
     return [m for m in NEEDS[backend][0] if importlib.util.find_spec(m) is None]
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where exports live: ``cache_dir``, ``$MAXSIM_CACHE``, ``$XDG_CACHE_HOME/maxsim`` or ``~/.cache/maxsim``."""
-    root = cache_dir or os.environ.get("MAXSIM_CACHE")
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maxsim"
-    return Path(root).expanduser()
