@@ -253,7 +253,10 @@ def test_approximate_scans_stay_within_their_allowance(tmp_path, dim, norms):
 
 def test_the_scan_dtype_is_timed_once_per_machine(tmp_path, monkeypatch):
     """The timing's answer goes to the cache folder; a later process reads it instead of timing; a
-    damaged cache file is timed again and rewritten; MAXSIM_SCAN_DTYPE still wins."""
+    damaged cache file is timed again and rewritten; a doubtful timing is not kept; MAXSIM_SCAN_DTYPE
+    still wins."""
+    import torch
+
     from maxsim.index import packed
 
     monkeypatch.setenv("MAXSIM_CACHE", str(tmp_path))
@@ -272,6 +275,13 @@ def test_the_scan_dtype_is_timed_once_per_machine(tmp_path, monkeypatch):
         packed.scan_dtype.cache_clear()
         again = packed.scan_dtype()  # timed again: the same answer unless the timing is a near tie
         assert json.loads(path.read_text()) == {next(iter(saved)): str(again).removeprefix("torch.")}
+        path.unlink()  # a timing near the 1.5x the choice turns on is not kept; a clear one is
+        monkeypatch.setattr(packed, "_timed_scan_dtype", lambda: (torch.int8, 1.6))
+        packed.scan_dtype.cache_clear()
+        assert packed.scan_dtype() == torch.int8 and not path.exists()
+        monkeypatch.setattr(packed, "_timed_scan_dtype", lambda: (torch.int8, 3.0))
+        packed.scan_dtype.cache_clear()
+        assert packed.scan_dtype() == torch.int8 and json.loads(path.read_text()) == {next(iter(saved)): "int8"}
         monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "bfloat16")
         packed.scan_dtype.cache_clear()
         assert str(packed.scan_dtype()) == "torch.bfloat16"
