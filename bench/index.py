@@ -21,7 +21,8 @@ is rewritten from it by bench/index_report.py):
   centroids, the same queries; recall@10 vs exact, latencies, bytes per token of both.
 - ``defaults``: the search-settings study of ``index_defaults.py`` (fit and held-out collections).
 
-Latencies (``index_timing.py``): a fresh process opens each index, then times the first pass (every
+Latencies (``index_timing.py``): a fresh process opens and warms each index (``Index.warm``, as
+``maxsim serve`` does), then times the first pass (every
 query once, one per call, never seen, freshly opened index), the warm pass (the same queries again)
 and all queries in one call; torch/faiss at ``--threads``.
 """
@@ -173,6 +174,7 @@ class Bench:
                                  "tokens": n_tokens, "auto": kind, "auto_reason": why,
                                  "ndcg10": index_data.ndcg(t["hits"], coll), "recall10": recall_at(t["hits"], truth),
                                  "bytes_per_token": index.stats()["bytes_per_token"], "open_s": times[label]["open_s"],
+                                 "warm_up_s": times[label]["warm_up_s"],
                                  **{key: v for key, v in t.items() if key.endswith("ms") or key.endswith("p50")}})
             if coll_name == "cranfield":
                 scoring = self.scoring(coll_name, indexes["PLAID nbits 2 (default)"], queries, truth, coll)

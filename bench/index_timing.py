@@ -1,10 +1,11 @@
 """Latencies of bench/index.py, measured in a fresh process: first pass and warm pass.
 
 ``measure(folders, queries, ...)`` starts ``python bench/index_timing.py JOB``, which opens each
-index (its open time is reported apart) and then, per index and k: the **first pass** (every query
-once, one per call, never seen by this process, on the freshly opened index), the **warm pass**
-(the same queries again), and all queries in **one call** (ms per query). Returns per index and k
-the times (ms) and the hits of the warm pass (ids, best first).
+index and warms it (``Index.warm``, what ``maxsim serve`` does; both times are reported apart),
+then, per index and k, times the **first pass** (every query once, one per call, never seen by
+this process, on the freshly opened and warmed index), the **warm pass** (the same queries
+again), and all queries in **one call** (ms per query). Returns per index and k the times (ms)
+and the hits of the warm pass (ids, best first).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def measure(folders: dict[str, Path], queries: list[np.ndarray], ks=(10,), threa
     if line is None:
         raise RuntimeError(f"timing process failed: {proc.stderr[-3000:]}")
     out = json.loads(line[len("RESULT "):])
-    return {name: {**{int(k): v for k, v in res.items() if k != "open_s"}, "open_s": res["open_s"]}
-            for name, res in out.items()}
+    return {name: {**{int(k): v for k, v in res.items() if not k.endswith("_s")},
+                   "open_s": res["open_s"], "warm_up_s": res["warm_up_s"]} for name, res in out.items()}
 
 
 def _pass(index, queries, k, settings):
@@ -67,6 +68,9 @@ def _child(job: dict) -> None:
         t = time.perf_counter()
         index = open_index(folder)
         res = {"open_s": time.perf_counter() - t}
+        t = time.perf_counter()
+        index.warm()  # what a serving process does after opening (maxsim serve: one warm-up search)
+        res["warm_up_s"] = time.perf_counter() - t
         settings = job["settings"] if index.kind == "plaid" else {}
         for k in job["ks"]:
             first, _ = _pass(index, queries, k, settings)

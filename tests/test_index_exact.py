@@ -287,3 +287,30 @@ def test_the_scan_dtype_is_timed_once_per_machine(tmp_path, monkeypatch):
         assert str(packed.scan_dtype()) == "torch.bfloat16"
     finally:
         packed.scan_dtype.cache_clear()
+
+
+@pytest.mark.parametrize("kind", ["exact", "plaid"])
+def test_warm_pays_the_one_offs_and_changes_no_result(tmp_path, monkeypatch, kind):
+    """``warm()`` builds what the first search would (the exact scan's int8 copy of every segment)
+    and results are those of an index that was not warmed; an empty index warms without error."""
+    from maxsim.index import KINDS, packed
+
+    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "int8")
+    packed.scan_dtype.cache_clear()
+    try:
+        empty = KINDS[kind].create(tmp_path / "empty", 16)
+        empty.warm()
+        docs, ids = make_docs(300), [f"d{i}" for i in range(300)]
+        index = KINDS[kind].create(tmp_path / "ix", 16)
+        index.add(ids[:150], docs[:150])
+        index.add(ids[150:], docs[150:])
+        queries = make_docs(4, seed=3)
+        cold = open_index(tmp_path / "ix").search(queries, k=5)
+        warmed = open_index(tmp_path / "ix")
+        assert all("scan" not in seg.arrays for seg in warmed._segments)
+        warmed.warm()
+        if kind == "exact":
+            assert [str(seg.arrays["scan"].vectors.dtype) for seg in warmed._segments] == ["torch.int8"] * 2
+        assert warmed.search(queries, k=5) == cold
+    finally:
+        packed.scan_dtype.cache_clear()

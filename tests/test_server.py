@@ -13,6 +13,7 @@ import threading
 import time
 
 import httpx
+import torch
 import pytest
 
 from conftest import MODELS
@@ -279,6 +280,21 @@ def test_upsert_and_filter(service):
     finally:
         for doc in docs:
             assert service.delete(f"/documents/{doc['id']}").status_code == 200
+
+
+def test_the_service_warms_its_index_before_the_first_request(tiny_model, tmp_path, monkeypatch):
+    """Opening the service runs one warm-up search: the exact scan's copy exists before any request."""
+    from maxsim.index import packed
+
+    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "int8")
+    packed.scan_dtype.cache_clear()
+    live = LiveRetriever(build_index(tmp_path / "index", tiny_model, n=4), tiny_model)
+    try:
+        segments = list(live.collection.versions._segments.values())
+        assert segments and all(seg.arrays["scan"].vectors.dtype == torch.int8 for seg in segments)
+    finally:
+        live.close()
+        packed.scan_dtype.cache_clear()
 
 
 def test_writer_thread_runs_at_lower_priority(tiny_model, tmp_path):

@@ -5,7 +5,8 @@ A file larger than ``SMALL_FILE_BYTES`` gets, besides its whole CRC-32, the CRC-
 ``CheckedArray`` wraps such a memory-mapped ``.npy`` array: each read (rows, a slice, the whole
 array) first checks the blocks it touches that were not checked yet, so damage raises
 ``CorruptedError`` naming the file and the bytes before a search uses a changed byte; a block is
-checked once per process (1 MiB at ~2 GB/s: 0.5 ms); the first block (it holds the ``.npy``
+checked once per process (1 MiB at ~12 GB/s: 0.08 ms, zlib-ng's SIMD CRC-32, the same
+checksum as the stdlib's at 5-7x its speed); the first block (it holds the ``.npy``
 header) when the array is opened. A large file written without blocks (format 1) counts as one
 block: it is checked whole when opened. Reads go through the mapping, so a
 file deleted by a writer's clean-up while mapped stays readable and checkable.
@@ -13,10 +14,10 @@ file deleted by a writer's clean-up while mapped stays readable and checkable.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
+from zlib_ng.zlib_ng import crc32
 
 from maxsim.errors import CorruptedError
 
@@ -29,8 +30,8 @@ def file_checksums(path: Path, chunk: int = BLOCK_BYTES) -> dict:
     crc, blocks, size = 0, [], 0
     with open(path, "rb") as f:
         while block := f.read(chunk):
-            crc = zlib.crc32(block, crc)
-            blocks.append(zlib.crc32(block))
+            crc = crc32(block, crc)
+            blocks.append(crc32(block))
             size += len(block)
     info = {"bytes": size, "crc32": f"{crc & 0xFFFFFFFF:08x}"}
     if size > SMALL_FILE_BYTES:
@@ -107,7 +108,7 @@ class CheckedArray:
         todo = np.unique(blocks[~self.checked[blocks]])
         for b in todo.tolist():
             start = b * self.block
-            if zlib.crc32(self.raw[start: start + self.block]) != self.crcs[b]:
+            if crc32(self.raw[start: start + self.block]) != self.crcs[b]:
                 raise CorruptedError(f"{self.path}: bytes {start}-{min(start + self.block, len(self.raw)) - 1} do "
                                      "not match their checksum (the file is corrupted): restore the index folder "
                                      "or rebuild it.")

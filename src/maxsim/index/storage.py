@@ -32,7 +32,6 @@ import json
 import os
 import secrets
 import time
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import numpy as np
 
 from maxsim.errors import CorruptedError, InvalidInputError, LockedError, NotFoundError
 from maxsim.index import blocks
-from maxsim.index.blocks import CheckedArray, file_checksums
+from maxsim.index.blocks import CheckedArray, crc32, file_checksums
 
 MANIFEST = "manifest.json"
 LOCK = "LOCK"
@@ -57,12 +56,12 @@ def crc32_file(path: Path, chunk: int = 16 << 20) -> str:
             block = f.read(chunk)
             if not block:
                 break
-            crc = zlib.crc32(block, crc)
+            crc = crc32(block, crc)
     return f"{crc & 0xFFFFFFFF:08x}"
 
 
 def crc32_bytes(data: bytes) -> str:
-    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+    return f"{crc32(data) & 0xFFFFFFFF:08x}"
 
 
 def fsync_dir(folder: Path) -> None:

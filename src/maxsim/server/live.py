@@ -30,6 +30,7 @@ from maxsim.server.batching import BoundedPool, SearchBatcher
 from maxsim.server.limits import BATCH_QUERIES, BATCH_WAIT, LOCK_WAIT, MAX_QUEUE, READERS, WRITER_NICENESS
 
 logger = logging.getLogger(__name__)
+WARM_UP_QUERY = "warm-up"  # searched once at start: the model's first run, the index scan's copy and kernels
 MALLOC_ARENAS, MMAP_THRESHOLD, ONEDNN_KERNELS = 2, 128 << 10, 32  # a serving process's settings (``tune_memory``)
 
 
@@ -55,6 +56,7 @@ class LiveRetriever:
         self.collection = open_collection(self.folder, model=model, ray_address=ray_address)
         self.documents = self.collection.stats()["documents"]  # damaged files fail here, naming themselves
         self.model = self.collection.model  # loaded now, not by the first request
+        self.collection.search([WARM_UP_QUERY], k=1)  # the first request pays no one-off (Index.warm)
         self._searches = SearchBatcher(self.collection, readers, batch_wait, BATCH_QUERIES, max_queue)
         self._readers = BoundedPool(readers, max_queue, "maxsim-reader")
         self._writer = BoundedPool(1, max_queue, "maxsim-writer", _lower_priority, (writer_niceness,))
