@@ -13,8 +13,8 @@ import threading
 import time
 
 import httpx
-import torch
 import pytest
+import torch
 
 from conftest import MODELS
 from maxsim.errors import InvalidInputError
