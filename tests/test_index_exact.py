@@ -172,14 +172,17 @@ def test_a_process_without_torch_scans_in_numpy(tmp_path):
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("scan", ["float32", "bfloat16", "int8", "numpy"])
+@pytest.mark.parametrize("scan", ["float32", "bfloat16", "int8", "int8-unpacked", "numpy"])
 def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
-    """Every scan (torch float32, bfloat16 and int8, numpy float32), one query per call and all in one
-    call: the float32 brute-force top-k."""
-    from maxsim.index import exact
+    """Every scan (torch float32, bfloat16 and int8 (prepacked blocks where the CPU has them, and
+    ``torch._int_mm``), numpy float32), one query per call, all in one call and over a few documents
+    (``subset``): the float32 brute-force top-k."""
+    from maxsim.index import exact, packed_int8
     from maxsim.index.packed import scan_dtype
-    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan)
+    monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan.removesuffix("-unpacked"))
     monkeypatch.setattr(exact, "numpy_scan", lambda: scan == "numpy")
+    if scan == "int8-unpacked":
+        monkeypatch.setattr(packed_int8, "available", lambda: False)
     scan_dtype.cache_clear()
     try:
         rng = np.random.default_rng(7)
@@ -194,12 +197,51 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
                    for _ in range(6)]
         want = brute_force(queries, docs, ids, 10)
         one = [index.search([q], k=10)[0] for q in queries]
-        for got in (index.search(queries, k=10), one):
-            assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in want]
-            np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in want],
+        few = list(range(0, 300, 7))  # sparse in every window: scored from the selected documents
+        subset = index.search(queries, k=10, subset=[ids[j] for j in few])
+        want_few = brute_force(queries, [docs[j] for j in few], [ids[j] for j in few], 10)
+        for got, expected in ((index.search(queries, k=10), want), (one, want), (subset, want_few)):
+            assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in expected]
+            np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in expected],
                                        rtol=1e-5, atol=1e-4)
+        if scan.startswith("int8"):
+            packed = packed_int8.available() and scan == "int8"
+            assert all((seg.arrays["scan"].blocks is not None) == packed for seg in index._segments)
     finally:
         scan_dtype.cache_clear()
+
+
+def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
+    """A prepacked block's scores equal ``maxsim_scan`` over the same int8 rows and scales: documents
+    without vectors (0), one longer than a block (alone in its own), every similarity negative (the
+    padding rows' zeros do not count), queries spread over several products."""
+    import torch
+
+    from maxsim.index import packed_int8
+    from maxsim.index.packed import maxsim_scan, padded_queries, quantized
+
+    if not packed_int8.available():
+        pytest.skip("no prepacked int8 product on this CPU / torch build")
+    monkeypatch.setattr(packed_int8, "PACK_COLUMNS", 16)
+    rng = np.random.default_rng(5)
+    lengths = np.array([5, 0, 30, 100, 7, 0, 20, 40, 3])
+    vectors = rng.standard_normal((int(lengths.sum()), 32)).astype(np.float32)
+    q = np.abs(rng.standard_normal((40, 32))).astype(np.float32)
+    vectors[lengths[:2].sum(): lengths[:3].sum()] = -np.abs(vectors[lengths[:2].sum(): lengths[:3].sum()])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    blocks, max_norm, max_scale = packed_int8.pack(vectors, offsets, lengths, block_rows=64)
+    assert [b.docs for b in blocks] == [(0, 3), (3, 4), (4, 7), (7, 9)]
+    assert [b.n_rows for b in blocks] == [35, 100, 27, 43] and [len(b.scales) for b in blocks] == [64, 128, 64, 64]
+    assert max_norm == pytest.approx(np.linalg.norm(vectors, axis=1).max(), rel=1e-6)
+    widths = [8, 25, 7]
+    q_rows, q_scales = quantized(padded_queries(torch.from_numpy(q)))
+    rows, scales = quantized(torch.from_numpy(vectors.copy()))
+    want = maxsim_scan(q_rows, widths, rows, lengths, (scales, q_scales[:, 0]))
+    x, column_scales = packed_int8.query_rows(q_rows), q_scales[:40, 0].numpy()
+    got = np.concatenate([b.scores(x, column_scales, np.array([0, 8, 33])) for b in blocks], axis=1)
+    assert got[:, 2].max() < 0 and (got[:, [1, 5]] == 0).all()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert max_scale == pytest.approx(float(scales.max()), rel=1e-6)
 
 
 @pytest.mark.parametrize("lengths", [[5, 7, 6, 0, 5, 7], [1, 40, 0, 2, 1]])  # similar: one gather; uneven: fallback
@@ -310,7 +352,7 @@ def test_warm_pays_the_one_offs_and_changes_no_result(tmp_path, monkeypatch, kin
         assert all("scan" not in seg.arrays for seg in warmed._segments)
         warmed.warm()
         if kind == "exact":
-            assert [str(seg.arrays["scan"].vectors.dtype) for seg in warmed._segments] == ["torch.int8"] * 2
+            assert [str(seg.arrays["scan"].dtype) for seg in warmed._segments] == ["torch.int8"] * 2
         assert warmed.search(queries, k=5) == cold
     finally:
         packed.scan_dtype.cache_clear()

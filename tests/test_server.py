@@ -291,7 +291,7 @@ def test_the_service_warms_its_index_before_the_first_request(tiny_model, tmp_pa
     live = LiveRetriever(build_index(tmp_path / "index", tiny_model, n=4), tiny_model)
     try:
         segments = list(live.collection.versions._segments.values())
-        assert segments and all(seg.arrays["scan"].vectors.dtype == torch.int8 for seg in segments)
+        assert segments and all(seg.arrays["scan"].dtype == torch.int8 for seg in segments)
     finally:
         live.close()
         packed.scan_dtype.cache_clear()

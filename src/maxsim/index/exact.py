@@ -6,18 +6,19 @@ against each block at once (``maxsim.index.packed``: one GEMM + a segment max, t
 ``maxsim.scoring.maxsim`` without padding).
 
 Where the CPU multiplies int8 or bfloat16 fast (``maxsim.index.packed.scan_dtype``: AVX512-VNNI,
-AVX512-BF16, AMX), the scan runs on a copy of the vectors in that dtype kept in memory (built on the
-first search of a segment; int8: half the size of the float16 files, bfloat16: their size; the
-files' resident pages are then given back) and every document whose approximate score comes within
-twice the scan's error allowance (``maxsim.index.packed.scan_allowance``, ~5x the largest error
-measured) of the k-th best is re-scored exactly, in float32, from the stored vectors: scores are
-float32 MaxSim and the ranking equals a float32 scan's unless a rounding error exceeds that
-allowance. Elsewhere blocks are converted to float32 one at a time (a block-sized
-buffer, never a copy of the index). Blocks and query batches are padded to a few shapes
-(``maxsim.index.packed.padded_rows``): memory stays flat whatever batches a service meets. That
-scan is ``maxsim.index.exact_scan`` (torch). A process that has not loaded torch and scans in
-float32 (``numpy_scan``: a one-off ``maxsim search``) scans in numpy instead, exactly
-(``maxsim.index.packed_numpy.maxsim_numpy``): importing torch would cost more than the scan.
+AVX512-BF16, AMX), the scan runs on a copy of the vectors in that dtype kept in memory (built on
+the first search of a segment; int8: half the size of the float16 files, on x86 in prepacked blocks
+(``maxsim.index.packed_int8``), bfloat16: their size; the files' resident pages are then given
+back) and every document whose approximate score comes within twice the scan's error allowance
+(``maxsim.index.packed.scan_allowance``, ~5x the largest error measured) of the k-th best is
+re-scored exactly, in float32, from the stored vectors: scores are float32 MaxSim and the ranking
+equals a float32 scan's unless a rounding error exceeds that allowance. Elsewhere blocks are
+converted to float32 one at a time (a block-sized buffer, never a copy of the index). Blocks and
+query batches are padded to a few shapes (``maxsim.index.packed.padded_rows``): memory stays flat
+whatever batches a service meets. That scan is ``maxsim.index.exact_scan`` (torch). A process that
+has not loaded torch and scans in float32 (``numpy_scan``: a one-off ``maxsim search``) scans in
+numpy instead, exactly (``maxsim.index.packed_numpy.maxsim_numpy``): importing torch would cost
+more than the scan.
 """
 
 from __future__ import annotations

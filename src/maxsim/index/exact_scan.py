@@ -1,8 +1,9 @@
 """The torch scan of an ExactIndex (``maxsim.index.exact``): query groups of at most
 MAX_GROUP_COLUMNS vectors against blocks of at most SCAN_BLOCK_ELEMENTS similarities, in the scan
 dtype (``maxsim.index.packed.scan_dtype``). A bfloat16 or int8 scan reads a copy of each segment's
-vectors in that dtype (``ScanCopy``) and re-scores in float32 every document within twice its
-allowance (``scan_allowance``) of the k-th best (``ExactIndex._exact``).
+vectors in that dtype (``ScanCopy``; int8 on x86: prepacked blocks, ``maxsim.index.packed_int8``)
+and re-scores in float32 every document within twice its allowance (``scan_allowance``) of the k-th
+best (``ExactIndex._exact``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maxsim.index import packed_int8
 from maxsim.index.exact import give_back
 from maxsim.index.packed import (
     from_numpy,
@@ -39,12 +41,15 @@ _CACHE_LOCK = threading.Lock()
 
 @dataclass
 class ScanCopy:
-    """A segment's vectors as a scan reads them: ``vectors`` (n_tokens, dim) in the scan dtype (the
-    stored array for a float32 scan), ``scales`` (n_tokens, 1) for int8 (vector ~ scale * row), and
-    the largest token norm and int8 scale (what the scan's error scales with)."""
+    """A segment's vectors as a scan reads them, in ``dtype``: ``vectors`` (n_tokens, dim) (the stored
+    array for a float32 scan) and ``scales`` (n_tokens, 1) for int8 (vector ~ scale * row), or int8
+    ``blocks`` (``packed_int8.PackedBlock``) instead of both; the largest token norm and int8 scale
+    (what the scan's error scales with)."""
 
-    vectors: object
+    dtype: torch.dtype
+    vectors: object = None
     scales: torch.Tensor | None = None
+    blocks: list | None = None
     max_norm: float = 0.0
     max_scale: float = 0.0
 
@@ -102,35 +107,59 @@ def _scan_queries(qs: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tens
 
 
 def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dtype) -> np.ndarray:
-    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined)."""
+    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined): windows of
+    documents, a dense one scored whole, a sparse one from its selected documents' vectors."""
     scores = np.zeros((len(widths), seg.n_docs), dtype=np.float32)
-    for a, b in window_ranges(seg.doclens, budget):
+    if copy.blocks is None:
+        windows = [((a, b), None) for a, b in window_ranges(seg.doclens, budget)]
+    else:  # prepacked blocks: their windows, and the query side of their products once per segment
+        windows = [(blk.docs, blk) for blk in copy.blocks]
+        x, starts = packed_int8.query_rows(q), np.cumsum([0, *widths[:-1]])
+        column_scales = q_scales[: sum(widths)].numpy()
+    for (a, b), packed in windows:
         sel = np.nonzero(seg_mask[a:b])[0]
         if not len(sel):
             continue
-        if len(sel) * 4 >= b - a:  # dense: score the whole range
+        if len(sel) * 4 < b - a:  # sparse: the selected documents only
+            block, rows = _gathered(seg, copy, token_ranges(seg.offsets, a + sel), dtype)
+            scores[:, a + sel] = maxsim_scan(q, widths, block, seg.doclens[a + sel],
+                                             None if rows is None else (rows, q_scales))
+        elif packed is not None:
+            scores[:, a:b] = packed.scores(x, column_scales, starts)
+        else:
             start, stop = int(seg.offsets[a]), int(seg.offsets[b])
             block = scan_block(copy.vectors, start, stop, dtype, budget)
             rows = None if copy.scales is None else scan_block(copy.scales, start, stop, torch.float32, budget)
-            docs = slice(a, b)
-        else:
-            positions = token_ranges(seg.offsets, a + sel)
-            block = padded_copy(copy.vectors[positions], dtype)
-            rows = None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
-            docs = a + sel
-        scores[:, docs] = maxsim_scan(q, widths, block, seg.doclens[docs], None if rows is None else (rows, q_scales))
+            scores[:, a:b] = maxsim_scan(q, widths, block, seg.doclens[a:b], None if rows is None else (rows, q_scales))
     return scores
+
+
+def _gathered(seg, copy: ScanCopy, positions: np.ndarray, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The vectors at ``positions`` in the scan dtype, padded (``padded_copy``), and their int8 row
+    scales (None for another dtype); from the stored vectors when the copy is packed."""
+    if copy.blocks is None:
+        block = padded_copy(copy.vectors[positions], dtype)
+        return block, None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
+    part = padded_copy(seg.arrays["vectors"][positions], torch.float32)
+    give_back(seg)  # read for this filter only
+    return quantized(part, out=scratch(part.numel(), torch.int8, "block").view(part.shape))
 
 
 def _scan_copy(seg, dtype) -> ScanCopy:
     """What the scan reads of a segment: its stored vectors (float32 scan), or its copy in the scan
     dtype, built on first use (the float16 file's pages are then given back)."""
     if dtype == torch.float32:
-        return ScanCopy(seg.arrays["vectors"])
+        return ScanCopy(dtype, seg.arrays["vectors"])
     with _CACHE_LOCK:
         copy = seg.arrays.get("scan")
-        if copy is None or copy.vectors.dtype != dtype:
-            seg.arrays["scan"] = copy = _build_copy(seg.arrays["vectors"], dtype)
+        if copy is None or copy.dtype != dtype:
+            if dtype == torch.int8 and packed_int8.available():
+                copy = ScanCopy(dtype)
+                copy.blocks, copy.max_norm, copy.max_scale = packed_int8.pack(seg.arrays["vectors"], seg.offsets,
+                                                                               seg.doclens)
+            else:
+                copy = _build_copy(seg.arrays["vectors"], dtype)
+            seg.arrays["scan"] = copy
             give_back(seg)  # the scan reads the copy from now on
     return copy
 
@@ -138,7 +167,7 @@ def _scan_copy(seg, dtype) -> ScanCopy:
 def _build_copy(v, dtype) -> ScanCopy:
     """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8), COPY_ROWS rows
     at a time through one scratch buffer."""
-    copy = ScanCopy(torch.empty((len(v), v.shape[1]), dtype=dtype))
+    copy = ScanCopy(dtype, torch.empty((len(v), v.shape[1]), dtype=dtype))
     scales = torch.ones((len(v), 1)) if dtype == torch.int8 else None
     for s in range(0, len(v), COPY_ROWS):
         block = v[s: s + COPY_ROWS]

@@ -32,6 +32,7 @@ from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
 BFLOAT16_ERROR = 2.0 ** -9
 SCAN_DTYPES = ("float32", "bfloat16", "int8")
 SCAN_DTYPE_FILE = "scan-dtype.json"  # {machine key: dtype name}: the timing's answers
+TIMING = "prepacked-int8"  # what the timing multiplies (part of the machine key)
 DOUBTFUL = (1.2, 2.0)  # speedups over float32 not kept: too near the 1.5x the choice turns on
 
 
@@ -124,9 +125,10 @@ def from_numpy(array) -> torch.Tensor:
 @functools.lru_cache(maxsize=1)
 def scan_dtype() -> torch.dtype:
     """The dtype the index scans score in: the fastest of bfloat16 (AVX512-BF16 / AMX: 2-4x float32)
-    and int8 (``torch._int_mm``; AVX512-VNNI / AMX: 2x bfloat16 for one query) where it multiplies
-    at least 1.5x faster than float32 (a 2048 x 384 block by 32 query vectors), else float32.
-    ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the choice. The timing (~30 ms) runs once
+    and int8 (prepacked blocks, ``maxsim.index.packed_int8``, else ``torch._int_mm``; AVX512-VNNI /
+    AMX: 2x bfloat16 for one query) where it multiplies at least 1.5x faster than float32 (a block
+    of BLOCK_ROWS x 384 by 32 query vectors, as a scan multiplies it), else float32.
+    ``MAXSIM_SCAN_DTYPE`` (one of SCAN_DTYPES) overrides the choice. The timing (~80 ms) runs once
     per machine, torch version and thread count: its answer is kept in the cache folder
     (``maxsim.cache.cache_root``, file SCAN_DTYPE_FILE), unless it was DOUBTFUL."""
     forced = os.environ.get("MAXSIM_SCAN_DTYPE", "")
@@ -146,9 +148,10 @@ def scan_dtype() -> torch.dtype:
 
 def _machine_key() -> str:
     """What the scan dtype's timing depends on: the CPU (architecture, the instruction set torch
-    dispatches to, cores), torch's version and threads."""
+    dispatches to, cores), torch's version and threads, and which timing (TIMING: a new one does not
+    read an older one's answers)."""
     facts = [platform.machine(), torch.backends.cpu.get_cpu_capability(), os.cpu_count(), torch.__version__,
-             torch.get_num_threads()]
+             torch.get_num_threads(), TIMING]
     return hashlib.sha1(json.dumps(facts).encode()).hexdigest()[:16]
 
 
@@ -173,21 +176,32 @@ def _write_choices(path, choices: dict) -> None:
 
 def _timed_scan_dtype() -> tuple[torch.dtype, float]:
     """The dtype the timing picks, and how much faster than float32 the fastest dtype multiplied."""
-    x, y = torch.randn(2048, 384), torch.randn(32, 384)
-    pairs = {dtype: (x.to(dtype), y.to(dtype)) for dtype in (torch.bfloat16, torch.float32)}
-    pairs[torch.int8] = (quantized(x)[0], quantized(y)[0])
-    best = dict.fromkeys(pairs, float("inf"))
+    x, y = torch.randn(BLOCK_ROWS, 384), torch.randn(32, 384)
+    runs = {dtype: functools.partial(product, x.to(dtype), y.to(dtype).T) for dtype in (torch.bfloat16, torch.float32)}
+    runs[torch.int8] = _int8_product(x, y)
+    best = dict.fromkeys(runs, float("inf"))
     with torch.inference_mode():
         for round_ in range(4):  # interleaved rounds, best of each; round 0 warms up (oneDNN compiles)
-            for dtype, (a, b) in pairs.items():
+            for dtype, run in runs.items():
                 start = time.perf_counter()
                 for _ in range(4):
-                    product(a, b.T)
+                    run()
                 if round_:
                     best[dtype] = min(best[dtype], time.perf_counter() - start)
-    fastest = min(pairs, key=best.get)
+    fastest = min(runs, key=best.get)
     speedup = best[torch.float32] / best[fastest]
     return (fastest if speedup > 1.5 else torch.float32), speedup
+
+
+def _int8_product(x: torch.Tensor, y: torch.Tensor):
+    """The int8 product an int8 scan would run on ``x`` (rows, dim) and ``y`` (columns, dim): a
+    prepacked block (``maxsim.index.packed_int8``, its row scales applied too) or ``torch._int_mm``."""
+    from maxsim.index import packed_int8
+
+    if not packed_int8.available():
+        return functools.partial(product, quantized(x)[0], quantized(y)[0].T)
+    block = packed_int8.pack(x, np.array([0, len(x)]), np.array([len(x)]), block_rows=len(x))[0][0]
+    return functools.partial(block.similarities, packed_int8.query_rows(quantized(y)[0]))
 
 
 def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,123 @@
+"""An exact index's int8 scan copy as oneDNN-prepacked blocks: the int8 product x86 CPUs run
+fastest (AMX or AVX512-VNNI tiles through ``torch.ops.onednn.qlinear_pointwise``, the rows' scales
+applied in the same pass), where ``torch._int_mm`` takes a slower general kernel and a second pass
+for the scales.
+
+A block holds the int8 rows of whole documents, PACK_ROWS at most (one longer document alone),
+padded with zero rows to one shape, in oneDNN's blocked layout (the same bytes as the rows). Its
+``scores`` are the same numbers ``maxsim.index.packed.maxsim_scan`` computes from those rows: the
+int32 products are exact and scaled in float32. Measured on an Intel Xeon (AMX, 2 cores), Cranfield
+(384 dims, 237k vectors): one query per call 22.7 -> 14.2 ms, all queries in one call 9.9 -> 6.7 ms
+per query. Where the operator is missing or not x86 (``available``) the scan multiplies with
+``torch._int_mm``.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from maxsim.index.packed import from_numpy, padded_rows, quantized, scratch
+from maxsim.index.packed_numpy import window_ranges
+
+PACK_ROWS = 8192  # token vectors per block (8,192 -> 16,384 rows: one query 15.2 -> 14.5 ms, batched 6.5 -> 7.1)
+PACK_COLUMNS = 128  # query vectors per product: its (columns, rows) float32 result stays in cache (4 MB)
+ZERO_POINT = 128  # int8 query rows go to oneDNN as uint8 + 128
+
+
+@dataclass
+class PackedBlock:
+    """Documents ``docs`` = [a, b) (segment-local) of a segment: ``weight`` their rows prepacked
+    (``n_rows`` real, zeros after), ``scales`` (rows,) float32 (vector ~ scale * row), ``starts`` the
+    first row of each document with vectors, ``nonempty`` those documents' places in [a, b)."""
+
+    docs: tuple[int, int]
+    weight: torch.Tensor
+    scales: torch.Tensor
+    n_rows: int
+    starts: np.ndarray
+    nonempty: np.ndarray
+
+    def scores(self, x: torch.Tensor, column_scales: np.ndarray, query_starts: np.ndarray) -> np.ndarray:
+        """``x`` (columns, dim) uint8 query rows (``query_rows``), ``column_scales`` (n,) the scales
+        of the first n (the queries' vectors, the rest padding), ``query_starts`` each query's first
+        column -> (n_queries, b - a) float32 approximate MaxSim (a document without vectors: 0)."""
+        out = np.zeros((len(query_starts), self.docs[1] - self.docs[0]), dtype=np.float32)
+        if not len(self.starts):
+            return out
+        maxima = np.empty((x.shape[0], len(self.starts)), dtype=np.float32)
+        for c in range(0, x.shape[0], PACK_COLUMNS):
+            sim = self.similarities(x[c: c + PACK_COLUMNS]).numpy()[:, : self.n_rows]
+            np.maximum.reduceat(sim, self.starts, axis=1, out=maxima[c: c + PACK_COLUMNS])
+        n = len(column_scales)
+        out[:, self.nonempty] = np.add.reduceat(maxima[:n] * column_scales[:, None], query_starts, axis=0)
+        return out
+
+    def similarities(self, x: torch.Tensor) -> torch.Tensor:
+        """(columns, rows) float32 similarities (scaled by the rows' scales) of at most PACK_COLUMNS
+        uint8 query rows ``x``."""
+        return torch.ops.onednn.qlinear_pointwise(x, 1.0, ZERO_POINT, self.weight, self.scales,
+                                                  _zero_points(len(self.scales)), None, 1.0, 0, torch.float32,
+                                                  "none", [], "")
+
+
+@torch.inference_mode()
+def pack(vectors, offsets: np.ndarray, doclens: np.ndarray, block_rows: int = PACK_ROWS
+         ) -> tuple[list[PackedBlock], float, float]:
+    """A segment's ``vectors`` (n_tokens, dim; any float dtype, numpy or torch) as PackedBlocks of
+    ``block_rows`` rows, with the largest token norm and int8 scale (what the scan's error scales with)."""
+    blocks, max_norm, max_scale = [], 0.0, 0.0
+    dim = vectors.shape[1]
+    for a, b in window_ranges(doclens, block_rows):
+        start, stop = int(offsets[a]), int(offsets[b])
+        n = stop - start
+        rows = max(block_rows, padded_rows(n))
+        part = scratch(rows * dim, torch.float32, "pack").view(rows, dim)
+        part[:n] = vectors[start:stop] if isinstance(vectors, torch.Tensor) else from_numpy(vectors[start:stop])
+        part[n:] = 0
+        max_norm = max(max_norm, float(torch.linalg.vector_norm(part[:n], dim=1).max()) if n else 0.0)
+        int8, scales = quantized(part, out=torch.empty((rows, dim), dtype=torch.int8))
+        max_scale = max(max_scale, float(scales[:n].max()) if n else 0.0)
+        rel = offsets[a:b] - offsets[a]
+        nonempty = np.nonzero(doclens[a:b])[0]
+        weight = torch.ops.onednn.qlinear_prepack(int8, [PACK_COLUMNS, dim])
+        blocks.append(PackedBlock((a, b), weight, scales[:, 0].contiguous(), n, rel[nonempty], nonempty))
+    return blocks, max_norm, max_scale
+
+
+def query_rows(q: torch.Tensor) -> torch.Tensor:
+    """int8 query rows (columns, dim) -> uint8 rows + ZERO_POINT, zero rows added up to a multiple of
+    PACK_COLUMNS past it (every product of a scan then has one of few shapes)."""
+    n = q.shape[0]
+    size = n if n <= PACK_COLUMNS else -(-n // PACK_COLUMNS) * PACK_COLUMNS
+    x = torch.full((size, q.shape[1]), ZERO_POINT, dtype=torch.uint8)
+    x[:n] = (q.to(torch.int16) + ZERO_POINT).to(torch.uint8)
+    return x
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether the scan's int8 copy is packed: an x86 CPU and a torch build with oneDNN's prepacked
+    int8 linear, which computes what ``torch._int_mm`` does on a small test."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randint(-127, 128, (64, 32), dtype=torch.int8, generator=gen)
+    q = torch.randint(-127, 128, (32, 32), dtype=torch.int8, generator=gen)
+    try:
+        block = PackedBlock((0, 1), torch.ops.onednn.qlinear_prepack(rows, [32, 32]), torch.ones(64), 64,
+                            np.zeros(1, np.int64), np.zeros(1, np.int64))
+        sim = block.similarities(query_rows(q))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return torch.equal(sim, torch._int_mm(rows, q.T).T.float())
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_points(rows: int) -> torch.Tensor:
+    """(rows,) int32 zeros: the blocks' rows are symmetric (no zero point)."""
+    return torch.zeros(rows, dtype=torch.int32)
