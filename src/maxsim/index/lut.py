@@ -40,9 +40,9 @@ def table_rows(codes: np.ndarray, residuals: np.ndarray) -> torch.Tensor:
     residual codes ``residuals`` (n, width) uint8."""
     width = residuals.shape[1]
     rows = torch.empty((len(codes), width + 1), dtype=torch.int32)
-    torch.add(torch.from_numpy(np.asarray(residuals)), torch.arange(0, 256 * width, 256, dtype=torch.int32),
-              out=rows[:, :width])  # (uint8 + int32 promoted in the add: no int32 copy first)
-    rows[:, width] = torch.from_numpy(np.asarray(codes)).to(torch.int32) + 256 * width
+    rows[:, :width] = torch.from_numpy(np.asarray(residuals))
+    rows[:, width] = torch.from_numpy(np.asarray(codes)).to(torch.int32)
+    rows += torch.arange(0, 256 * (width + 1), 256, dtype=torch.int32)  # 2x a promoting add into the view
     return rows
 
 

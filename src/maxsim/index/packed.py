@@ -72,7 +72,7 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
     out = np.zeros((n_q, n_docs), dtype=np.float32)
     nz = lengths > 0
     if n_docs and nz.any():
-        maxima = _segment_max(sim, torch.from_numpy(lengths[nz])).float()
+        maxima = segment_max(sim, torch.from_numpy(lengths[nz])).float()
         if column_scale is not None:
             maxima *= column_scale
         if widths is None:
@@ -85,7 +85,7 @@ def segment_max_sum(sim: torch.Tensor, lengths: np.ndarray, widths: list[int] | 
     return out[0] if widths is None else out
 
 
-def _segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def segment_max(sim: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Row maxima of consecutive segments of ``lengths`` (all > 0) rows of ``sim`` -> (n_segments,
     n_cols) float32: one ``scatter_reduce`` by segment (2-3x a padded gather + max, 4-8x
     ``segment_reduce``, on 32 columns). Half-precision similarities are made float32 first: torch's
