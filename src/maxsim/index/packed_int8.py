@@ -7,7 +7,7 @@ A block holds the int8 rows of whole documents, PACK_ROWS at most (one longer do
 padded with zero rows to one shape, in oneDNN's blocked layout (the same bytes as the rows). Its
 ``scores`` are the same numbers ``maxsim.index.packed.maxsim_scan`` computes from those rows: the
 int32 products are exact and scaled in float32. Measured on an Intel Xeon (AMX, 2 cores), Cranfield
-(384 dims, 237k vectors): one query per call 22.7 -> 14.2 ms, all queries in one call 9.9 -> 6.7 ms
+(384 dims, 237k vectors): one query per call 22.2 -> 14.6 ms, all queries in one call 9.8 -> 5.4 ms
 per query. Where the operator is missing or not x86 (``available``) the scan multiplies with
 ``torch._int_mm``.
 """
