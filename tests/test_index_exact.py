@@ -197,10 +197,12 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
                    for _ in range(6)]
         want = brute_force(queries, docs, ids, 10)
         one = [index.search([q], k=10)[0] for q in queries]
-        few = list(range(0, 300, 7))  # sparse in every window: scored from the selected documents
+        few = list(range(0, 300, 7))  # sparse windows: gathered (a prepacked block, one query: scored whole)
         subset = index.search(queries, k=10, subset=[ids[j] for j in few])
+        one_subset = [index.search([q], k=10, subset=[ids[j] for j in few])[0] for q in queries]
         want_few = brute_force(queries, [docs[j] for j in few], [ids[j] for j in few], 10)
-        for got, expected in ((index.search(queries, k=10), want), (one, want), (subset, want_few)):
+        for got, expected in ((index.search(queries, k=10), want), (one, want), (subset, want_few),
+                              (one_subset, want_few)):
             assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in expected]
             np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in expected],
                                        rtol=1e-5, atol=1e-4)

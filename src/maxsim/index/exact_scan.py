@@ -35,6 +35,12 @@ MAX_GROUP_COLUMNS = 2048  # query vectors scored together
 # rows of a block viewed in a scan copy: one query on nq-kd / Cranfield (int8), 8,192 -> 16,384 rows:
 # 9.8 -> 9.1 / 22.4 -> 19.0 ms; 32,768: 9.5 / 19.5
 VIEW_ROWS = 16384
+# a window with under 1/GATHER of its documents selected (a filter) has them gathered and scored
+# alone. A prepacked block's are quantized from the stored vectors, once per call: ~25x a packed
+# product's cost per vector and query, so a block is gathered under 1/GATHER_PACKED per query
+# (Cranfield, 10 % of the documents selected: one query 23.7 ms gathered, 16.0 scored whole; 100
+# queries in one call 2.7 ms per query gathered, 5.8 whole)
+GATHER, GATHER_PACKED = 4, 16
 COPY_ROWS = 4096  # vectors converted at a time when a scan copy is built: in cache (65,536: 382 -> 45 ms for 115k)
 _CACHE_LOCK = threading.Lock()
 
@@ -108,22 +114,19 @@ def _scan_queries(qs: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tens
 
 def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dtype) -> np.ndarray:
     """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined): windows of
-    documents, a dense one scored whole, a sparse one from its selected documents' vectors."""
-    scores = np.zeros((len(widths), seg.n_docs), dtype=np.float32)
+    documents, a dense one scored whole; the selected documents of the sparse ones (GATHER,
+    GATHER_PACKED) gathered into blocks of at most ``budget`` vectors."""
+    scores, selected, gather = np.zeros((len(widths), seg.n_docs), dtype=np.float32), [], GATHER
     if copy.blocks is None:
         windows = [((a, b), None) for a, b in window_ranges(seg.doclens, budget)]
     else:  # prepacked blocks: their windows, and the query side of their products once per segment
-        windows = [(blk.docs, blk) for blk in copy.blocks]
+        windows, gather = [(blk.docs, blk) for blk in copy.blocks], max(GATHER, GATHER_PACKED // len(widths))
         x, starts = packed_int8.query_rows(q), np.cumsum([0, *widths[:-1]])
         column_scales = q_scales[: sum(widths)].numpy()
     for (a, b), packed in windows:
         sel = np.nonzero(seg_mask[a:b])[0]
-        if not len(sel):
-            continue
-        if len(sel) * 4 < b - a:  # sparse: the selected documents only
-            block, rows = _gathered(seg, copy, token_ranges(seg.offsets, a + sel), dtype)
-            scores[:, a + sel] = maxsim_scan(q, widths, block, seg.doclens[a + sel],
-                                             None if rows is None else (rows, q_scales))
+        if len(sel) * gather < b - a:  # sparse: the selected documents only
+            selected.append(a + sel)
         elif packed is not None:
             scores[:, a:b] = packed.scores(x, column_scales, starts)
         else:
@@ -131,6 +134,13 @@ def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dt
             block = scan_block(copy.vectors, start, stop, dtype, budget)
             rows = None if copy.scales is None else scan_block(copy.scales, start, stop, torch.float32, budget)
             scores[:, a:b] = maxsim_scan(q, widths, block, seg.doclens[a:b], None if rows is None else (rows, q_scales))
+    docs = np.concatenate(selected) if selected else np.zeros(0, np.int64)
+    for a, b in window_ranges(seg.doclens[docs], budget) if len(docs) else ():
+        block, rows = _gathered(seg, copy, token_ranges(seg.offsets, docs[a:b]), dtype)
+        scores[:, docs[a:b]] = maxsim_scan(q, widths, block, seg.doclens[docs[a:b]],
+                                           None if rows is None else (rows, q_scales))
+    if len(docs) and copy.blocks is not None:  # read for this filter only: the scan has its copy
+        give_back(seg)
     return scores
 
 
@@ -141,7 +151,6 @@ def _gathered(seg, copy: ScanCopy, positions: np.ndarray, dtype) -> tuple[torch.
         block = padded_copy(copy.vectors[positions], dtype)
         return block, None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
     part = padded_copy(seg.arrays["vectors"][positions], torch.float32)
-    give_back(seg)  # read for this filter only
     return quantized(part, out=scratch(part.numel(), torch.int8, "block").view(part.shape))
 
 
