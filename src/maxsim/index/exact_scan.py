@@ -162,12 +162,12 @@ def _scan_copy(seg, dtype) -> ScanCopy:
     with _CACHE_LOCK:
         copy = seg.arrays.get("scan")
         if copy is None or copy.dtype != dtype:
-            if dtype == torch.int8 and packed_int8.available():
+            v = seg.arrays["vectors"]
+            if dtype == torch.int8 and packed_int8.used(v.shape[1], len(v) / max(1, seg.n_docs)):
                 copy = ScanCopy(dtype)
-                copy.blocks, copy.max_norm, copy.max_scale = packed_int8.pack(seg.arrays["vectors"], seg.offsets,
-                                                                               seg.doclens)
+                copy.blocks, copy.max_norm, copy.max_scale = packed_int8.pack(v, seg.offsets, seg.doclens)
             else:
-                copy = _build_copy(seg.arrays["vectors"], dtype)
+                copy = _build_copy(v, dtype)
             seg.arrays["scan"] = copy
             give_back(seg)  # the scan reads the copy from now on
     return copy
