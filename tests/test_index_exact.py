@@ -203,8 +203,11 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
         subset = index.search(queries, k=10, subset=[ids[j] for j in few])
         one_subset = [index.search([q], k=10, subset=[ids[j] for j in few])[0] for q in queries]
         want_few = brute_force(queries, [docs[j] for j in few], [ids[j] for j in few], 10)
+        rare = list(range(3, 300, 13))  # gathered for one query too
+        one_rare = [index.search([q], k=10, subset=[ids[j] for j in rare])[0] for q in queries]
+        want_rare = brute_force(queries, [docs[j] for j in rare], [ids[j] for j in rare], 10)
         for got, expected in ((index.search(queries, k=10), want), (one, want), (subset, want_few),
-                              (one_subset, want_few)):
+                              (one_subset, want_few), (one_rare, want_rare)):
             assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in expected]
             np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in expected],
                                        rtol=1e-5, atol=1e-4)

@@ -36,11 +36,10 @@ MAX_GROUP_COLUMNS = 2048  # query vectors scored together
 # 9.8 -> 9.1 / 22.4 -> 19.0 ms; 32,768: 9.5 / 19.5
 VIEW_ROWS = 16384
 # a window with under 1/GATHER of its documents selected (a filter) has them gathered and scored
-# alone. A prepacked block's are quantized from the stored vectors, once per call: ~25x a packed
-# product's cost per vector and query, so a block is gathered under 1/GATHER_PACKED per query
-# (Cranfield, 10 % of the documents selected: one query 23.7 ms gathered, 16.0 scored whole; 100
-# queries in one call 2.7 ms per query gathered, 5.8 whole)
-GATHER, GATHER_PACKED = 4, 16
+# alone. A prepacked block's are read from the stored vectors (no plain int8 rows) and multiplied
+# in bfloat16, per vector ~8x a packed product, so a block is gathered under 1/GATHER_PACKED per
+# query (Cranfield, one query, whole / gathered: 5 % selected 8.9 / 7.1 ms, 10 % 12.3 / 14.1)
+GATHER, GATHER_PACKED = 4, 12
 COPY_ROWS = 4096  # vectors converted at a time when a scan copy is built: in cache (65,536: 382 -> 45 ms for 115k)
 _CACHE_LOCK = threading.Lock()
 
@@ -77,6 +76,7 @@ def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[t
 def scan(index, qs: list[np.ndarray], k: int, mask: np.ndarray, dtype) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query the (global positions, approximate scores) that may be in its top ``k``."""
     q, q_scales = _scan_queries(qs, dtype)
+    q_gather = padded_queries(torch.from_numpy(np.concatenate(qs)).to(torch.bfloat16)) if dtype == torch.int8 else q
     widths = [len(x) for x in qs]
     q_norms = [float(np.linalg.norm(x, axis=1).sum()) for x in qs]
     q_scale_sums = [0.0] * len(qs) if q_scales is None else \
@@ -91,10 +91,12 @@ def scan(index, qs: list[np.ndarray], k: int, mask: np.ndarray, dtype) -> list[t
         if not seg_mask.any():
             continue
         copy = _scan_copy(seg, dtype)
-        scores = _scan_segment(seg, copy, q, q_scales, widths, seg_mask, budget, dtype)
+        scores = _scan_segment(seg, copy, (q, q_scales, q_gather), widths, seg_mask, budget, dtype)
         live = np.nonzero(seg_mask)[0]
         for row, (docs, vals) in enumerate(found):
             allowance = scan_allowance(dtype, copy.max_norm, copy.max_scale, q_norms[row], q_scale_sums[row])
+            if copy.blocks is not None:  # documents gathered from a packed copy are scored in bfloat16
+                allowance = max(allowance, scan_allowance(torch.bfloat16, copy.max_norm, 0.0, q_norms[row], 0.0))
             d, v = top_window(live + base, scores[row, live], k, 2 * allowance)
             docs.append(d)
             vals.append(v)
@@ -112,11 +114,13 @@ def _scan_queries(qs: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tens
     return rows, scales[:, 0]
 
 
-def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dtype) -> np.ndarray:
-    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined): windows of
-    documents, a dense one scored whole; the selected documents of the sparse ones (GATHER,
+def _scan_segment(seg, copy: ScanCopy, queries, widths, seg_mask, budget, dtype) -> np.ndarray:
+    """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined) for
+    ``queries`` = (rows, int8 scales or None, rows for gathered documents of a packed copy): windows
+    of documents, a dense one scored whole; the selected documents of the sparse ones (GATHER,
     GATHER_PACKED) gathered into blocks of at most ``budget`` vectors."""
-    scores, selected, gather = np.zeros((len(widths), seg.n_docs), dtype=np.float32), [], GATHER
+    (q, q_scales, q_gather), gather = queries, GATHER
+    scores, selected = np.zeros((len(widths), seg.n_docs), dtype=np.float32), []
     if copy.blocks is None:
         windows = [((a, b), None) for a, b in window_ranges(seg.doclens, budget)]
     else:  # prepacked blocks: their windows, and the query side of their products once per segment
@@ -137,8 +141,8 @@ def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dt
     docs = np.concatenate(selected) if selected else np.zeros(0, np.int64)
     for a, b in window_ranges(seg.doclens[docs], budget) if len(docs) else ():
         block, rows = _gathered(seg, copy, token_ranges(seg.offsets, docs[a:b]), dtype)
-        scores[:, docs[a:b]] = maxsim_scan(q, widths, block, seg.doclens[docs[a:b]],
-                                           None if rows is None else (rows, q_scales))
+        scores[:, docs[a:b]] = maxsim_scan(q if copy.blocks is None else q_gather, widths, block,
+                                           seg.doclens[docs[a:b]], None if rows is None else (rows, q_scales))
     if len(docs) and copy.blocks is not None:  # read for this filter only: the scan has its copy
         give_back(seg)
     return scores
@@ -146,12 +150,12 @@ def _scan_segment(seg, copy: ScanCopy, q, q_scales, widths, seg_mask, budget, dt
 
 def _gathered(seg, copy: ScanCopy, positions: np.ndarray, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The vectors at ``positions`` in the scan dtype, padded (``padded_copy``), and their int8 row
-    scales (None for another dtype); from the stored vectors when the copy is packed."""
-    if copy.blocks is None:
-        block = padded_copy(copy.vectors[positions], dtype)
-        return block, None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
-    part = padded_copy(seg.arrays["vectors"][positions], torch.float32)
-    return quantized(part, out=scratch(part.numel(), torch.int8, "block").view(part.shape))
+    scales (None for another dtype); when the copy is packed, the stored vectors in bfloat16."""
+    if copy.blocks is not None:  # float16 -> float32 -> bfloat16: 3x faster than one conversion
+        part = padded_copy(seg.arrays["vectors"][positions], torch.float32)
+        return scratch(part.numel(), torch.bfloat16, "gather").view(part.shape).copy_(part), None
+    block = padded_copy(copy.vectors[positions], dtype)
+    return block, None if copy.scales is None else padded_copy(copy.scales[positions], torch.float32)
 
 
 def _scan_copy(seg, dtype) -> ScanCopy:
