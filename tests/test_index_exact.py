@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -175,8 +176,8 @@ def test_a_process_without_torch_scans_in_numpy(tmp_path):
 @pytest.mark.parametrize("scan", ["float32", "bfloat16", "int8", "int8-unpacked", "numpy"])
 def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
     """Every scan (torch float32, bfloat16 and int8 (prepacked blocks where the CPU has them, and
-    ``torch._int_mm``), numpy float32), one query per call, all in one call and over a few documents
-    (``subset``): the float32 brute-force top-k."""
+    ``torch._int_mm``), numpy float32), one query per call, all in one call, over a few documents
+    (``subset``) and from 4 threads at once: the float32 brute-force top-k."""
     from maxsim.index import exact, packed_int8
     from maxsim.index.packed import scan_dtype
     monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan.removesuffix("-unpacked"))
@@ -206,14 +207,18 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
         rare = list(range(3, 300, 13))  # gathered for one query too
         one_rare = [index.search([q], k=10, subset=[ids[j] for j in rare])[0] for q in queries]
         want_rare = brute_force(queries, [docs[j] for j in rare], [ids[j] for j in rare], 10)
+        fresh = open_index(tmp_path / "ix")  # 4 threads build its scan copy at once, then share it
+        with ThreadPoolExecutor(4) as pool:
+            threaded = list(pool.map(lambda q: fresh.search([q], k=10)[0], queries * 4))
         for got, expected in ((index.search(queries, k=10), want), (one, want), (subset, want_few),
-                              (one_subset, want_few), (one_rare, want_rare)):
+                              (one_subset, want_few), (one_rare, want_rare), (threaded, want * 4)):
             assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in expected]
             np.testing.assert_allclose([[s for _, s in h] for h in got], [[s for _, s in h] for h in expected],
                                        rtol=1e-5, atol=1e-4)
         if scan.startswith("int8"):
             packed = packed_int8.available() and scan == "int8"
-            assert all((seg.arrays["scan"].blocks is not None) == packed for seg in index._segments)
+            segments = (*index._segments, *fresh._segments)
+            assert all((seg.arrays["scan"].blocks is not None) == packed for seg in segments)
     finally:
         scan_dtype.cache_clear()
 
