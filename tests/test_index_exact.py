@@ -178,7 +178,7 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
     """Every scan (torch float32, bfloat16 and int8 (prepacked blocks where the CPU has them, and
     ``torch._int_mm``), numpy float32), one query per call, all in one call, over a few documents
     (``subset``) and from 4 threads at once: the float32 brute-force top-k."""
-    from maxsim.index import exact, packed_int8
+    from maxsim.index import exact, packed, packed_int8
     from maxsim.index.packed import scan_dtype
     monkeypatch.setenv("MAXSIM_SCAN_DTYPE", "float32" if scan == "numpy" else scan.removesuffix("-unpacked"))
     monkeypatch.setattr(exact, "numpy_scan", lambda: scan == "numpy")
@@ -186,6 +186,7 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
         monkeypatch.setattr(packed_int8, "available", lambda: False)
     monkeypatch.setattr(packed_int8, "MIN_DIM", 64)  # these 64-dim, 1-39 vector documents packed
     monkeypatch.setattr(packed_int8, "MIN_TOKENS", 1)  # where the CPU can
+    monkeypatch.setattr(packed, "CONVERT_ROWS", 97)  # scan copies converted in many pieces
     scan_dtype.cache_clear()
     try:
         rng = np.random.default_rng(7)
@@ -225,8 +226,9 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
 
 def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     """A prepacked block's scores equal ``maxsim_scan`` over the same int8 rows and scales: documents
-    without vectors (0), one longer than a block (alone in its own), every similarity negative (the
-    padding rows' zeros do not count), queries spread over several products."""
+    without vectors (0; a segment of them only: one empty block), one longer than a block (alone in
+    its own), short blocks padded to a multiple of PACK_STEP, every similarity negative (the padding
+    rows' zeros do not count), queries spread over several products."""
     import torch
 
     from maxsim.index import packed_int8
@@ -235,6 +237,7 @@ def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     if not packed_int8.available():
         pytest.skip("no prepacked int8 product on this CPU / torch build")
     monkeypatch.setattr(packed_int8, "PACK_COLUMNS", 16)
+    monkeypatch.setattr(packed_int8, "PACK_STEP", 16)  # short blocks padded to multiples of 16 rows
     rng = np.random.default_rng(5)
     lengths = np.array([5, 0, 30, 100, 7, 0, 20, 40, 3])
     vectors = rng.standard_normal((int(lengths.sum()), 32)).astype(np.float32)
@@ -243,7 +246,7 @@ def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     blocks, max_norm, max_scale = packed_int8.pack(vectors, offsets, lengths, block_rows=64)
     assert [b.docs for b in blocks] == [(0, 3), (3, 4), (4, 7), (7, 9)]
-    assert [b.n_rows for b in blocks] == [35, 100, 27, 43] and [len(b.scales) for b in blocks] == [64, 128, 64, 64]
+    assert [b.n_rows for b in blocks] == [35, 100, 27, 43] and [len(b.scales) for b in blocks] == [48, 128, 32, 48]
     assert max_norm == pytest.approx(np.linalg.norm(vectors, axis=1).max(), rel=1e-6)
     widths = [8, 25, 7]
     q_rows, q_scales = quantized(padded_queries(torch.from_numpy(q)))
@@ -254,6 +257,8 @@ def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     assert got[:, 2].max() < 0 and (got[:, [1, 5]] == 0).all()
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     assert max_scale == pytest.approx(float(scales.max()), rel=1e-6)
+    empty, _, _ = packed_int8.pack(vectors[:0], np.zeros(3, np.int64), np.zeros(2, np.int64), block_rows=64)
+    assert len(empty) == 1 and (empty[0].scores(x, column_scales, np.array([0, 8, 33])) == 0).all()
 
 
 @pytest.mark.parametrize("lengths", [[5, 7, 6, 0, 5, 7], [1, 40, 0, 2, 1]])  # similar: one gather; uneven: fallback

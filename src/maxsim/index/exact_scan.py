@@ -17,7 +17,7 @@ import torch
 from maxsim.index import packed_int8
 from maxsim.index.exact import give_back
 from maxsim.index.packed import (
-    from_numpy,
+    convert_into,
     maxsim_packed,
     maxsim_scan,
     padded_copy,
@@ -40,7 +40,6 @@ VIEW_ROWS = 16384
 # in bfloat16, per vector ~8x a packed product, so a block is gathered under 1/GATHER_PACKED per
 # query (Cranfield, one query, whole / gathered: 10 % selected 12.3 / 14.1 ms, 5 % ~12.5 / 7.1)
 GATHER, GATHER_PACKED = 4, 12
-COPY_ROWS = 4096  # vectors converted at a time when a scan copy is built: in cache (65,536: 382 -> 45 ms for 115k)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -178,19 +177,10 @@ def _scan_copy(seg, dtype) -> ScanCopy:
 
 
 def _build_copy(v, dtype) -> ScanCopy:
-    """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8), COPY_ROWS rows
-    at a time through one scratch buffer."""
+    """``v`` (n, dim), any float dtype, as a ScanCopy in ``dtype`` (bfloat16 or int8)."""
     copy = ScanCopy(dtype, torch.empty((len(v), v.shape[1]), dtype=dtype))
     scales = torch.ones((len(v), 1)) if dtype == torch.int8 else None
-    for s in range(0, len(v), COPY_ROWS):
-        block = v[s: s + COPY_ROWS]
-        part = scratch(block.shape[0] * block.shape[1], torch.float32, "copy").view(block.shape)
-        part.copy_(block if isinstance(block, torch.Tensor) else from_numpy(block))
-        copy.max_norm = max(copy.max_norm, float(torch.linalg.vector_norm(part, dim=1).max()))
-        if scales is None:
-            copy.vectors[s: s + len(part)] = part
-        else:
-            scales[s: s + len(part)] = quantized(part, out=copy.vectors[s: s + len(part)])[1]
+    copy.max_norm = convert_into(v, copy.vectors, scales)
     if scales is not None:
         copy.scales, copy.max_scale = scales, float(scales.max()) if len(v) else 0.0
     return copy

@@ -4,12 +4,14 @@ applied in the same pass), where ``torch._int_mm`` takes a slower general kernel
 for the scales.
 
 A block holds the int8 rows of whole documents, PACK_ROWS at most (one longer document alone),
-padded with zero rows to one shape, in oneDNN's blocked layout (the same bytes as the rows). Its
-``scores`` are the same numbers ``maxsim.index.packed.maxsim_scan`` computes from those rows: the
-int32 products are exact and scaled in float32. Measured on an Intel Xeon (AMX, 2 cores), Cranfield
+padded with zero rows to a multiple of PACK_STEP (few shapes: oneDNN keeps a kernel per shape), in
+oneDNN's blocked layout (the same bytes as the rows). Its ``scores`` are the same numbers
+``maxsim.index.packed.maxsim_scan`` computes from those rows: the int32 products are exact and
+scaled in float32. Measured on an Intel Xeon (AMX, 2 cores), Cranfield
 (384 dims, 237k vectors): one query per call 22.2 -> 14.6 ms, all queries in one call 9.8 -> 5.4 ms
-per query. With few dimensions or short documents the product is cheap and the per-document
-maxima dominate: 100k documents of 20-40 vectors, one query per call / batched, against
+per query (blocks of 8,192 vectors, products of 128 query vectors; PACK_ROWS below). With few
+dimensions or short documents the product is cheap and the per-document maxima dominate: 100k
+documents of 20-40 vectors, blocks of 8,192, one query per call / batched, against
 ``torch._int_mm``: 384 dims 1.03x faster / 1.15x slower, 256 dims 1.07x faster / 1.15x slower, 128
 dims 1.05x / 1.25x slower, 32 dims 1.27x / 1.5x slower. So a segment is packed from MIN_DIM
 dimensions and MIN_TOKENS vectors per document on (``used``; msmarco-kd, 74 per document at 384
@@ -26,11 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from maxsim.index.packed import from_numpy, padded_rows, quantized, scratch
+from maxsim.index.packed import convert_into, padded_rows
 from maxsim.index.packed_numpy import window_ranges
 
-PACK_ROWS = 8192  # token vectors per block (8,192 -> 16,384 rows: one query 15.2 -> 14.5 ms, batched 6.5 -> 7.1)
-PACK_COLUMNS = 128  # query vectors per product: its (columns, rows) float32 result stays in cache (4 MB)
+# token vectors per block and query vectors per product (its float32 result: 8 MB). Chosen on Cranfield,
+# ms per query one per call / batched, interleaved: 8,192 x 128 19.3 / 7.0, 24,576 x 64 15.8 / 6.6,
+# 32,768 x 64 15.2 / 6.9, 49,152 x 64 15.1 / 8.0 (x 128 and 32,768 rows: 10.5 batched); held out,
+# 8,192 x 128 -> 32,768 x 64: nq-kd 9.3 / 4.0 -> 7.7 / 4.0, 2,500 synthetic documents of 64-160
+# vectors 27.3 / 13.6 -> 23.8 / 13.0. One query's product streams its block: longer blocks, fewer calls
+PACK_ROWS, PACK_COLUMNS = 32768, 64
+PACK_STEP = 8192  # a segment's last block is padded to a multiple of this: 4 shapes, little padding
 ZERO_POINT = 128  # int8 query rows go to oneDNN as uint8 + 128
 MIN_DIM, MIN_TOKENS = 256, 64  # a segment is packed from these dimensions and vectors per document on
 
@@ -81,12 +88,10 @@ def pack(vectors, offsets: np.ndarray, doclens: np.ndarray, block_rows: int = PA
     for a, b in window_ranges(doclens, block_rows):
         start, stop = int(offsets[a]), int(offsets[b])
         n = stop - start
-        rows = max(block_rows, padded_rows(n))
-        part = scratch(rows * dim, torch.float32, "pack").view(rows, dim)
-        part[:n] = vectors[start:stop] if isinstance(vectors, torch.Tensor) else from_numpy(vectors[start:stop])
-        part[n:] = 0
-        max_norm = max(max_norm, float(torch.linalg.vector_norm(part[:n], dim=1).max()) if n else 0.0)
-        int8, scales = quantized(part, out=torch.empty((rows, dim), dtype=torch.int8))
+        step = min(PACK_STEP, block_rows)
+        rows = padded_rows(n) if n > block_rows else max(1, -(-n // step)) * step
+        int8, scales = torch.zeros((rows, dim), dtype=torch.int8), torch.ones((rows, 1))  # padding: zero rows
+        max_norm = max(max_norm, convert_into(vectors[start:stop], int8[:n], scales[:n]))
         max_scale = max(max_scale, float(scales[:n].max()) if n else 0.0)
         rel = offsets[a:b] - offsets[a]
         nonempty = np.nonzero(doclens[a:b])[0]
