@@ -84,11 +84,10 @@ def pack(vectors, offsets: np.ndarray, doclens: np.ndarray, block_rows: int = PA
     """A segment's ``vectors`` (n_tokens, dim; any float dtype, numpy or torch) as PackedBlocks of
     ``block_rows`` rows, with the largest token norm and int8 scale (what the scan's error scales with)."""
     blocks, max_norm, max_scale = [], 0.0, 0.0
-    dim = vectors.shape[1]
+    dim, step = vectors.shape[1], min(PACK_STEP, block_rows)
     for a, b in window_ranges(doclens, block_rows):
         start, stop = int(offsets[a]), int(offsets[b])
         n = stop - start
-        step = min(PACK_STEP, block_rows)
         rows = padded_rows(n) if n > block_rows else max(1, -(-n // step)) * step
         int8, scales = torch.zeros((rows, dim), dtype=torch.int8), torch.ones((rows, 1))  # padding: zero rows
         max_norm = max(max_norm, convert_into(vectors[start:stop], int8[:n], scales[:n]))
