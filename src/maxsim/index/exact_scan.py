@@ -8,6 +8,7 @@ best (``ExactIndex._exact``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -75,7 +76,7 @@ def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[t
 def scan(index, qs: list[np.ndarray], k: int, mask: np.ndarray, dtype) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query the (global positions, approximate scores) that may be in its top ``k``."""
     q, q_scales = _scan_queries(qs, dtype)
-    q_gather = padded_queries(torch.from_numpy(np.concatenate(qs)).to(torch.bfloat16)) if dtype == torch.int8 else q
+    q_gather = functools.cache(lambda: padded_queries(torch.from_numpy(np.concatenate(qs)).to(torch.bfloat16)))
     widths = [len(x) for x in qs]
     q_norms = [float(np.linalg.norm(x, axis=1).sum()) for x in qs]
     q_scale_sums = [0.0] * len(qs) if q_scales is None else \
@@ -115,9 +116,10 @@ def _scan_queries(qs: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tens
 
 def _scan_segment(seg, copy: ScanCopy, queries, widths, seg_mask, budget, dtype) -> np.ndarray:
     """(n_queries, n_docs) approximate scores of one segment (masked-out ones undefined) for
-    ``queries`` = (rows, int8 scales or None, rows for gathered documents of a packed copy): windows
-    of documents, a dense one scored whole; the selected documents of the sparse ones (GATHER,
-    GATHER_PACKED) gathered into blocks of at most ``budget`` vectors."""
+    ``queries`` = (rows, int8 scales or None, () -> bfloat16 rows for the gathered documents of a
+    packed copy, made on first use): windows of documents, a dense one scored whole; the selected
+    documents of the sparse ones (GATHER, GATHER_PACKED) gathered into blocks of at most ``budget``
+    vectors."""
     (q, q_scales, q_gather), gather = queries, GATHER
     scores, selected = np.zeros((len(widths), seg.n_docs), dtype=np.float32), []
     if copy.blocks is None:
@@ -140,7 +142,7 @@ def _scan_segment(seg, copy: ScanCopy, queries, widths, seg_mask, budget, dtype)
     docs = np.concatenate(selected) if selected else np.zeros(0, np.int64)
     for a, b in window_ranges(seg.doclens[docs], budget) if len(docs) else ():
         block, rows = _gathered(seg, copy, token_ranges(seg.offsets, docs[a:b]), dtype)
-        scores[:, docs[a:b]] = maxsim_scan(q if copy.blocks is None else q_gather, widths, block,
+        scores[:, docs[a:b]] = maxsim_scan(q if copy.blocks is None else q_gather(), widths, block,
                                            seg.doclens[docs[a:b]], None if rows is None else (rows, q_scales))
     if len(docs) and copy.blocks is not None:  # read for this filter only: the scan has its copy
         give_back(seg)
