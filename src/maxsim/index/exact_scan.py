@@ -3,7 +3,7 @@ MAX_GROUP_COLUMNS vectors against blocks of at most SCAN_BLOCK_ELEMENTS similari
 dtype (``maxsim.index.packed.scan_dtype``). A bfloat16 or int8 scan reads a copy of each segment's
 vectors in that dtype (``ScanCopy``; int8 on x86: prepacked blocks, ``maxsim.index.packed_int8``)
 and re-scores in float32 every document within twice its allowance (``scan_allowance``) of the k-th
-best (``ExactIndex._exact``).
+best (``ExactIndex._exact``; a batch's queries are re-scored side by side, ``maxsim.index.parallel``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from maxsim.index.packed import (
     scratch,
 )
 from maxsim.index.packed_numpy import BLOCK_ROWS, merge_topk, token_ranges, top_window, window_ranges
+from maxsim.index.parallel import map_queries
 
 SCAN_BLOCK_ELEMENTS = 1 << 21  # similarities per block: 8,192 document vectors x 256 query vectors
 MAX_GROUP_COLUMNS = 2048  # query vectors scored together
@@ -67,9 +68,13 @@ def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[t
     dtype, out = scan_dtype(), []
     for group in _query_groups(queries):
         qs = [queries[j] for j in group]
-        for q, (docs, scores) in zip(qs, scan(index, qs, k, mask, dtype)):
-            exact = scores if dtype == torch.float32 else index._exact([q], docs, maxsim_packed)[0]
-            out.append(merge_topk(None, docs, exact, k))
+        found = scan(index, qs, k, mask, dtype)
+        if dtype == torch.float32:  # the scan was exact
+            out.extend(merge_topk(None, docs, scores, k) for docs, scores in found)
+            continue
+        pairs = [(q, docs) for q, (docs, _) in zip(qs, found)]
+        rescored = map_queries(lambda pair: index._exact([pair[0]], pair[1], maxsim_packed)[0], pairs)
+        out.extend(merge_topk(None, docs, exact, k) for (_, docs), exact in zip(pairs, rescored))
     return out
 
 

@@ -17,6 +17,7 @@ Search of one query Q (Lq x dim), after PLAID (Santhanam et al., 2022):
    best ``n_full_scores``;
 4. rank those by MaxSim scored from their codes (``maxsim.index.lut``: S plus per-query tables of
    the residual codebooks, no decompression) — or, with the float16 copy, exact MaxSim on it.
+A call's queries share step 1 (one product); their steps 2-4 run side by side (``maxsim.index.parallel``).
 
 Defaults chosen from the collection (``maxsim.index.defaults``): see docs/index.md.
 """
@@ -37,6 +38,7 @@ from maxsim.index.ivf import inverted_lists, ivf_candidates, top
 from maxsim.index.lut import maxsim_codes, score_table, table_rows, warm_up
 from maxsim.index.packed import maxsim_packed, segment_max_sum
 from maxsim.index.packed_numpy import merge_topk, token_ranges
+from maxsim.index.parallel import map_queries
 from maxsim.index.params import PlaidParams, check_search_settings
 from maxsim.index.segment import Segment, write_segment
 from maxsim.index.segmented import SegmentedIndex
@@ -238,13 +240,14 @@ class PlaidIndex(SegmentedIndex):
         subset_direct = n_allowed <= 4 * sp["n_full_scores"] and n_allowed < len(mask)
         # (sum Lq, K) in torch: a numpy (OpenBLAS) product here would spin its own threads against torch's
         scores_all = torch.from_numpy(np.concatenate(queries)) @ torch.from_numpy(self.codec.centroids).T
-        results, start = [], 0
-        for q in queries:
-            s = np.ascontiguousarray(scores_all[start: start + len(q)].numpy().T)  # (K, Lq): rows gathered by centroid
-            start += len(q)
+        starts = np.cumsum([0, *(len(q) for q in queries)])
+
+        def one(i: int):  # stages 2-4 of query i; a batch's queries run side by side (map_queries)
+            s = np.ascontiguousarray(scores_all[starts[i]: starts[i + 1]].numpy().T)  # (K, Lq): rows by centroid
             cand = np.nonzero(mask)[0] if subset_direct else FIRST_STAGES[self.params.first_stage](self, s, mask, sp)
-            results.append(self._rank(q, s, cand, k, sp["n_full_scores"]))
-        return results
+            return self._rank(queries[i], s, cand, k, sp["n_full_scores"])
+
+        return map_queries(one, range(len(queries)))
 
     def _rank(self, q, s, cand, k, n_full):
         """Stages 3-4 for the candidates (global positions) of one query -> its top ``k``."""

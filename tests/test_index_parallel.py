@@ -1,0 +1,86 @@
+"""The query pool (``maxsim.index.parallel``): a batch's queries side by side give what they give one
+by one, in order, with errors raised, nested calls in line, and torch's thread count untouched."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from maxsim.index import PlaidIndex
+from maxsim.index.parallel import map_queries
+from maxsim.index.synthetic import ClusteredCollection
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_results_in_order_on_pool_threads_under_inference_mode(two_threads):
+    def work(x):
+        return x * x, threading.current_thread().name, torch.is_inference_mode_enabled()
+
+    out = map_queries(work, range(40))
+    assert [v for v, _, _ in out] == [x * x for x in range(40)]
+    assert all(name.startswith("maxsim-query") for _, name, _ in out)
+    assert all(inference for _, _, inference in out)
+
+
+def test_one_item_or_one_torch_thread_runs_in_this_thread(two_threads):
+    here = threading.current_thread().name
+    assert map_queries(lambda x: threading.current_thread().name, [0]) == [here]
+    torch.set_num_threads(1)
+    assert map_queries(lambda x: threading.current_thread().name, range(3)) == [here] * 3
+
+
+def test_the_first_error_is_raised(two_threads):
+    def work(x):
+        if x == 5:
+            raise ValueError("query 5")
+        return x
+
+    with pytest.raises(ValueError, match="query 5"):
+        map_queries(work, range(10))
+    assert map_queries(lambda x: x, range(4)) == [0, 1, 2, 3]  # the pool still works
+
+
+def test_nested_calls_run_in_line_instead_of_waiting_for_the_pool(two_threads):
+    """Every pool thread busy with an outer item that maps again: without running the inner map in
+    line, each would wait for a free pool thread forever."""
+    result = []
+    outer = threading.Thread(target=lambda: result.append(
+        map_queries(lambda x: sum(map_queries(lambda y: x * y, range(4))), range(8))), daemon=True)
+    outer.start()
+    outer.join(timeout=60)
+    assert result == [[6 * x for x in range(8)]]
+
+
+def test_threads_started_later_keep_torchs_thread_count(two_threads):
+    map_queries(lambda x: torch.ones(4).sum(), range(4))
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [2] and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("rescore", [None, "float16"])
+def test_plaid_batch_equals_one_query_per_call(tmp_path, two_threads, rescore):
+    """Defaults (inverted file, stage 3, codes or float16 copy) and a subset: the batch's queries,
+    scored side by side, get the hits and scores they get alone."""
+    coll = ClusteredCollection(400, dim=32, n_terms=48, doc_tokens=(8, 30), noise=0.3, seed=5)
+    ids = [f"d{i}" for i in range(400)]
+    index = PlaidIndex.create(tmp_path / "ix", 32, nbits=2, n_centroids=64, rescore=rescore)
+    index.add(ids, coll.documents())
+    queries = coll.queries(24)
+    subset = ids[::3]
+    for options in ({}, {"subset": subset}):
+        batch = index.search(queries, k=7, **options)
+        alone = [index.search([q], k=7, **options)[0] for q in queries]
+        assert [[i for i, _ in h] for h in batch] == [[i for i, _ in h] for h in alone]
+        np.testing.assert_array_equal([[s for _, s in h] for h in batch], [[s for _, s in h] for h in alone])
+        assert len({tuple(i for i, _ in h) for h in batch}) > 1  # the queries differ
