@@ -60,6 +60,19 @@ def test_exhaustive_search_is_maxsim_of_the_decoded_vectors(small, tmp_path, nbi
             assert [i for i, _ in g] == [i for i, _ in w[:10]]
 
 
+def test_a_small_collection_is_ranked_whole(tmp_path):
+    """400 short documents on 300 terms, k = 300: at most 4 * n_full_scores documents allowed, so the
+    default search ranks every one — the exhaustive ranking, ids and scores (the inverted file
+    proposes only the ~150-225 documents sharing a probed centroid with the query)."""
+    coll = ClusteredCollection(400, dim=32, n_terms=300, doc_tokens=(4, 10), noise=0.2, seed=3)
+    index = PlaidIndex.create(tmp_path / "p", 32, nbits=2, n_centroids=256)
+    index.add([f"d{i}" for i in range(400)], coll.documents())
+    queries = coll.queries(12)
+    got, want = index.search(queries, k=300), index.search(queries, k=300, **EXHAUSTIVE)
+    assert hit_ids(got) == hit_ids(want) and all(len(h) == 300 for h in got)
+    np.testing.assert_array_equal([[s for _, s in h] for h in got], [[s for _, s in h] for h in want])
+
+
 def test_exhaustive_plaid_equals_exact(small, exact_small, tmp_path):
     coll, docs, queries, ids = small
     index = PlaidIndex.create(tmp_path / "p", 32, **SMALL_PARAMS)

@@ -236,15 +236,15 @@ class PlaidIndex(SegmentedIndex):
         sp = resolve_search_params(len(self), k, self.params.search_settings(**given), bool(self.params.rescore))
         sp["n_full_scores"] = max(int(sp["n_full_scores"]), k)
         sp["keep"] = stage2_keep(sp["n_full_scores"], len(self))
-        n_allowed = int(mask.sum())
-        subset_direct = n_allowed <= 4 * sp["n_full_scores"] and n_allowed < len(mask)
+        # few documents allowed (a small collection or subset): the inverted file could only lose some
+        rank_whole = int(mask.sum()) <= 4 * sp["n_full_scores"]
         # (sum Lq, K) in torch: a numpy (OpenBLAS) product here would spin its own threads against torch's
         scores_all = torch.from_numpy(np.concatenate(queries)) @ torch.from_numpy(self.codec.centroids).T
         starts = np.cumsum([0, *(len(q) for q in queries)])
 
         def one(i: int):  # stages 2-4 of query i; a batch's queries run side by side (map_queries)
             s = np.ascontiguousarray(scores_all[starts[i]: starts[i + 1]].numpy().T)  # (K, Lq): rows by centroid
-            cand = np.nonzero(mask)[0] if subset_direct else FIRST_STAGES[self.params.first_stage](self, s, mask, sp)
+            cand = np.nonzero(mask)[0] if rank_whole else FIRST_STAGES[self.params.first_stage](self, s, mask, sp)
             return self._rank(queries[i], s, cand, k, sp["n_full_scores"])
 
         return map_queries(one, range(len(queries)))
