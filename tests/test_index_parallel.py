@@ -2,11 +2,13 @@
 by one, in order, with errors raised, nested calls in line, and torch's thread count untouched."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from maxsim.errors import InvalidInputError
 from maxsim.index import PlaidIndex
 from maxsim.index.parallel import map_queries
 from maxsim.index.synthetic import ClusteredCollection
@@ -35,6 +37,18 @@ def test_one_item_or_one_torch_thread_runs_in_this_thread(two_threads):
     assert map_queries(lambda x: threading.current_thread().name, [0]) == [here]
     torch.set_num_threads(1)
     assert map_queries(lambda x: threading.current_thread().name, range(3)) == [here] * 3
+
+
+def test_maxsim_query_threads_sets_the_pool(two_threads, monkeypatch):
+    here = threading.current_thread().name
+    monkeypatch.setenv("MAXSIM_QUERY_THREADS", "1")
+    assert map_queries(lambda x: threading.current_thread().name, range(3)) == [here] * 3
+    monkeypatch.setenv("MAXSIM_QUERY_THREADS", "3")
+    names = map_queries(lambda x: (time.sleep(0.05), threading.current_thread().name)[1], range(6))
+    assert all(n.startswith("maxsim-query") for n in names) and len(set(names)) == 3
+    monkeypatch.setenv("MAXSIM_QUERY_THREADS", "two")
+    with pytest.raises(InvalidInputError, match="MAXSIM_QUERY_THREADS must be a whole number >= 1, got 'two'"):
+        map_queries(lambda x: x, range(3))
 
 
 def test_the_first_error_is_raised(two_threads):

@@ -5,9 +5,9 @@ the exact index's re-score) on a pool of ``query_threads()`` threads (torch's th
 Each query's part is a chain of small torch and numpy steps (gathers, lookup-table sums, segment
 maxima); torch splits each over its threads, and these steps share them poorly (one query, k = 100,
 1 thread / 2 threads: 50 / 33 ms on Cranfield's PLAID index). Two queries at once keep both cores
-busy instead. Measured on an Intel Xeon (2 cores), Cranfield (384 dims), ms per query all in one
-call, one after another / side by side, the same hits: PLAID k = 10 13.3 / 9.4, k = 100 35.2 / 25.3;
-exact (its re-score) k = 10 9.5 / 8.4, k = 100 31.3 / 18.7 (bench/RESULTS.md, Index). The threads
+busy instead. ``bench/query_pool.py`` on an Intel Xeon (2 cores), Cranfield (384 dims), ms per
+query all in one call, in order / side by side, the same hits: PLAID k = 10 12.7 / 7.2, k = 100
+27.9 / 20.4; exact (its re-score) k = 10 6.5 / 6.4, k = 100 18.0 / 13.3 (bench/RESULTS.md). The threads
 keep torch's thread count: ``torch.set_num_threads`` is process-wide, so a pool thread that lowered
 it would lower it for threads started later too.
 """
