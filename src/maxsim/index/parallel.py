@@ -29,8 +29,8 @@ _LOCAL = threading.local()  # .worker: this thread belongs to a query pool
 def map_queries(fn, items) -> list:
     """``[fn(x) for x in items]``, each call under ``torch.inference_mode``: on the query pool when
     there are >= 2 items and ``query_threads()`` >= 2, else in order in this thread (so in a pool
-    thread: a nested call never waits for a pool busy with its caller). The first exception raised
-    is raised here."""
+    thread: a nested call never waits for a pool busy with its caller). An item's exception is
+    raised here (the first failing item's, in order)."""
     items, threads = list(items), query_threads()
     if len(items) < 2 or threads < 2 or getattr(_LOCAL, "worker", False):
         return [_inference(fn, x) for x in items]
