@@ -18,7 +18,7 @@ import torch
 
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import top
-from maxsim.index.lut import maxsim_codes, score_table, table_rows
+from maxsim.index.lut import maxsim_codes, score_table
 from maxsim.index.packed import maxsim_packed
 from maxsim.index.packed_numpy import merge_topk, token_ranges
 from maxsim.index.plaid import FIRST_STAGES
@@ -60,7 +60,8 @@ def compare(index, queries, truth, coll=None, k: int = 10) -> list[dict]:
         n_tokens.append(len(tok))
         methods = {
             "codes": lambda q=q, s=s, codes=codes, residuals=residuals, lens=lens: maxsim_codes(
-                score_table(codec.quantizer.codebook, q, s), table_rows(codes, residuals), lens),
+                score_table(codec.quantizer.codebook, q, s), codes, residuals, np.r_[0, np.cumsum(lens)],
+                np.arange(len(lens))),
             "decompress": lambda q=q, codes=codes, residuals=residuals, lens=lens: maxsim_packed(
                 [q], codec.decompress(codes, residuals), lens)[0],
         }

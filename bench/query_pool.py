@@ -8,14 +8,19 @@ the default model (``index_data``, 384 dims), and 5,000 synthetic documents of t
 generator (128 dims, 100 queries; bench/index.py). Each is indexed exact (float16) and PLAID
 (defaults), opened and warmed. Rounds interleave ``MAXSIM_QUERY_THREADS=1`` (in order) with the
 default (torch's threads); ms per query with every query in one call, median of ``--rounds``, k = 10
-and 100. Both ways must return the same hits and scores. Result: bench/results/query_pool.md.
+and 100. Both ways must return the same hits and scores. Then, in a fresh process per index of
+Cranfield, one query per call before and after the first call with many queries (the one that
+starts the pool): the pool must not slow the calls that do not use it. Result:
+bench/results/query_pool.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,12 +73,39 @@ def compare(index, queries, rounds: int) -> list[str]:
     return cells
 
 
+def one_per_call(folder: str, rounds: int) -> None:
+    """Print {k: [ms per query before the first batch, after it]}: Cranfield, one query per call,
+    in this fresh process (the pool starts with its first call of many queries)."""
+    index, queries = open_index(folder), index_data.load("cranfield").queries
+    index.warm()
+
+    def alone(k):
+        t = time.perf_counter()
+        for q in queries:
+            index.search([q], k=k)
+        return (time.perf_counter() - t) / len(queries) * 1e3
+
+    before = {k: float(np.median([alone(k) for _ in range(rounds)])) for k in (10, 100)}
+    index.search(queries, k=10)
+    print(json.dumps({k: [before[k], float(np.median([alone(k) for _ in range(rounds)]))] for k in (10, 100)}))
+
+
+def before_after(folder: Path, rounds: int) -> list[str]:
+    """``one_per_call`` in a fresh process: "before / after (ratio)" per k."""
+    out = subprocess.run([sys.executable, "-P", __file__, "--one-per-call", str(folder), "--rounds", str(rounds)],
+                         check=True, capture_output=True, text=True).stdout
+    return [f"{a:.1f} / {b:.1f} ({b / a:.2f}x)" for a, b in json.loads(out.splitlines()[-1]).values()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--one-per-call", metavar="FOLDER", help=argparse.SUPPRESS)  # the fresh process's part
     args = p.parse_args()
     os.environ.pop("MAXSIM_QUERY_THREADS", None)
-    start, pool, rows = load_average(), query_threads(), []
+    if args.one_per_call:
+        return one_per_call(args.one_per_call, args.rounds)
+    start, pool, rows, alone = load_average(), query_threads(), [], []
     for name, docs, ids, queries in collections():
         for label, cls in (("exact", ExactIndex), ("PLAID", PlaidIndex)):
             folder = WORK / "query-pool" / label
@@ -82,13 +114,18 @@ def main() -> None:
             index = open_index(folder)
             index.warm()
             rows.append([name, label, len(queries), *compare(index, queries, args.rounds)])
+            if name == "cranfield":
+                alone.append([label, *before_after(folder, args.rounds)])
             shutil.rmtree(folder, ignore_errors=True)
     text = "\n\n".join([
         "# Queries in one call: in order vs side by side (`bench/query_pool.py`)",
         f"`python -P bench/query_pool.py`; {machine_line(start)} Query pool: {pool} threads.",
         f"ms per query, every query in one call, in order (`MAXSIM_QUERY_THREADS=1`) / side by side "
         f"(speed-up), median of {args.rounds} interleaved rounds; the same hits and scores both ways.",
-        markdown_table(["collection", "index", "queries", "k = 10", "k = 100"], rows)]) + "\n"
+        markdown_table(["collection", "index", "queries", "k = 10", "k = 100"], rows),
+        "Cranfield, one query per call in a fresh process: ms per query before / after its first call "
+        f"with many queries (which starts the pool), median of {args.rounds} rounds each.",
+        markdown_table(["index", "k = 10", "k = 100"], alone)]) + "\n"
     RESULT.write_text(text, encoding="utf-8")
     print(text)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from maxsim.index import PlaidParams, ResidualCodec
-from maxsim.index.lut import maxsim_codes, score_table, table_rows
+from maxsim.index import PlaidParams, ResidualCodec, lut
+from maxsim.index.lut import maxsim_codes, score_table
 from maxsim.index.residual import ScalarQuantizer, n_groups
 from maxsim.index.storage import FileWriter
 from maxsim.index.synthetic import ClusteredCollection
@@ -72,12 +72,28 @@ def test_lookup_table_scores_equal_numpy(vectors, codecs, nbits):
         for p in range(book.shape[0]):
             sim += book[p, residuals[:, p]] @ padded[:, p * group:(p + 1) * group].T
         want = [sim[a:b].max(0).sum() for a, b in zip(np.r_[0, np.cumsum(lens)[:-1]], np.cumsum(lens))]
-        got = maxsim_codes(score_table(book, q, s.astype(np.float32)), table_rows(codes, residuals), lens)
+        got = maxsim_codes(score_table(book, q, s.astype(np.float32)), codes, residuals, np.r_[0, np.cumsum(lens)],
+                           np.arange(len(lens)))
         np.testing.assert_allclose(got, want, atol=2e-2)
         # and the same as MaxSim over the decompressed vectors
         dec = torch.from_numpy(codec.decompress(codes, residuals)) @ torch.from_numpy(q).T
         np.testing.assert_allclose(want, [dec[a:b].max(0).values.sum() for a, b in
                                           zip(np.r_[0, np.cumsum(lens)[:-1]], np.cumsum(lens))], rtol=1e-5)
+
+
+def test_lookup_table_scores_window_by_window(vectors, codecs, monkeypatch):
+    """Documents in any order, scored a few tokens at a time: the scores of one pass over them all."""
+    docs, _, queries = vectors
+    codec = codecs[2]
+    offsets = np.r_[0, np.cumsum([len(d) for d in docs[:60]])]
+    codes, residuals, _ = codec.compress(np.concatenate(docs[:60]))
+    picked = np.random.default_rng(3).permutation(60)[:45]
+    s = (codec.centroids @ queries[0].T).astype(np.float32)
+    table = score_table(codec.quantizer.codebook, queries[0], s)
+    whole = maxsim_codes(table, codes, residuals, offsets, picked)
+    monkeypatch.setattr(lut, "WINDOW_TOKENS", 50)
+    np.testing.assert_array_equal(maxsim_codes(table, codes, residuals, offsets, picked), whole)
+    assert whole.min() > 0 and len(set(whole.tolist())) > 40
 
 
 @pytest.mark.parametrize("nbits", NBITS)

@@ -82,6 +82,14 @@ def test_threads_started_later_keep_torchs_thread_count(two_threads):
     assert seen == [2] and torch.get_num_threads() == 2
 
 
+@pytest.mark.skipif("OpenMP" not in torch.__config__.parallel_info(), reason="torch without OpenMP threads")
+def test_pool_threads_run_torch_on_one_thread(two_threads):
+    """A pool thread with torch's count would keep an OpenMP team of its own: more threads than
+    cores, which slows every later torch step of every thread (the module docstring)."""
+    seen = map_queries(lambda x: (time.sleep(0.02), torch.get_num_threads())[1], range(6))
+    assert seen == [1] * 6 and torch.get_num_threads() == 2
+
+
 @pytest.mark.parametrize("rescore", [None, "float16"])
 def test_plaid_batch_equals_one_query_per_call(tmp_path, two_threads, rescore):
     """Defaults (inverted file, stage 3, codes or float16 copy) and a subset: the batch's queries,

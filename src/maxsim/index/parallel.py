@@ -3,13 +3,18 @@ the exact index's re-score) on a pool of ``query_threads()`` threads (torch's th
 ``MAXSIM_QUERY_THREADS`` says otherwise).
 
 Each query's part is a chain of small torch and numpy steps (gathers, lookup-table sums, segment
-maxima); torch splits each over its threads, and these steps share them poorly (one query, k = 100,
-1 thread / 2 threads: 50 / 33 ms on Cranfield's PLAID index). Two queries at once keep both cores
-busy instead. ``bench/query_pool.py`` on an Intel Xeon (2 cores), Cranfield (384 dims), ms per
-query all in one call, in order / side by side, the same hits: PLAID k = 10 12.7 / 7.2, k = 100
-27.9 / 20.4; exact (its re-score) k = 10 6.5 / 6.4, k = 100 18.0 / 13.3 (bench/RESULTS.md). The threads
-keep torch's thread count: ``torch.set_num_threads`` is process-wide, so a pool thread that lowered
-it would lower it for threads started later too.
+maxima); torch splits each over its threads, and these steps share them poorly. Two queries at once
+keep both cores busy instead. ``bench/query_pool.py`` on an Intel Xeon (2 cores), Cranfield (384
+dims), ms per query all in one call, in order / side by side, the same hits: PLAID k = 10 7.7 / 5.6,
+k = 100 21.3 / 16.6; exact (its re-score) k = 10 4.5 / 4.4, k = 100 10.6 / 9.2 (bench/RESULTS.md).
+
+A pool thread runs its torch steps on one OpenMP thread (``threadpoolctl``: OpenMP's thread count
+belongs to the calling thread). With torch's count there, each pool thread would keep a team of
+OpenMP threads of its own: more threads than cores, which makes OpenMP put idle threads to sleep at
+once, and every later torch step of every thread then waits for its team to wake (one PLAID query
+per call, 4,000 synthetic documents at 384 dims, k = 10: 10.8 ms before the process's first batch,
+13.5 ms after it). Torch's own setting is left alone: ``torch.set_num_threads`` is process-wide,
+so a pool thread that lowered it would lower it for threads started later too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from maxsim.errors import InvalidInputError
 
@@ -56,8 +62,12 @@ def _inference(fn, x):
 @functools.lru_cache(maxsize=4)
 def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     """The query pool of ``threads`` threads of process ``pid`` (a forked child makes its own)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="maxsim-query", initializer=_mark_worker)
+    return ThreadPoolExecutor(threads, thread_name_prefix="maxsim-query", initializer=_start_worker)
 
 
-def _mark_worker() -> None:
+def _start_worker() -> None:
+    """Mark this thread a pool thread; give it one OpenMP thread (after torch's first use here,
+    which sets this thread's count from torch's and would undo the limit)."""
     _LOCAL.worker = True
+    torch.get_num_threads()
+    threadpool_limits(1, user_api="openmp")

@@ -35,7 +35,7 @@ from maxsim.index.centroids import auto_n_centroids, unit_norm
 from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import inverted_lists, ivf_candidates, top
-from maxsim.index.lut import maxsim_codes, score_table, table_rows, warm_up
+from maxsim.index.lut import maxsim_codes, score_table, warm_up
 from maxsim.index.packed import maxsim_packed, segment_max_sum
 from maxsim.index.packed_numpy import merge_topk, token_ranges
 from maxsim.index.parallel import map_queries
@@ -255,13 +255,12 @@ class PlaidIndex(SegmentedIndex):
             cand = cand[top(self._centroid_scores(cand, s), n_full, cand)]
         final, table = np.zeros(len(cand), dtype=np.float32), None
         for seg, local, sel in self._per_segment(cand):  # 4. MaxSim on the float16 copy, or from the codes
-            tok = token_ranges(seg.offsets, local)
             if self.params.rescore and "vectors" in seg.arrays:
+                tok = token_ranges(seg.offsets, local)
                 final[sel] = maxsim_packed([q], self._copy_rows(seg, tok), seg.doclens[local])[0]
                 continue
             table = score_table(self.codec.quantizer.codebook, q, s) if table is None else table
-            rows = table_rows(seg.arrays["codes"][tok], seg.arrays["residuals"][tok])
-            final[sel] = maxsim_codes(table, rows, seg.doclens[local])
+            final[sel] = maxsim_codes(table, seg.arrays["codes"], seg.arrays["residuals"], seg.offsets, local)
         return merge_topk(None, cand, final, k)
 
     def _copy_rows(self, seg: Segment, tok: np.ndarray) -> torch.Tensor:
