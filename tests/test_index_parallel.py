@@ -1,8 +1,12 @@
 """The query pool (``maxsim.index.parallel``): a batch's queries side by side give what they give one
 by one, in order, with errors raised, nested calls in line, and torch's thread count untouched."""
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,12 +86,28 @@ def test_threads_started_later_keep_torchs_thread_count(two_threads):
     assert seen == [2] and torch.get_num_threads() == 2
 
 
-@pytest.mark.skipif("OpenMP" not in torch.__config__.parallel_info(), reason="torch without OpenMP threads")
 def test_pool_threads_run_torch_on_one_thread(two_threads):
-    """A pool thread with torch's count would keep an OpenMP team of its own: more threads than
-    cores, which slows every later torch step of every thread (the module docstring)."""
     seen = map_queries(lambda x: (time.sleep(0.02), torch.get_num_threads())[1], range(6))
     assert seen == [1] * 6 and torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
+def test_pool_threads_start_no_threads_of_their_own():
+    """A fresh process with torch set to 2 threads: products and elementwise steps on the pool add
+    the pool's 2 threads and no others (a pool thread at torch's count starts OpenMP and MKL threads
+    of its own: more threads than cores, and every later torch step of every thread slows down)."""
+    code = textwrap.dedent("""
+        import os, torch
+        from maxsim.index.parallel import map_queries
+        torch.set_num_threads(2)
+        x = torch.randn(256, 256)
+        x @ x; torch.randn(1 << 16).exp().sum()  # this thread's own OpenMP threads
+        before = len(os.listdir("/proc/self/task"))
+        map_queries(lambda i: (x @ x).sum() + torch.randn(1 << 16).exp().sum(), range(8))
+        print(len(os.listdir("/proc/self/task")) - before, torch.get_num_threads())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "2"]
 
 
 @pytest.mark.parametrize("rescore", [None, "float16"])

@@ -8,13 +8,14 @@ keep both cores busy instead. ``bench/query_pool.py`` on an Intel Xeon (2 cores)
 dims), ms per query all in one call, in order / side by side, the same hits: PLAID k = 10 7.7 / 5.6,
 k = 100 21.3 / 16.6; exact (its re-score) k = 10 4.5 / 4.4, k = 100 10.6 / 9.2 (bench/RESULTS.md).
 
-A pool thread runs its torch steps on one OpenMP thread (``threadpoolctl``: OpenMP's thread count
-belongs to the calling thread). With torch's count there, each pool thread would keep a team of
-OpenMP threads of its own: more threads than cores, which makes OpenMP put idle threads to sleep at
-once, and every later torch step of every thread then waits for its team to wake (one PLAID query
-per call, 4,000 synthetic documents at 384 dims, k = 10: 10.8 ms before the process's first batch,
-13.5 ms after it). Torch's own setting is left alone: ``torch.set_num_threads`` is process-wide,
-so a pool thread that lowered it would lower it for threads started later too.
+A pool thread runs torch on one thread. With torch's count there, each pool thread would keep a
+team of OpenMP threads of its own (for torch's steps and for MKL's products): more threads than
+cores, which makes OpenMP put idle threads to sleep at once, and every later torch step of every
+thread then waits for its team to wake (one PLAID query per call, 20,000 synthetic documents at
+128 dims, k = 10: 5.7 ms before the process's first batch, 9.2 ms after it). ``torch.set_num_threads``
+sets the calling thread's OpenMP and MKL counts but also torch's process-wide default (what threads
+started later get), so the pool's threads are started together when it is made, each sets 1 for
+itself, and the default is then put back.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from threadpoolctl import threadpool_limits
 
 from maxsim.errors import InvalidInputError
 
@@ -61,13 +61,21 @@ def _inference(fn, x):
 
 @functools.lru_cache(maxsize=4)
 def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
-    """The query pool of ``threads`` threads of process ``pid`` (a forked child makes its own)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="maxsim-query", initializer=_start_worker)
+    """The query pool of ``threads`` threads of process ``pid`` (a forked child makes its own), its
+    threads started now: each sets torch to one thread, then torch's default (what threads started
+    later get) is set back to this thread's count."""
+    before, started = torch.get_num_threads(), threading.Barrier(threads + 1, timeout=60)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="maxsim-query", initializer=_start_worker)
+    for _ in range(threads):  # each task holds its thread until all have started
+        pool.submit(started.wait)
+    started.wait()
+    torch.set_num_threads(before)
+    return pool
 
 
 def _start_worker() -> None:
-    """Mark this thread a pool thread; give it one OpenMP thread (after torch's first use here,
-    which sets this thread's count from torch's and would undo the limit)."""
+    """Mark this thread a pool thread and give it one torch thread (torch's first use here comes
+    first: it would set this thread's count from the process default)."""
     _LOCAL.worker = True
     torch.get_num_threads()
-    threadpool_limits(1, user_api="openmp")
+    torch.set_num_threads(1)
