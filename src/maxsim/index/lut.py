@@ -7,12 +7,14 @@ stage and ``T_p = codebook_p Q_p^T`` (256 x Lq) is the table of group ``p``: ``w
 rows summed per token (product-quantization "asymmetric distance" scoring). Both go into one
 float16 table of ``width * 256 + K`` rows; ``torch.nn.functional.embedding_bag`` sums each token's
 rows (fbgemm's kernel, 32-bit offsets) without materializing the vectors, then a segment max per
-document and a sum over query vectors give MaxSim. Documents are scored WINDOW_TOKENS tokens at a
-time, their table rows built in this thread's scratch buffer: one query's rows at k = 100 would
-otherwise be a fresh ~30 MB (384 dims) whose pages the kernel maps anew on every query (~9,000 page
-faults, a third of the query's time on a 4,000-document collection). Measured against decompressing the same tokens
-and one float32 GEMM: 8-20x faster (``bench/index.py``, "scoring" table); float16 tables were 1.5-2x
+document and a sum over query vectors give MaxSim. Measured against decompressing the same tokens
+and one float32 GEMM: 4-14x faster (``bench/index.py``, "scoring" table); float16 tables were 1.5-2x
 faster than float32 ones and than fbgemm's 8-bit row-wise tables, at the same ranking.
+
+Documents are scored WINDOW_TOKENS tokens at a time, their table rows built in this thread's scratch
+buffer: one query's rows at k = 100 would otherwise be a fresh ~30 MB (384 dims) whose pages the
+kernel maps anew on every query (~9,000 page faults, a third of the query's time on 4,000
+documents).
 """
 
 from __future__ import annotations
