@@ -30,6 +30,7 @@ import torch
 from maxsim.errors import InvalidInputError
 
 _LOCAL = threading.local()  # .worker: this thread belongs to a query pool
+_POOL_LOCK = threading.Lock()
 
 
 def map_queries(fn, items) -> list:
@@ -40,7 +41,9 @@ def map_queries(fn, items) -> list:
     items, threads = list(items), query_threads()
     if len(items) < 2 or threads < 2 or getattr(_LOCAL, "worker", False):
         return [_inference(fn, x) for x in items]
-    return list(_pool(threads, os.getpid()).map(functools.partial(_inference, fn), items))
+    with _POOL_LOCK:  # one pool, however many threads make their first batch at once
+        pool = _pool(threads, os.getpid())
+    return list(pool.map(functools.partial(_inference, fn), items))
 
 
 def query_threads() -> int:
