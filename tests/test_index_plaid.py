@@ -6,6 +6,7 @@ import pytest
 
 from maxsim.errors import InvalidInputError
 from maxsim.index import ExactIndex, PlaidIndex, PlaidParams, ResidualCodec, open_index
+from maxsim.index.centroids import MAX_AUTO_CENTROIDS, auto_n_centroids, outgrown
 from maxsim.index.synthetic import ClusteredCollection
 from maxsim.scoring import maxsim
 
@@ -170,6 +171,16 @@ def test_tiny_first_add_then_growth_reclusters(tmp_path):
     index.add([f"d{i}" for i in range(1, 400)], docs[1:])
     assert index._body["state"]["n_centroids"] >= 4 * small_k
     assert index.ids() == [f"d{i}" for i in range(400)]
+
+
+def test_growth_reclusters_at_the_centroid_cap():
+    """4x more centroids asked for, or the cap reached from below it: a codec trained on a first add
+    of ~600k tokens (4,096) re-clusters to 8,192 once the index passes ~1.05M, then never again."""
+    assert auto_n_centroids(600_000) == 4096 and auto_n_centroids(1_100_000) == MAX_AUTO_CENTROIDS == 8192
+    assert not outgrown(4096, 1_000_000) and outgrown(4096, 1_100_000)
+    assert not outgrown(1024, 250_000) and outgrown(1024, 300_000)  # 2,048 then 4,096 asked for
+    assert not outgrown(2048, 300_000)  # 4,096: twice as many, below the cap
+    assert not outgrown(8192, 10 ** 9) and not outgrown(16384, 10 ** 9)
 
 
 def test_rescore_copy_exhaustive_equals_float16_exact(small, tmp_path):

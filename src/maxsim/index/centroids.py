@@ -22,6 +22,16 @@ def auto_n_centroids(n_tokens: int) -> int:
     return max(1, min(by_sqrt, by_size))
 
 
+def outgrown(n_centroids: int, n_tokens: int) -> bool:
+    """Whether a codec of ``n_centroids`` chosen by ``auto_n_centroids`` is due for re-clustering at
+    ``n_tokens``: the rule asks for 4x as many, or for its cap (MAX_AUTO_CENTROIDS), which a codec
+    trained on a first add of 250k-1M tokens would otherwise never reach (100k synthetic documents
+    added 10,000 at a time: recall@10 0.950 with the first add's 4,096 centroids, 0.954 re-clustered
+    to 8,192 at the second add, for a 52 s build instead of 34; built at once: 0.964, 74 s)."""
+    wanted = auto_n_centroids(n_tokens)
+    return wanted > n_centroids and wanted >= min(4 * n_centroids, MAX_AUTO_CENTROIDS)
+
+
 def unit_norm(x: np.ndarray) -> bool:
     """Whether the rows of ``x`` (checked on the first 65,536) have norm 1 (to 1e-2)."""
     return bool(len(x) == 0 or np.abs(np.linalg.norm(x[: 1 << 16], axis=1) - 1).max() < 1e-2)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from maxsim.errors import CorruptedError, InvalidInputError
-from maxsim.index.centroids import auto_n_centroids, unit_norm
+from maxsim.index.centroids import outgrown, unit_norm
 from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import inverted_lists, ivf_candidates, top
@@ -167,7 +167,7 @@ class PlaidIndex(SegmentedIndex):
             raise InvalidInputError("these vectors are not unit-norm but the shared codec was trained on unit-norm "
                                     "ones: normalize them, or train a codec on raw vectors.")
         total = state["n_tokens_at_training"] + state["added_tokens"] + n_new
-        grown = p.n_centroids is None and auto_n_centroids(total) >= 4 * state["n_centroids"]
+        grown = p.n_centroids is None and outgrown(state["n_centroids"], total)
         codes, packed, sse = self.codec.compress(x)
         added_tokens = state["added_tokens"] + n_new
         drift = (state["added_sse"] + sse) / max(added_tokens, 1) > p.drift_bound * state["train_mse"] \
