@@ -129,19 +129,22 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(blocks.file_checksums, "__defaults__", (4096,))
 
 
-@pytest.mark.parametrize("kind", ["exact", "plaid"])
+@pytest.mark.parametrize("kind", ["exact", "plaid", "plaid-copy"])
 def test_damaged_block_raises_before_an_answer(collection, tmp_path, small_blocks, monkeypatch, kind):
+    """Wherever the damaged block is read: the exact scan, PLAID's codes, or the rows of PLAID's float16
+    copy gathered for its final ranking (``maxsim.index.packed.document_rows``)."""
     docs, ids, queries = collection
     big = ClusteredCollection(300, dim=DIM, n_terms=64, doc_tokens=(20, 40), seed=2).documents()
-    cls, name = (ExactIndex, "vectors") if kind == "exact" else (PlaidIndex, "residuals")
-    index = cls.create(tmp_path / "ix", DIM, **({"nbits": 4} if kind == "plaid" else {}))
+    cls, name, params = {"exact": (ExactIndex, "vectors", {}), "plaid": (PlaidIndex, "residuals", {"nbits": 4}),
+                         "plaid-copy": (PlaidIndex, "vectors", {"rescore": "float16"})}[kind]
+    index = cls.create(tmp_path / "ix", DIM, **params)
     index.add([f"b{i}" for i in range(300)], big)
     file = next(n for n in index.files if n.endswith(f"-{name}.npy"))
     assert len(index.files[file]["blocks"]) > 4
     overwrite(tmp_path / "ix" / file, index.files[file]["bytes"] // 2)
     again = open_index(tmp_path / "ix")  # sizes match and the first block is intact: opens
     with pytest.raises(CorruptedError, match=f"{file}: bytes .* do not match their checksum"):
-        again.search(queries, k=10, **(EXHAUSTIVE if kind == "plaid" else {}))
+        again.search(queries, k=10, **(EXHAUSTIVE if kind != "exact" else {}))
     with pytest.raises(CorruptedError, match=file):
         again.verify()
     monkeypatch.setenv("MAXSIM_INDEX_VERIFY", "1")

@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 from maxsim.errors import CorruptedError
-from maxsim.index.packed_numpy import BLOCK_ROWS, maxsim_numpy, merge_topk, token_ranges, window_ranges
+from maxsim.index.packed_numpy import BLOCK_ROWS, maxsim_documents_numpy, merge_topk, token_ranges, window_ranges
 from maxsim.index.params import ExactParams
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
@@ -89,14 +89,14 @@ class ExactIndex(SegmentedIndex):
         (``numpy_scan``) an exact float32 scan."""
         if numpy_scan():
             live = np.nonzero(mask)[0]
-            return [merge_topk(None, live, s, k) for s in self._exact(queries, live, maxsim_numpy)]
+            return [merge_topk(None, live, s, k) for s in self._exact(queries, live, maxsim_documents_numpy)]
         from maxsim.index.exact_scan import search
 
         return search(self, queries, k, mask)
 
     def _exact(self, queries: list[np.ndarray], cand: np.ndarray, kernel) -> np.ndarray:
         """(n_queries, n_cand) float32 MaxSim of ``queries`` with the candidates (global positions),
-        from the stored vectors by ``kernel`` (``maxsim_packed`` or ``maxsim_numpy``)."""
+        from the stored vectors by ``kernel`` (``maxsim_documents`` or ``maxsim_documents_numpy``)."""
         exact = np.zeros((len(queries), len(cand)), dtype=np.float32)
         seg_idx = np.searchsorted(self._bases, cand, side="right") - 1
         for si in np.unique(seg_idx):
@@ -104,8 +104,7 @@ class ExactIndex(SegmentedIndex):
             seg, local = self._segments[si], cand[sel] - self._bases[si]
             lengths = seg.doclens[local]
             for a, b in window_ranges(lengths, BLOCK_ROWS):
-                block = seg.arrays["vectors"][token_ranges(seg.offsets, local[a:b])]
-                exact[:, sel[a:b]] = kernel(queries, block, lengths[a:b])
+                exact[:, sel[a:b]] = kernel(queries, seg.arrays["vectors"], seg.offsets, local[a:b])
             if "scan" in seg.arrays:  # read for this re-score only: the scan has its copy
                 give_back(seg)
         return exact

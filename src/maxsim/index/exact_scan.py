@@ -19,7 +19,7 @@ from maxsim.index import packed_int8
 from maxsim.index.exact import give_back
 from maxsim.index.packed import (
     convert_into,
-    maxsim_packed,
+    maxsim_documents,
     maxsim_scan,
     padded_copy,
     padded_queries,
@@ -73,7 +73,7 @@ def search(index, queries: list[np.ndarray], k: int, mask: np.ndarray) -> list[t
             out.extend(merge_topk(None, docs, scores, k) for docs, scores in found)
             continue
         pairs = [(q, docs) for q, (docs, _) in zip(qs, found)]
-        rescored = map_queries(lambda pair: index._exact([pair[0]], pair[1], maxsim_packed)[0], pairs)
+        rescored = map_queries(lambda pair: index._exact([pair[0]], pair[1], maxsim_documents)[0], pairs)
         out.extend(merge_topk(None, docs, exact, k) for (_, docs), exact in zip(pairs, rescored))
     return out
 

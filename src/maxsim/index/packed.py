@@ -23,7 +23,7 @@ import torch
 
 from maxsim.cache import cache_root
 from maxsim.errors import InvalidInputError
-from maxsim.index.packed_numpy import BLOCK_ROWS, window_ranges
+from maxsim.index.packed_numpy import BLOCK_ROWS, token_ranges, window_ranges
 
 # Allowance per query vector for a bfloat16 scan's error, times |q_i| * max |d|: 2^-9. The worst
 # case is ~3 * 2^-8 (inputs and result rounded to 8 bits), reached only when every rounding of a
@@ -118,19 +118,45 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
     """MaxSim of each query (Lq_i, dim) with each packed document -> (n_queries, n_docs) float32.
     ``vectors`` (n_tokens, dim), any float dtype, numpy or torch: converted, BLOCK_ROWS vectors at a
     time, into this thread's scratch buffers (a re-score allocates no fresh pages, and at most
-    BLOCK_ROWS rows of buffer whatever its size)."""
+    BLOCK_ROWS rows of buffer whatever its size); a float32 tensor is read as it is."""
     q = torch.from_numpy(np.concatenate(queries).astype(np.float32, copy=False))
     lengths = np.asarray(lengths, dtype=np.int64)
     out = np.zeros((len(queries), len(lengths)), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     for a, b in window_ranges(lengths, BLOCK_ROWS):
         part = vectors[int(starts[a]): int(starts[b])]
-        v = scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
-        v.copy_(part if isinstance(part, torch.Tensor) else from_numpy(part))
+        v = part if isinstance(part, torch.Tensor) and part.dtype == torch.float32 else \
+            scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
+        if v is not part:
+            v.copy_(part if isinstance(part, torch.Tensor) else from_numpy(part))
         sim = scratch(v.shape[0] * q.shape[0], torch.float32, "packed_sim").view(v.shape[0], q.shape[0])
         torch.mm(v, q.T, out=sim)
         out[:, a:b] = segment_max_sum(sim, lengths[a:b], [len(x) for x in queries])
     return out
+
+
+def maxsim_documents(queries: list[np.ndarray], vectors, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """MaxSim of each query with the documents ``docs`` of a segment (rows ``offsets[d]:offsets[d +
+    1]`` of ``vectors``) -> (n_queries, len(docs)) float32: ``maxsim_packed`` on ``document_rows``."""
+    return maxsim_packed(queries, document_rows(vectors, offsets, docs), offsets[docs + 1] - offsets[docs])
+
+
+@torch.inference_mode()
+def document_rows(vectors, offsets: np.ndarray, docs: np.ndarray) -> torch.Tensor:
+    """(their tokens, dim) float32: the rows ``offsets[d]:offsets[d + 1]`` of ``vectors`` (a
+    CheckedArray or numpy array, any float dtype) of each document of ``docs``, in order, gathered
+    by one ``index_select`` into this thread's scratch buffers (valid until its next call): no fresh
+    pages, and no GIL held while it copies, so a batch's re-scores run side by side (Cranfield,
+    ms per query one per call / all in one call, k = 100, against a numpy gather: 17.6 -> 14.5-15.2 /
+    9.4 -> 8.7-8.9; one ``copy_`` per document: 15.6-15.8 / 11.2-11.5)."""
+    tok = token_ranges(offsets, docs)
+    if hasattr(vectors, "check_rows") and len(tok):  # a CheckedArray: its blocks checked, then its map read
+        vectors.check_rows(int(tok.min()), int(tok.max()) + 1, tok)
+    src = from_numpy(getattr(vectors, "array", vectors))
+    shape = (len(tok), src.shape[1])
+    rows = scratch(len(tok) * shape[1], src.dtype, "rows").view(shape)
+    torch.index_select(src, 0, torch.from_numpy(tok), out=rows)
+    return rows if src.dtype == torch.float32 else scratch(rows.numel(), torch.float32, "rows").view(shape).copy_(rows)
 
 
 def from_numpy(array) -> torch.Tensor:

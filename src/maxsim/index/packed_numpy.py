@@ -13,6 +13,11 @@ import numpy as np
 BLOCK_ROWS = 8192  # document vectors per block at most (scans, re-scores: the scratch buffers' size)
 
 
+def maxsim_documents_numpy(queries: list[np.ndarray], vectors, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """``maxsim.index.packed.maxsim_documents`` in numpy: the documents' rows gathered, then ``maxsim_numpy``."""
+    return maxsim_numpy(queries, vectors[token_ranges(offsets, docs)], offsets[docs + 1] - offsets[docs])
+
+
 def maxsim_numpy(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np.ndarray:
     """Float32 MaxSim of each query (Lq_i, dim) with each packed document of ``vectors`` (n_tokens,
     dim; any float dtype, e.g. a float16 memmap) -> (n_queries, n_docs). Converts BLOCK_ROWS vectors

@@ -24,7 +24,6 @@ Defaults chosen from the collection (``maxsim.index.defaults``): see docs/index.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from maxsim.index.codec import ResidualCodec
 from maxsim.index.defaults import resolve_search_params, stage2_keep
 from maxsim.index.ivf import inverted_lists, ivf_candidates, top
 from maxsim.index.lut import maxsim_codes, score_table, warm_up
-from maxsim.index.packed import maxsim_packed, segment_max_sum
+from maxsim.index.packed import maxsim_documents, segment_max_sum
 from maxsim.index.packed_numpy import merge_topk, token_ranges
 from maxsim.index.parallel import map_queries
 from maxsim.index.params import PlaidParams, check_search_settings
@@ -256,22 +255,11 @@ class PlaidIndex(SegmentedIndex):
         final, table = np.zeros(len(cand), dtype=np.float32), None
         for seg, local, sel in self._per_segment(cand):  # 4. MaxSim on the float16 copy, or from the codes
             if self.params.rescore and "vectors" in seg.arrays:
-                tok = token_ranges(seg.offsets, local)
-                final[sel] = maxsim_packed([q], self._copy_rows(seg, tok), seg.doclens[local])[0]
+                final[sel] = maxsim_documents([q], seg.arrays["vectors"], seg.offsets, local)[0]
                 continue
             table = score_table(self.codec.quantizer.codebook, q, s) if table is None else table
             final[sel] = maxsim_codes(table, seg.arrays["codes"], seg.arrays["residuals"], seg.offsets, local)
         return merge_topk(None, cand, final, k)
-
-    def _copy_rows(self, seg: Segment, tok: np.ndarray) -> torch.Tensor:
-        """Rows ``tok`` of the float16 copy: a torch gather from the memory map (blocks checked first)."""
-        vectors = seg.arrays["vectors"]
-        if hasattr(vectors, "check_rows"):
-            vectors.check_rows(int(tok.min()), int(tok.max()) + 1, tok)
-            vectors = vectors.array
-        with warnings.catch_warnings():  # read-only map: torch only reads it
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(vectors).index_select(0, torch.from_numpy(tok))
 
     def _per_segment(self, cand: np.ndarray):
         """Yield (segment, local positions, slice of cand) for sorted or unsorted global positions."""
