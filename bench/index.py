@@ -108,12 +108,14 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.results = json.loads(STATE.read_text()) if args.append and STATE.exists() else {}
-        self.results.setdefault("load", []).append(("start", os.getloadavg()))
+        self.results.pop("load", None)  # the list kept before "runs"
+        self.start = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0])
         WORK.mkdir(parents=True, exist_ok=True)
 
     def save(self, stage: str, rows) -> None:
         self.results[stage] = rows
-        self.results["load"].append((stage, os.getloadavg()))
+        self.results.setdefault("runs", {})[stage] = [*self.start, time.strftime("%H:%M", time.gmtime()),
+                                                     os.getloadavg()[0]]
         STATE.write_text(json.dumps(self.results, indent=1))
         write_report(self.results, RESULTS, self.args)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from common import cpu_model, markdown_table
@@ -152,12 +151,13 @@ def defaults_section(study: dict | None) -> list[str]:
 
 
 def write_report(results: dict, path: Path, args) -> None:
-    """bench/results/index.md from ``results`` (stage name -> rows; "load": load averages)."""
-    load = ", ".join(f"{n}: {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for n, v in results.get("load", []))
+    """bench/results/index.md from ``results`` (stage name -> rows; "runs": stage name -> [start time,
+    1-minute load average at the start of its run, end time, load at the end])."""
+    runs = "; ".join(f"{stage} {start} - {end} (load {a:.1f} -> {b:.1f})"
+                     for stage, (start, a, end, b) in results.get("runs", {}).items())
     lines = ["# Index benchmark (`bench/index.py`)", "",
-             f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/index.py"
-             f"{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, torch / faiss at "
-             f"{args.threads} threads. Load averages (1/5/15 min): {load}."]
+             f"`python bench/index.py{' --quick' if args.quick else ''}`; {cpu_model()}, {os.cpu_count()} cores, "
+             f"torch / faiss at {args.threads} threads. Each stage's last run: {runs or 'none'}."]
     lines += defaults_section(results.get("defaults"))
     for stage, title in (("20k", "Synthetic, 20k documents (2,000 topic centres, noise 0.6, 128 dims)"),
                          ("100k", "Synthetic, 100k documents (the same generator)")):
