@@ -225,10 +225,11 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
 
 
 def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
-    """A prepacked block's scores equal ``maxsim_scan`` over the same int8 rows and scales: documents
-    without vectors (0; a segment of them only: one empty block), one longer than a block (alone in
-    its own), short blocks padded to a multiple of PACK_STEP, every similarity negative (the padding
-    rows' zeros do not count), queries spread over several products."""
+    """A prepacked block's scores equal ``maxsim_scan`` over the same int8 rows and scales, each
+    per-document maximum rounded to bfloat16 (the products' output): documents without vectors (0; a
+    segment of them only: one empty block), one longer than a block (alone in its own), short blocks
+    padded to a multiple of PACK_STEP, every similarity negative (the padding rows' zeros do not
+    count; its maximum is the negative nearest 0), queries spread over several products."""
     import torch
 
     from maxsim.index import packed_int8
@@ -255,7 +256,13 @@ def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     x, column_scales = packed_int8.query_rows(q_rows), q_scales[:40, 0].numpy()
     got = np.concatenate([b.scores(x, column_scales, np.array([0, 8, 33])) for b in blocks], axis=1)
     assert got[:, 2].max() < 0 and (got[:, [1, 5]] == 0).all()
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    products = (q_rows[:40].float() @ rows.float().T * scales.T).numpy()  # (query vectors, tokens)
+    maxima = np.stack([products[:, a:b].max(1) if b > a else np.zeros(40, np.float32)
+                       for a, b in zip(offsets[:-1], offsets[1:])], axis=1)
+    rounded = torch.from_numpy(maxima).bfloat16().float().numpy() * column_scales[:, None]
+    np.testing.assert_allclose(got, np.add.reduceat(rounded, [0, 8, 33], axis=0), rtol=1e-6, atol=1e-6)
+    bound = 2.0 ** -9 * np.add.reduceat(np.abs(maxima) * column_scales[:, None], [0, 8, 33], axis=0)
+    assert (np.abs(got - want) <= bound + 1e-6).all() and np.abs(got - want).max() > 0
     assert max_scale == pytest.approx(float(scales.max()), rel=1e-6)
     empty, _, _ = packed_int8.pack(vectors[:0], np.zeros(3, np.int64), np.zeros(2, np.int64), block_rows=64)
     assert len(empty) == 1 and (empty[0].scores(x, column_scales, np.array([0, 8, 33])) == 0).all()

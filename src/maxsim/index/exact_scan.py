@@ -100,8 +100,8 @@ def scan(index, qs: list[np.ndarray], k: int, mask: np.ndarray, dtype) -> list[t
         live = np.nonzero(seg_mask)[0]
         for row, (docs, vals) in enumerate(found):
             allowance = scan_allowance(dtype, copy.max_norm, copy.max_scale, q_norms[row], q_scale_sums[row])
-            if copy.blocks is not None:  # documents gathered from a packed copy are scored in bfloat16
-                allowance = max(allowance, scan_allowance(torch.bfloat16, copy.max_norm, 0.0, q_norms[row], 0.0))
+            if copy.blocks is not None:  # packed products, and gathered documents' scores, are bfloat16
+                allowance += scan_allowance(torch.bfloat16, copy.max_norm, 0.0, q_norms[row], 0.0)
             d, v = top_window(live + base, scores[row, live], k, 2 * allowance)
             docs.append(d)
             vals.append(v)

@@ -32,7 +32,7 @@ from maxsim.index.packed_numpy import BLOCK_ROWS, token_ranges, window_ranges
 BFLOAT16_ERROR = 2.0 ** -9
 SCAN_DTYPES = ("float32", "bfloat16", "int8")
 SCAN_DTYPE_FILE = "scan-dtype.json"  # {machine key: dtype name}: the timing's answers
-TIMING = "prepacked-int8"  # what the timing multiplies (part of the machine key)
+TIMING = "prepacked-int8-bfloat16"  # what the timing multiplies (part of the machine key)
 DOUBTFUL = (1.2, 2.0)  # speedups over float32 not kept: too near the 1.5x the choice turns on
 CONVERT_ROWS = 4096  # vectors converted at a time (convert_into): in cache (65,536: 382 -> 45 ms for 115k)
 
