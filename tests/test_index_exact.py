@@ -184,8 +184,7 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
     monkeypatch.setattr(exact, "numpy_scan", lambda: scan == "numpy")
     if scan == "int8-unpacked":
         monkeypatch.setattr(packed_int8, "available", lambda: False)
-    monkeypatch.setattr(packed_int8, "MIN_DIM", 64)  # these 64-dim, 1-39 vector documents packed
-    monkeypatch.setattr(packed_int8, "MIN_TOKENS", 1)  # where the CPU can
+    monkeypatch.setattr(packed_int8, "MIN_DOC_VALUES", 1)  # these 64-dim, 1-39 vector documents packed (CPU allowing)
     monkeypatch.setattr(packed, "CONVERT_ROWS", 97)  # scan copies converted in many pieces
     scan_dtype.cache_clear()
     try:

@@ -15,14 +15,16 @@ Measured on an Intel Xeon (AMX, 2 cores), Cranfield (384 dims, 237k vectors), ag
 query (blocks of 8,192 vectors, products of 128 query vectors; PACK_ROWS below). Products written
 in bfloat16 rather than float32 (half the bytes for the maxima to read), interleaved, k = 10: one
 query per call 9.0-9.5 -> 7.7-8.1 ms, all in one call 4.1-4.4 -> 3.8-3.9 (re-scored candidates 16
--> 18; k = 100: 147 -> 159, one per call 15.1-16.2 -> 14.3-14.8, batched level). With few
-dimensions or short documents the product is cheap and the per-document maxima dominate: 100k
-documents of 20-40 vectors, blocks of 8,192, one query per call / batched, against
-``torch._int_mm``: 384 dims 1.03x faster / 1.15x slower, 256 dims 1.07x faster / 1.15x slower, 128
-dims 1.05x / 1.25x slower, 32 dims 1.27x / 1.5x slower. So a segment is packed from MIN_DIM
-dimensions and MIN_TOKENS vectors per document on (``used``; msmarco-kd, 74 per document at 384
-dims: level). Where the operator is missing or not x86 (``available``) the scan multiplies with
-``torch._int_mm``.
+-> 18; k = 100: 147 -> 159, one per call 15.1-16.2 -> 14.3-14.8, batched level).
+
+With few values per document the product is cheap and the per-document maxima (numpy, one thread)
+dominate, so a segment is packed where its documents hold MIN_DOC_VALUES = 4,096 values (dims x
+vectors) on average (``used``). Synthetic exact indexes, one query per call / all in one call,
+speed-up of packing over ``torch._int_mm``, interleaved, k = 10 (fitted on): 32 dims x 30 vectors
+1.04x / 0.89x, 64 x 30 1.06x / 0.86x, 128 x 30 1.23x / 0.95x, 384 x 30 1.43x / 1.01x, 64 x 60
+1.39x / 1.30x, 128 x 60 1.76x / 1.61x; held out: 96 x 45 1.31x / 1.29x, 256 x 35 1.52x / 1.16x,
+32 x 140 1.88x / 2.06x. Where the operator is missing or not x86 (``available``) the scan
+multiplies with ``torch._int_mm``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from maxsim.index.packed_numpy import window_ranges
 PACK_ROWS, PACK_COLUMNS = 32768, 64
 PACK_STEP = 8192  # a segment's last block is padded to a multiple of this: 4 shapes, little padding
 ZERO_POINT = 128  # int8 query rows go to oneDNN as uint8 + 128
-MIN_DIM, MIN_TOKENS = 256, 64  # a segment is packed from these dimensions and vectors per document on
+MIN_DOC_VALUES = 4096  # a segment is packed from this many values (dims x vectors) per document on
 
 
 @dataclass
@@ -132,7 +134,7 @@ def query_rows(q: torch.Tensor) -> torch.Tensor:
 def used(dim: int, tokens_per_doc: float) -> bool:
     """Whether the int8 scan copy of a segment of ``dim``-dimensional vectors, ``tokens_per_doc`` per
     document on average, is packed."""
-    return dim >= MIN_DIM and tokens_per_doc >= MIN_TOKENS and available()
+    return dim * tokens_per_doc >= MIN_DOC_VALUES and available()
 
 
 @functools.lru_cache(maxsize=1)
