@@ -379,3 +379,31 @@ def test_warm_pays_the_one_offs_and_changes_no_result(tmp_path, monkeypatch, kin
         assert warmed.search(queries, k=5) == cold
     finally:
         packed.scan_dtype.cache_clear()
+
+
+def test_maxsim_documents_scores_candidates_in_windows(monkeypatch):
+    """A re-score of chosen documents of a float16 segment (out of order, one empty, one longer than a
+    window), torch and numpy: MaxSim of the float32 vectors, BLOCK_ROWS vectors gathered at a time (the
+    torch scratch buffers stay that size)."""
+    from maxsim.index import packed, packed_numpy
+
+    monkeypatch.setattr(packed, "BLOCK_ROWS", 50)
+    monkeypatch.setattr(packed_numpy, "BLOCK_ROWS", 50)
+    rng = np.random.default_rng(3)
+    lengths = np.array([7, 0, 30, 80, 12, 25, 3])
+    vectors = rng.standard_normal((int(lengths.sum()), 16)).astype(np.float16)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    docs = np.array([5, 3, 1, 0, 2, 6])
+    queries = [rng.standard_normal((4, 16)).astype(np.float32), rng.standard_normal((9, 16)).astype(np.float32)]
+    want = maxsim(queries, [vectors[offsets[d]: offsets[d + 1]].astype(np.float32) for d in docs])
+
+    def in_a_fresh_thread():  # its own scratch buffers
+        return packed.maxsim_documents(queries, vectors, offsets, docs), \
+            getattr(packed._BUFFERS, "rows_torch.float32").numel()
+
+    with ThreadPoolExecutor(1) as pool:
+        got, rows = pool.submit(in_a_fresh_thread).result()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert rows <= 80 * 16  # the longest document alone (145 vectors chosen)
+    np.testing.assert_allclose(packed_numpy.maxsim_documents_numpy(queries, vectors, offsets, docs), want,
+                               rtol=1e-5, atol=1e-5)

@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 from maxsim.errors import CorruptedError
-from maxsim.index.packed_numpy import BLOCK_ROWS, maxsim_documents_numpy, merge_topk, token_ranges, window_ranges
+from maxsim.index.packed_numpy import maxsim_documents_numpy, merge_topk, token_ranges
 from maxsim.index.params import ExactParams
 from maxsim.index.segment import Segment
 from maxsim.index.segmented import SegmentedIndex
@@ -102,9 +102,7 @@ class ExactIndex(SegmentedIndex):
         for si in np.unique(seg_idx):
             sel = np.nonzero(seg_idx == si)[0]
             seg, local = self._segments[si], cand[sel] - self._bases[si]
-            lengths = seg.doclens[local]
-            for a, b in window_ranges(lengths, BLOCK_ROWS):
-                exact[:, sel[a:b]] = kernel(queries, seg.arrays["vectors"], seg.offsets, local[a:b])
+            exact[:, sel] = kernel(queries, seg.arrays["vectors"], seg.offsets, local)
             if "scan" in seg.arrays:  # read for this re-score only: the scan has its copy
                 give_back(seg)
         return exact

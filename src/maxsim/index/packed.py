@@ -137,8 +137,13 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
 
 def maxsim_documents(queries: list[np.ndarray], vectors, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
     """MaxSim of each query with the documents ``docs`` of a segment (rows ``offsets[d]:offsets[d +
-    1]`` of ``vectors``) -> (n_queries, len(docs)) float32: ``maxsim_packed`` on ``document_rows``."""
-    return maxsim_packed(queries, document_rows(vectors, offsets, docs), offsets[docs + 1] - offsets[docs])
+    1]`` of ``vectors``) -> (n_queries, len(docs)) float32: ``maxsim_packed`` on ``document_rows``,
+    BLOCK_ROWS vectors at a time (the scratch buffers stay that size)."""
+    lengths = offsets[docs + 1] - offsets[docs]
+    out = np.zeros((len(queries), len(docs)), dtype=np.float32)
+    for a, b in window_ranges(lengths, BLOCK_ROWS):
+        out[:, a:b] = maxsim_packed(queries, document_rows(vectors, offsets, docs[a:b]), lengths[a:b])
+    return out
 
 
 @torch.inference_mode()

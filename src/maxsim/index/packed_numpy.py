@@ -14,8 +14,13 @@ BLOCK_ROWS = 8192  # document vectors per block at most (scans, re-scores: the s
 
 
 def maxsim_documents_numpy(queries: list[np.ndarray], vectors, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """``maxsim.index.packed.maxsim_documents`` in numpy: the documents' rows gathered, then ``maxsim_numpy``."""
-    return maxsim_numpy(queries, vectors[token_ranges(offsets, docs)], offsets[docs + 1] - offsets[docs])
+    """``maxsim.index.packed.maxsim_documents`` in numpy: BLOCK_ROWS vectors of the documents gathered
+    at a time, then ``maxsim_numpy``."""
+    lengths = offsets[docs + 1] - offsets[docs]
+    out = np.zeros((len(queries), len(docs)), dtype=np.float32)
+    for a, b in window_ranges(lengths, BLOCK_ROWS):
+        out[:, a:b] = maxsim_numpy(queries, vectors[token_ranges(offsets, docs[a:b])], lengths[a:b])
+    return out
 
 
 def maxsim_numpy(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np.ndarray:
