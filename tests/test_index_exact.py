@@ -223,6 +223,18 @@ def test_one_query_and_batched_equal_brute_force(tmp_path, monkeypatch, scan):
         scan_dtype.cache_clear()
 
 
+def test_segments_packed_from_4096_values_per_document(monkeypatch):
+    """The rule measured in ``maxsim.index.packed_int8``: dims x vectors per document >= 4,096 (the
+    reference model's 128 dims from 32 vectors per document on), where the CPU has the operator."""
+    from maxsim.index import packed_int8
+
+    monkeypatch.setattr(packed_int8, "available", lambda: True)
+    assert packed_int8.used(128, 32) and packed_int8.used(384, 10.7) and packed_int8.used(32, 128)
+    assert not packed_int8.used(128, 31.9) and not packed_int8.used(64, 30) and not packed_int8.used(384, 10)
+    monkeypatch.setattr(packed_int8, "available", lambda: False)
+    assert not packed_int8.used(384, 180)
+
+
 def test_prepacked_int8_blocks_score_as_the_int8_rows(monkeypatch):
     """A prepacked block's scores equal ``maxsim_scan`` over the same int8 rows and scales, each
     per-document maximum rounded to bfloat16 (the products' output): documents without vectors (0; a
