@@ -46,7 +46,6 @@ from maxsim.index.packed_numpy import window_ranges
 # vectors 27.3 / 13.6 -> 23.8 / 13.0. One query's product streams its block: longer blocks, fewer calls
 PACK_ROWS, PACK_COLUMNS = 32768, 64
 PACK_STEP = 8192  # a segment's last block is padded to a multiple of this: 4 shapes, little padding
-ZERO_POINT = 128  # int8 query rows go to oneDNN as uint8 + 128
 MIN_DOC_VALUES = 4096  # a segment is packed from this many values (dims x vectors) per document on
 
 
@@ -64,7 +63,7 @@ class PackedBlock:
     nonempty: np.ndarray
 
     def scores(self, x: torch.Tensor, column_scales: np.ndarray, query_starts: np.ndarray) -> np.ndarray:
-        """``x`` (columns, dim) uint8 query rows (``query_rows``), ``column_scales`` (n,) the scales
+        """``x`` (columns, dim) int8 query rows (``query_rows``), ``column_scales`` (n,) the scales
         of the first n (the queries' vectors, the rest padding), ``query_starts`` each query's first
         column -> (n_queries, b - a) float32 approximate MaxSim (a document without vectors: 0)."""
         out = np.zeros((len(query_starts), self.docs[1] - self.docs[0]), dtype=np.float32)
@@ -80,9 +79,11 @@ class PackedBlock:
         return out
 
     def similarities(self, x: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-        """(columns, rows) similarities (scaled by the rows' scales) of at most PACK_COLUMNS uint8
-        query rows ``x``, in ``dtype`` (bfloat16: each rounded to 2^-9 of itself at most)."""
-        return torch.ops.onednn.qlinear_pointwise(x, 1.0, ZERO_POINT, self.weight, self.scales,
+        """(columns, rows) similarities (scaled by the rows' scales) of at most PACK_COLUMNS int8
+        query rows ``x``, in ``dtype`` (bfloat16: each rounded to 2^-9 of itself at most). The rows go
+        to oneDNN as they are, signed, with no zero point: ~8 % faster than as uint8 + 128 (one query,
+        Cranfield's blocks, products alone: 4.02 vs 4.38 ms), the same numbers."""
+        return torch.ops.onednn.qlinear_pointwise(x, 1.0, 0, self.weight, self.scales,
                                                   _zero_points(len(self.scales)), None, 1.0, 0, dtype,
                                                   "none", [], "")
 
@@ -122,13 +123,11 @@ def pack(vectors, offsets: np.ndarray, doclens: np.ndarray, block_rows: int = PA
 
 
 def query_rows(q: torch.Tensor) -> torch.Tensor:
-    """int8 query rows (columns, dim) -> uint8 rows + ZERO_POINT, zero rows added up to a multiple of
-    PACK_COLUMNS past it (every product of a scan then has one of few shapes)."""
+    """int8 query rows (columns, dim) with zero rows added up to a multiple of PACK_COLUMNS past it
+    (every product of a scan then has one of few shapes)."""
     n = q.shape[0]
     size = n if n <= PACK_COLUMNS else -(-n // PACK_COLUMNS) * PACK_COLUMNS
-    x = torch.full((size, q.shape[1]), ZERO_POINT, dtype=torch.uint8)
-    x[:n] = (q.to(torch.int16) + ZERO_POINT).to(torch.uint8)
-    return x
+    return q if size == n else torch.cat([q, q.new_zeros(size - n, q.shape[1])])
 
 
 def used(dim: int, tokens_per_doc: float) -> bool:
