@@ -126,13 +126,17 @@ def maxsim_packed(queries: list[np.ndarray], vectors, lengths: np.ndarray) -> np
     for a, b in window_ranges(lengths, BLOCK_ROWS):
         part = vectors[int(starts[a]): int(starts[b])]
         v = part if isinstance(part, torch.Tensor) and part.dtype == torch.float32 else \
-            scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
-        if v is not part:
-            v.copy_(part if isinstance(part, torch.Tensor) else from_numpy(part))
+            _float32_copy(part)
         sim = scratch(v.shape[0] * q.shape[0], torch.float32, "packed_sim").view(v.shape[0], q.shape[0])
         torch.mm(v, q.T, out=sim)
         out[:, a:b] = segment_max_sum(sim, lengths[a:b], [len(x) for x in queries])
     return out
+
+
+def _float32_copy(part) -> torch.Tensor:
+    """``part`` (n, dim), any float dtype, numpy or torch, in this thread's "packed" scratch buffer."""
+    v = scratch(part.shape[0] * part.shape[1], torch.float32, "packed").view(tuple(part.shape))
+    return v.copy_(part if isinstance(part, torch.Tensor) else from_numpy(part))
 
 
 def maxsim_documents(queries: list[np.ndarray], vectors, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
