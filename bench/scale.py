@@ -102,7 +102,7 @@ def _rowwise_top(scores: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
 # ---------------------------------------------------------------------- build
 def build(n_docs: int, args) -> dict:
     from maxsim.index import PlaidIndex
-    from maxsim.index.plaid import auto_n_centroids
+    from maxsim.index.centroids import auto_n_centroids
     coll = collection(n_docs)
     folder, ckpt = WORK / f"plaid2-{n_docs}", WORK / f"exact-{n_docs}.npz"
     queries = coll.queries(args.queries)
