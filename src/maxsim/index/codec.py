@@ -144,7 +144,7 @@ class ResidualCodec:
         """(n, dim) vectors -> centroid ids (n,) int64, residual codes (n, width) uint8 and the sum
         of squared residual norms. A second thread codes each chunk's residuals while faiss assigns
         the next one's centroids."""
-        index = centroid_index(self.centroids, self.normalized, len(x))
+        index = centroid_index(self.centroids, self.normalized, x)
         codes = np.empty(len(x), dtype=np.int64)
         packed = np.empty((len(x), self.width), dtype=np.uint8)
         step, jobs = 1 << 15, []

@@ -9,8 +9,8 @@ query against the codes reads per-query tables ``codebook @ q_group`` instead
 
 - ``ProductQuantizer`` (``nbits`` 1, 2, 4: 8, 4, 2 dimensions per byte): 256 codewords per group
   trained by k-means on the groups of residuals (product quantization). At 2 bits its
-  reconstruction error is 0.53-0.65x that of one bucket set shared by all dimensions (ColBERTv2's)
-  and 0.75-0.80x that of buckets fitted per dimension (``bench/codec.py``).
+  reconstruction error is 0.53-0.66x that of one bucket set shared by all dimensions (ColBERTv2's)
+  and 0.75-0.81x that of buckets fitted per dimension (``bench/codec.py``).
 - ``ScalarQuantizer``: each dimension on its own levels, the values of a group packed base
   ``L`` (first dimension most significant). ``ternary`` (1.58 bits): three levels per dimension
   (-w, ~0, +w, fitted per dimension by Lloyd's algorithm), five dimensions per byte (3^5 = 243
