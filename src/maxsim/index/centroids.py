@@ -64,10 +64,11 @@ def assignment_index(centroids: np.ndarray, normalized: bool, probe: np.ndarray,
     nearest, with the fewest PROPOSALS that assign ``probe`` (m, dim) at a mean squared residual
     within ``slack`` of the exhaustive scan's; the exhaustive scan when even the most do not.
 
-    Fitted on synthetic 128-dim documents (noise 0.6) and Cranfield (384 dims), where 2 proposals
-    gave the exhaustive centroid to 99.2 % / 81.4 % of vectors (residual +1.3 % / +4.2 %); held
-    out: nq-kd + msmarco-kd tokens, synthetic sets of noise 0.35 (128 dims) and 0.9 (64 dims: 41 %
-    with 2 proposals, +18 %, recall@10 0.735 against 0.914 exhaustive; ``bench/codec.py``)."""
+    Fitted on synthetic 128-dim documents (noise 0.6) and Cranfield (384 dims), where the count
+    fixed at 2 before gave the exhaustive centroid to 99.2 % / 81.4 % of vectors (residual +1.3 % /
+    +4.2 %); now 4 / 8 proposals, +0.6 % / +0.9 %. Held out: nq-kd + msmarco-kd tokens (4, +0.5 %)
+    and synthetic 64-dim noise 0.9 (exhaustive; 2 proposals: 41 %, +18 %, recall@10 0.735 against
+    0.914; ``bench/codec.py``)."""
     exact = _exhaustive(centroids, normalized)
     if centroids.shape[1] % 8 or not len(probe):
         return exact
