@@ -101,7 +101,7 @@ def study(quick: bool, threads: int) -> dict:
     return {"rows": rows, "fitted": fitted(rows), "crossover": crossover(quick)}
 
 
-def crossover(quick: bool, sizes=(500, 1000, 2000, 4000, 8000)) -> list[dict]:
+def crossover(quick: bool, sizes=(500, 1000, 2000, 3000, 4000, 8000)) -> list[dict]:
     """Per size and k: ms per query of exact and PLAID, one per call and batched (see the module docstring)."""
     from search_latency import collection
     rows = []
