@@ -71,8 +71,8 @@ def choose_kind(n_documents: int, n_tokens: int, dim: int) -> tuple[str, str]:
 
 # The size from which PLAID (defaults) is faster than the exact (int8) scan at k = 10 and 100, one
 # query per call and many (bench/index_defaults.py "crossover"; on an AMD EPYC and an AMX Xeon, 2
-# cores each: at 152M values exact still wins k = 100 in batches, at 227M it ties or wins by 4 %, at
-# 303M PLAID wins everywhere, by 2 % at k = 100 in batches on the Xeon)
+# cores each: at 152M values exact still wins k = 100 in batches, at 227M they tie, at 303M PLAID
+# wins everywhere: by 28 % at k = 100 in batches on the Xeon, its narrowest margin)
 EXACT_LIMIT_VALUES = 250_000_000
 CHARS_PER_TOKEN = 4  # English through a WordPiece or BPE vocabulary: about 4 characters a token
 PAGE_TOKENS = 1024  # patch vectors of a page (ColPali's 32 x 32 grid), before pooling
