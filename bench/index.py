@@ -20,6 +20,8 @@ is rewritten from it by bench/index_report.py):
   or ``FASTPLAID_PYTHON``): nbits 2, neither side keeping a copy, fast-plaid given maxsim's
   centroids, the same queries; recall@10 vs exact, latencies, bytes per token of both.
 - ``defaults``: the search-settings study of ``index_defaults.py`` (fit and held-out collections).
+- ``codecs``: every codec (nbits 1, ternary, 2, 4) on Cranfield and nq-kd over CODEC_SEEDS codec
+  seeds: nDCG@10 (what users see) beside recall@10 against exact, and bytes per token.
 
 Latencies (``index_timing.py``): a fresh process opens and warms each index (``Index.warm``, as
 ``maxsim serve`` does), then times the first pass (every
@@ -52,6 +54,7 @@ STATE = ROOT / "bench" / "_work" / "index-results.json"
 FASTPLAID_PYTHON = os.environ.get("FASTPLAID_PYTHON", str(ROOT / "bench" / "_work" / "fpenv" / "bin" / "python"))
 CODECS = {"PLAID nbits 2 (default)": {}, "PLAID ternary": {"nbits": "ternary"}, "PLAID nbits 1": {"nbits": 1},
           "PLAID nbits 4": {"nbits": 4}, "PLAID nbits 2 + float16 copy": {"rescore": "float16"}}
+CODEC_SEEDS = (0, 1, 2)
 EXHAUSTIVE = dict(n_ivf_probe=10**6, centroid_score_threshold=-1e9, n_full_scores=10**6)
 
 
@@ -217,6 +220,27 @@ class Bench:
         self.cleanup(indexes)
         return rows
 
+    def stage_codecs(self) -> None:
+        rows = []
+        for coll_name in ("cranfield", "nq-kd"):
+            coll = index_data.load(coll_name)
+            queries = coll.queries[:30] if self.args.quick else coll.queries
+            exact = build("exact", "exact", coll.docs, coll.ids)[0]
+            truth = [[i for i, _ in h] for h in exact.search(queries, k=10)]
+            rows.append({"collection": coll_name, "queries": len(queries), "codec": "exact", "seed": None,
+                         "ndcg10": index_data.ndcg(truth, coll), "recall10": 1.0,
+                         "bytes_per_token": exact.stats()["bytes_per_token"]})
+            for nbits in (1, "ternary", 2, 4):
+                for seed in CODEC_SEEDS:
+                    index = build(f"codec-{nbits}", "plaid", coll.docs, coll.ids, nbits=nbits, seed=seed)[0]
+                    hits = [[i for i, _ in h] for h in index.search(queries, k=10)]
+                    rows.append({"collection": coll_name, "queries": len(queries), "codec": str(nbits), "seed": seed,
+                                 "ndcg10": index_data.ndcg(hits, coll), "recall10": recall_at(hits, truth),
+                                 "bytes_per_token": index.stats()["bytes_per_token"]})
+                    self.cleanup({0: index})
+            self.cleanup({0: exact})
+        self.save("codecs", rows)
+
     def stage_defaults(self) -> None:
         from index_defaults import study
         self.save("defaults", study(self.args.quick, self.args.threads))
@@ -250,14 +274,14 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes (~15 min)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--append", action="store_true", help="keep the other stages' rows of the last run")
-    p.add_argument("--only", choices=["20k", "real", "100k", "fastplaid", "defaults"], action="append")
+    p.add_argument("--only", choices=["20k", "real", "100k", "fastplaid", "defaults", "codecs"], action="append")
     a = p.parse_args()
     import faiss
     import torch
     torch.set_num_threads(a.threads)
     faiss.omp_set_num_threads(a.threads)
     bench = Bench(a)
-    for stage in a.only or ["defaults", "20k", "real", "100k", "fastplaid"]:
+    for stage in a.only or ["defaults", "20k", "real", "100k", "fastplaid", "codecs"]:
         getattr(bench, f"stage_{stage}")()
         print(f"{stage} done; wrote {RESULTS}", flush=True)
 
