@@ -61,6 +61,25 @@ def test_exhaustive_search_is_maxsim_of_the_decoded_vectors(small, tmp_path, nbi
             assert [i for i, _ in g] == [i for i, _ in w[:10]]
 
 
+@pytest.mark.parametrize("nbits", [1, "ternary", 2, 4])
+def test_any_dimension_is_coded_in_whole_groups(tmp_path, nbits):
+    """13 dimensions (no group size divides it): the last group is zero-padded, its codewords are
+    zero past the dimension, and the search from the codes is MaxSim of the decoded vectors."""
+    coll = ClusteredCollection(120, dim=13, n_terms=24, doc_tokens=(5, 15), noise=0.1, seed=5)
+    docs, queries, ids = coll.documents(), coll.queries(6), [f"d{i}" for i in range(120)]
+    index = PlaidIndex.create(tmp_path / "p", 13, nbits=nbits, n_centroids=32)
+    index.add(ids, docs)
+    n_groups, _, group = index.codec.quantizer.codebook.shape
+    assert n_groups == -(-13 // group)
+    assert not index.codec.quantizer.codebook[-1][:, 13 - (n_groups - 1) * group:].any()  # zero past dim 13
+    decoded = index.get_embeddings(ids)
+    assert all(d.shape == (len(x), 13) for d, x in zip(decoded, docs))
+    assert np.mean([((d - x) ** 2).sum(1).mean() for d, x in zip(decoded, docs)]) < 0.5
+    got, want = index.search(queries, k=10, **EXHAUSTIVE), brute_force(queries, decoded, ids, 10)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose([s for _, s in g], [s for _, s in w], atol=2e-2)
+
+
 def test_a_small_collection_is_ranked_whole(tmp_path):
     """400 short documents on 300 terms, k = 300: at most 4 * n_full_scores documents allowed, so the
     default search ranks every one — the exhaustive ranking, ids and scores (the inverted file
@@ -221,8 +240,9 @@ def test_typed_params_validated_saved_and_loaded(tmp_path):
             PlaidParams.from_dict(bad)
     index = PlaidIndex.create(tmp_path / "p", 40, nbits="ternary", seed=3)
     assert open_index(tmp_path / "p").params == PlaidParams(nbits="ternary", seed=3)
-    with pytest.raises(InvalidInputError, match="dim"):
-        PlaidIndex.create(tmp_path / "q", 12, nbits=1)  # 12 dims are not whole bytes at 1 bit
+    for dim in (0, 12.5, True):
+        with pytest.raises(InvalidInputError, match="dim must be a positive integer"):
+            PlaidIndex.create(tmp_path / "q", dim, nbits=1)
     assert index.params["nbits"] == "ternary"
 
 

@@ -43,9 +43,6 @@ class IndexParams(Mapping):
     def check(self) -> None:
         """Kind-specific range checks (raise InvalidInputError naming the field)."""
 
-    def check_dim(self, dim: int) -> None:
-        """Checks that need the vector dimension."""
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -134,10 +131,6 @@ class PlaidParams(IndexParams):
         from maxsim.index.plaid import FIRST_STAGES
         if self.first_stage not in FIRST_STAGES:
             raise InvalidInputError(f"first_stage must be one of {sorted(FIRST_STAGES)}, got {self.first_stage!r}.")
-
-    def check_dim(self, dim: int) -> None:
-        if self.nbits != TERNARY and dim * self.nbits % 8:
-            raise InvalidInputError(f"nbits {self.nbits} needs dim * nbits to be a multiple of 8 (dim {dim}).")
 
     def search_settings(self, **given) -> dict:
         """The three search settings: those given (not None), else the stored ones (None: automatic)."""

@@ -89,9 +89,7 @@ class PlaidIndex(SegmentedIndex):
         """The codec the first add of an index of ``n_tokens_total`` tokens would train on
         ``vectors`` (n, dim) float32 (``params``: fields of ``PlaidParams``); hand it to other
         indexes with ``create(..., codec=)`` (``ResidualCodec.save_file`` / ``load_file`` carry it)."""
-        typed = PlaidParams.from_dict(params)
-        typed.check_dim(vectors.shape[1])
-        return ResidualCodec.train(vectors, n_tokens_total, typed, unit_norm(vectors))
+        return ResidualCodec.train(vectors, n_tokens_total, PlaidParams.from_dict(params), unit_norm(vectors))
 
     def tier_bytes(self) -> dict[str, int]:
         """Bytes per tier: on disk ``codes``, ``residuals``, ``centroids`` (centroids and codebooks),

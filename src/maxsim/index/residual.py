@@ -30,6 +30,15 @@ PQ_TRAIN_ROWS = 1 << 16  # residuals the codebooks are trained on
 PQ_ITERATIONS = 12
 
 
+def padded(x: np.ndarray, width: int) -> np.ndarray:
+    """(n, dim) -> (n, width) float32, contiguous, zeros past ``dim`` (width >= dim)."""
+    if x.shape[1] == width:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    out = np.zeros((len(x), width), dtype=np.float32)
+    out[:, : x.shape[1]] = x
+    return out
+
+
 def group_dims(nbits) -> int:
     """Dimensions per byte of a codec: 8 / nbits, or 5 for ternary."""
     return 5 if nbits == TERNARY else 8 // int(nbits)
@@ -54,12 +63,6 @@ class GroupQuantizer:
         rows = self.codebook[np.arange(self.n_groups), np.asarray(codes, dtype=np.intp)]  # (n, groups, group)
         return rows.reshape(len(codes), self.n_groups * self.group)[:, : self.dim]
 
-    def pad(self, x: np.ndarray) -> np.ndarray:
-        """(n, dim) -> (n, n_groups, group), zero-padded."""
-        out = np.zeros((len(x), self.n_groups * self.group), dtype=np.float32)
-        out[:, : self.dim] = x
-        return out.reshape(len(x), self.n_groups, self.group)
-
     def arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -72,23 +75,26 @@ class ProductQuantizer(GroupQuantizer):
     @classmethod
     def train(cls, residuals: np.ndarray, nbits: int, seed: int = 0) -> ProductQuantizer:
         """Codebooks from (n, dim) float32 residuals (a seeded sample of PQ_TRAIN_ROWS; repeated
-        when there are fewer than 256)."""
+        when there are fewer than 256), zero-padded to whole groups (the last group's codewords are
+        zero past ``dim``)."""
         dim, group = residuals.shape[1], group_dims(nbits)
+        width = n_groups(dim, nbits) * group
         rng = np.random.default_rng(seed)
         sample = residuals[rng.choice(len(residuals), PQ_TRAIN_ROWS, replace=False)] \
             if len(residuals) > PQ_TRAIN_ROWS else residuals
         if len(sample) < 256 * 4:
             sample = np.tile(sample, (-(-256 * 4 // max(len(sample), 1)), 1))
-        pq = faiss.ProductQuantizer(dim, dim // group, 8)
+        pq = faiss.ProductQuantizer(width, width // group, 8)
         pq.cp.niter, pq.cp.seed, pq.cp.min_points_per_centroid = PQ_ITERATIONS, seed, 1
-        pq.train(np.ascontiguousarray(sample, dtype=np.float32))
-        return cls(dim, faiss.vector_to_array(pq.centroids).reshape(dim // group, 256, group))
+        pq.train(padded(sample, width))
+        return cls(dim, faiss.vector_to_array(pq.centroids).reshape(width // group, 256, group))
 
     def encode(self, r: np.ndarray) -> np.ndarray:
         """(n, dim) float32 -> (n, n_groups) uint8: the nearest codeword of each group."""
-        pq = faiss.ProductQuantizer(self.dim, self.n_groups, 8)  # (not kept: the codec stays picklable)
+        width = self.n_groups * self.group
+        pq = faiss.ProductQuantizer(width, self.n_groups, 8)  # (not kept: the codec stays picklable)
         faiss.copy_array_to_vector(self.codebook.ravel(), pq.centroids)
-        return pq.compute_codes(np.ascontiguousarray(r, dtype=np.float32))
+        return pq.compute_codes(padded(r, width))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"codebook": self.codebook}

@@ -71,7 +71,6 @@ class SegmentedIndex(Index):
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim <= 0:
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}.")
         typed = cls.params_class.from_dict(params)
-        typed.check_dim(int(dim))
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": cls.kind, "version": 1,
                 "dim": int(dim), "params": typed.to_dict(), "state": {}, "segments": [], "files": {},
                 "counts": {"documents": 0, "tokens": 0, "deleted": 0, "segments": 0}}
