@@ -112,9 +112,9 @@ class ScalarQuantizer(GroupQuantizer):
         n_levels = self.levels.shape[1]
         groups = math.ceil(dim / group)
         digits = _digits(n_levels, group)  # (256, group): the level of each dimension in a byte value
-        padded = np.zeros((groups * group, n_levels), dtype=np.float32)
-        padded[:dim] = self.levels
-        per_group = padded.reshape(groups, group, n_levels)
+        by_dim = np.zeros((groups * group, n_levels), dtype=np.float32)  # zero levels past dim
+        by_dim[:dim] = self.levels
+        per_group = by_dim.reshape(groups, group, n_levels)
         codebook = np.take_along_axis(per_group[:, None], digits[None, :, :, None], axis=3)[..., 0]
         codebook[:, n_levels ** group:] = 0.0  # byte values no code uses (ternary: 243..255)
         super().__init__(dim, codebook)
